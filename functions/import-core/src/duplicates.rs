@@ -1,0 +1,404 @@
+//! Duplicates inside one drop (same email or username, case-insensitive, or same user_id),
+//! found with flat memory: identity fingerprints spill to partition files, resolved at the end.
+//!
+//! The first occurrence of a user is kept and later ones are rejected naming it (Auth0 itself
+//! fails the later ones with DUPLICATED_USER "already provided", facts §7.1). Only records that
+//! passed every other rule take part: a broken first copy must not shadow a good second one.
+//! A record rejected as a duplicate holds no identity either, so chains resolve as they would
+//! record by record in input order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::violation::Violation;
+
+const PARTITIONS: usize = 64;
+const ENTRY_BYTES: usize = 32;
+const WRITE_BUFFER: usize = 32 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IdentityKind {
+    Email,
+    Username,
+    UserId,
+}
+
+impl IdentityKind {
+    fn field(self) -> &'static str {
+        match self {
+            IdentityKind::Email => "email",
+            IdentityKind::Username => "username",
+            IdentityKind::UserId => "user_id",
+        }
+    }
+
+    fn from_bits(bits: u32) -> Self {
+        match bits {
+            0 => IdentityKind::Email,
+            1 => IdentityKind::Username,
+            _ => IdentityKind::UserId,
+        }
+    }
+
+    fn bits(self) -> u32 {
+        self as u32
+    }
+}
+
+/// The identities a record claims, normalised the way Auth0 compares them: emails and
+/// usernames are stored lower-cased (facts §4.2), user ids are compared as given.
+pub fn identities(user: &Value) -> Vec<(IdentityKind, String)> {
+    let mut out = Vec::with_capacity(3);
+    if let Some(email) = user.get("email").and_then(Value::as_str) {
+        out.push((IdentityKind::Email, email.to_lowercase()));
+    }
+    if let Some(username) = user.get("username").and_then(Value::as_str) {
+        out.push((IdentityKind::Username, username.to_lowercase()));
+    }
+    if let Some(id) = user.get("user_id").and_then(Value::as_str) {
+        out.push((IdentityKind::UserId, id.to_string()));
+    }
+    out
+}
+
+/// Where an accepted record went, so a later duplicate can be taken back out of its chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Occurrence {
+    pub index: u64,
+    pub line: u64,
+    pub seq: u32,
+    pub position: u32,
+}
+
+/// A record that repeats an earlier kept one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    pub at: Occurrence,
+    pub reasons: Vec<Violation>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DuplicateError {
+    #[error("spill file I/O for duplicate detection failed: {0}")]
+    Io(#[from] io::Error),
+    #[error(
+        "more than {} records: the duplicate index cannot address them",
+        u32::MAX
+    )]
+    TooManyRecords,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    fingerprint: u128,
+    index: u32,
+    kind: u32,
+    line: u32,
+    seq: u32,
+    position: u32,
+}
+
+impl Entry {
+    fn encode(&self) -> [u8; ENTRY_BYTES] {
+        let mut out = [0u8; ENTRY_BYTES];
+        out[..16].copy_from_slice(&self.fingerprint.to_le_bytes());
+        // index and kind share a word: kind in the top two bits.
+        let index_kind = self.index | (self.kind << 30);
+        out[16..20].copy_from_slice(&index_kind.to_le_bytes());
+        out[20..24].copy_from_slice(&self.line.to_le_bytes());
+        out[24..28].copy_from_slice(&self.seq.to_le_bytes());
+        out[28..32].copy_from_slice(&self.position.to_le_bytes());
+        out
+    }
+
+    fn decode(b: &[u8; ENTRY_BYTES]) -> Self {
+        let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut fp = [0u8; 16];
+        fp.copy_from_slice(&b[..16]);
+        let index_kind = word(16);
+        Entry {
+            fingerprint: u128::from_le_bytes(fp),
+            index: index_kind & 0x3fff_ffff,
+            kind: index_kind >> 30,
+            line: word(20),
+            seq: word(24),
+            position: word(28),
+        }
+    }
+
+    fn occurrence(&self) -> Occurrence {
+        Occurrence {
+            index: u64::from(self.index),
+            line: u64::from(self.line),
+            seq: self.seq,
+            position: self.position,
+        }
+    }
+}
+
+/// Collects identities during the streaming pass, then finds the duplicates.
+pub struct DuplicateFinder {
+    // Held so the spill files live exactly as long as the finder.
+    _dir: tempfile::TempDir,
+    partitions: Vec<(File, BufWriter<File>)>,
+}
+
+impl DuplicateFinder {
+    /// Spill files go under `spill_dir` (Lambda: /tmp), or the system temp dir.
+    pub fn new(spill_dir: Option<&Path>) -> Result<Self, DuplicateError> {
+        let dir = match spill_dir {
+            Some(d) => tempfile::Builder::new().prefix("dups-").tempdir_in(d)?,
+            None => tempfile::Builder::new().prefix("dups-").tempdir()?,
+        };
+        let mut partitions = Vec::with_capacity(PARTITIONS);
+        for p in 0..PARTITIONS {
+            let path = dir.path().join(format!("p{p:02}"));
+            let file = File::options()
+                .create(true)
+                .truncate(true)
+                .read(true)
+                .write(true)
+                .open(&path)?;
+            let writer = BufWriter::with_capacity(WRITE_BUFFER, file.try_clone()?);
+            partitions.push((file, writer));
+        }
+        Ok(DuplicateFinder {
+            _dir: dir,
+            partitions,
+        })
+    }
+
+    /// Notes the identities of an accepted record placed at `at`.
+    pub fn record(&mut self, user: &Value, at: Occurrence) -> Result<(), DuplicateError> {
+        // Indexes share a word with the kind (30 bits): ~10^9 records, far past any drop
+        // that fits Lambda's 15 minutes.
+        let index = u32::try_from(at.index)
+            .ok()
+            .filter(|i| *i < (1 << 30))
+            .ok_or(DuplicateError::TooManyRecords)?;
+        for (kind, value) in identities(user) {
+            let fingerprint = fingerprint(kind, &value);
+            let entry = Entry {
+                fingerprint,
+                index,
+                kind: kind.bits(),
+                line: u32::try_from(at.line).unwrap_or(u32::MAX),
+                seq: at.seq,
+                position: at.position,
+            };
+            let p = (fingerprint >> 122) as usize % PARTITIONS;
+            self.partitions[p].1.write_all(&entry.encode())?;
+        }
+        Ok(())
+    }
+
+    /// Every duplicate with its reasons, in input order.
+    pub fn resolve(self) -> Result<Vec<Duplicate>, DuplicateError> {
+        // Groups of entries sharing a fingerprint; only groups of two or more matter, and
+        // they are few on real data, so they are held in memory.
+        let mut groups: Vec<Vec<Entry>> = Vec::new();
+        for (file, mut writer) in self.partitions {
+            writer.flush()?;
+            drop(writer);
+            let mut entries = read_entries(&file)?;
+            entries.sort_unstable();
+            let mut start = 0;
+            while start < entries.len() {
+                let mut end = start + 1;
+                while end < entries.len() && entries[end].fingerprint == entries[start].fingerprint
+                {
+                    end += 1;
+                }
+                if end - start > 1 {
+                    groups.push(entries[start..end].to_vec());
+                }
+                start = end;
+            }
+        }
+        Ok(resolve_groups(groups))
+    }
+}
+
+/// Walks every record that appears in a group in input order: it is a duplicate if a group it
+/// belongs to already has a kept holder; otherwise it becomes the holder of its groups.
+fn resolve_groups(groups: Vec<Vec<Entry>>) -> Vec<Duplicate> {
+    let mut by_index: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (g, members) in groups.iter().enumerate() {
+        for e in members {
+            by_index.entry(e.index).or_default().push(g);
+        }
+    }
+    let mut holder: HashMap<usize, Entry> = HashMap::new();
+    let mut out = Vec::new();
+    for (index, member_of) in by_index {
+        let mut reasons = Vec::new();
+        let mut at = None;
+        for &g in &member_of {
+            let Some(me) = groups[g].iter().find(|e| e.index == index) else {
+                continue;
+            };
+            at = Some(me.occurrence());
+            if let Some(first) = holder.get(&g) {
+                let kind = IdentityKind::from_bits(me.kind);
+                reasons.push(Violation::new(
+                    "DUPLICATED_USER",
+                    kind.field(),
+                    format!(
+                        "A user with this {} was already provided: record {} (line {}) has the same {}{}; the first occurrence is kept",
+                        kind.field(),
+                        first.index,
+                        first.line,
+                        kind.field(),
+                        if kind == IdentityKind::UserId { "" } else { " (compared case-insensitively)" },
+                    ),
+                ));
+            }
+        }
+        let Some(at) = at else { continue };
+        if reasons.is_empty() {
+            for &g in &member_of {
+                if let Some(me) = groups[g].iter().find(|e| e.index == index) {
+                    holder.entry(g).or_insert(*me);
+                }
+            }
+        } else {
+            out.push(Duplicate { at, reasons });
+        }
+    }
+    out
+}
+
+fn read_entries(file: &File) -> Result<Vec<Entry>, DuplicateError> {
+    let len = file.metadata()?.len() as usize;
+    let mut reader = BufReader::with_capacity(64 * 1024, file.try_clone()?);
+    io::Seek::seek(&mut reader, io::SeekFrom::Start(0))?;
+    let mut entries = Vec::with_capacity(len / ENTRY_BYTES);
+    let mut buf = [0u8; ENTRY_BYTES];
+    loop {
+        match reader.read_exact(&mut buf) {
+            Ok(()) => entries.push(Entry::decode(&buf)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(entries)
+}
+
+/// 128 bits: for 10^9 identities the chance of any collision is ~10^-21, so fingerprints
+/// stand in for the values themselves.
+fn fingerprint(kind: IdentityKind, value: &str) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&[kind.bits() as u8]);
+    h.update(value.as_bytes());
+    h.digest128()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(users: &[Value]) -> Vec<(u64, Vec<String>)> {
+        let mut finder = DuplicateFinder::new(None).unwrap();
+        for (i, u) in users.iter().enumerate() {
+            let at = Occurrence {
+                index: i as u64,
+                line: i as u64 + 1,
+                seq: 1,
+                position: i as u32,
+            };
+            finder.record(u, at).unwrap();
+        }
+        finder
+            .resolve()
+            .unwrap()
+            .into_iter()
+            .map(|d| {
+                (
+                    d.at.index,
+                    d.reasons.iter().map(|r| r.path.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn later_copies_are_duplicates_first_is_kept() {
+        let users = vec![
+            json!({"email":"A@x.io","username":"ann","user_id":"1"}),
+            json!({"email":"b@x.io"}),
+            json!({"email":"a@X.IO"}),
+            json!({"email":"c@x.io","username":"ANN"}),
+            json!({"email":"d@x.io","user_id":"1"}),
+            json!({"email":"e@x.io","user_id":"1 "}),
+        ];
+        assert_eq!(
+            run(&users),
+            vec![
+                (2, vec!["email".to_string()]),
+                (3, vec!["username".to_string()]),
+                (4, vec!["user_id".to_string()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rejected_duplicate_holds_no_identity() {
+        // Record 1 is dropped (its email repeats record 0), so record 2 is the first holder
+        // of username "u2" and is kept.
+        let users = vec![
+            json!({"email":"a@x.io"}),
+            json!({"email":"a@x.io","username":"u2"}),
+            json!({"email":"c@x.io","username":"u2"}),
+        ];
+        assert_eq!(run(&users), vec![(1, vec!["email".to_string()])]);
+    }
+
+    #[test]
+    fn message_names_the_first_occurrence() {
+        let mut finder = DuplicateFinder::new(None).unwrap();
+        for (i, line) in [(0u64, 7u64), (5, 40)] {
+            let at = Occurrence {
+                index: i,
+                line,
+                seq: 1,
+                position: 0,
+            };
+            finder.record(&json!({"email":"a@x.io"}), at).unwrap();
+        }
+        let dups = finder.resolve().unwrap();
+        assert_eq!(dups.len(), 1);
+        assert!(
+            dups[0].reasons[0].message.contains("record 0 (line 7)"),
+            "{:?}",
+            dups[0]
+        );
+        assert_eq!(dups[0].reasons[0].code, "DUPLICATED_USER");
+    }
+
+    #[test]
+    fn entries_round_trip_through_spill_encoding() {
+        let e = Entry {
+            fingerprint: u128::MAX - 7,
+            index: (1 << 30) - 1,
+            kind: 2,
+            line: 9,
+            seq: 3,
+            position: 11,
+        };
+        assert_eq!(Entry::decode(&e.encode()), e);
+    }
+
+    #[test]
+    fn many_records_spread_over_partitions() {
+        let mut users: Vec<Value> = (0..5000)
+            .map(|i| json!({"email": format!("u{i}@x.io")}))
+            .collect();
+        users.push(json!({"email":"U4321@x.io"}));
+        assert_eq!(run(&users), vec![(5000, vec!["email".to_string()])]);
+    }
+}

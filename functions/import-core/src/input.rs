@@ -1,0 +1,638 @@
+//! Frames a dropped export into raw records with their positions, streaming: the format is
+//! sniffed from the bytes (gzip magic, UTF-8 BOM, `[` for a JSON array, `{` for NDJSON).
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use flate2::bufread::MultiGzDecoder;
+use serde::{Deserialize, Serialize};
+
+const READ_BUFFER: usize = 256 * 1024;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const UTF8_BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
+
+/// How the bytes are wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+/// How records are laid out once decompressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    JsonArray,
+    Ndjson,
+}
+
+/// One record's bytes as they stand in the input, and where it starts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    /// 0-based position among the records of the input.
+    pub index: u64,
+    /// 1-based line of the record's first byte.
+    pub line: u64,
+    /// 1-based column (in bytes) of the record's first byte.
+    pub column: u64,
+    /// Byte offset of the record's first byte in the decompressed stream.
+    pub byte_offset: u64,
+    pub bytes: Vec<u8>,
+    /// The record was longer than the framing cap: `bytes` holds only its beginning.
+    pub oversized: bool,
+}
+
+/// Where in the decompressed stream something went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub line: u64,
+    pub column: u64,
+    pub byte_offset: u64,
+}
+
+/// Why the input as a whole cannot be read. Every variant is fatal for the run.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("the input is empty (no JSON array and no NDJSON record)")]
+    Empty,
+    #[error("line {}, column {} (byte {}): {message}", .at.line, .at.column, .at.byte_offset)]
+    Syntax { at: Position, message: String },
+    #[error("the gzip stream is corrupt after {decompressed_bytes} decompressed bytes: {message}")]
+    CorruptGzip {
+        decompressed_bytes: u64,
+        message: String,
+    },
+    /// Reading the underlying object failed (network, disk). Not the input's fault: retry.
+    #[error("reading the input failed: {0}")]
+    Source(io::Error),
+}
+
+impl InputError {
+    pub fn position(&self) -> Option<Position> {
+        match self {
+            InputError::Syntax { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+}
+
+/// Marks an I/O error as coming from the source object itself (so it is retried, not blamed on
+/// the file). Decompression errors are not marked, which is how a corrupt gzip is told apart.
+#[derive(Debug)]
+struct SourceFault(io::Error);
+
+impl std::fmt::Display for SourceFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SourceFault {}
+
+struct MarkSourceErrors<R>(R);
+
+impl<R: Read> Read for MarkSourceErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), SourceFault(e)))
+    }
+}
+
+/// Sniffs the stream and frames its records one at a time.
+pub struct RecordReader {
+    inner: Box<dyn BufRead + Send>,
+    compression: Compression,
+    layout: Layout,
+    /// Records whose raw bytes exceed this are skipped past, not held (memory stays flat).
+    max_record_bytes: usize,
+    offset: u64,
+    line: u64,
+    line_start: u64,
+    next_index: u64,
+    state: ArrayState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArrayState {
+    /// Just after `[`: an element or `]`.
+    First,
+    /// After `,`: an element must follow.
+    AfterComma,
+    Done,
+}
+
+impl RecordReader {
+    /// Opens a stream; sniffs compression and layout from its first bytes.
+    pub fn open<R: Read + Send + 'static>(
+        source: R,
+        max_record_bytes: usize,
+    ) -> Result<Self, InputError> {
+        let mut raw = BufReader::with_capacity(READ_BUFFER, MarkSourceErrors(source));
+        let head = raw.fill_buf().map_err(classify_io(0))?;
+        let compression = if head.starts_with(&GZIP_MAGIC) {
+            Compression::Gzip
+        } else {
+            Compression::None
+        };
+        let inner: Box<dyn BufRead + Send> = match compression {
+            Compression::Gzip => Box::new(BufReader::with_capacity(
+                READ_BUFFER,
+                MultiGzDecoder::new(raw),
+            )),
+            Compression::None => Box::new(raw),
+        };
+        let mut reader = RecordReader {
+            inner,
+            compression,
+            layout: Layout::Ndjson,
+            max_record_bytes,
+            offset: 0,
+            line: 1,
+            line_start: 0,
+            next_index: 0,
+            state: ArrayState::Done,
+        };
+        reader.skip_bom()?;
+        reader.skip_whitespace()?;
+        match reader.peek()? {
+            None => return Err(InputError::Empty),
+            Some(b'[') => {
+                reader.advance(1);
+                reader.layout = Layout::JsonArray;
+                reader.state = ArrayState::First;
+            }
+            Some(b'{') => reader.layout = Layout::Ndjson,
+            Some(other) => {
+                return Err(reader.syntax(format!(
+                    "expected a JSON array ('[') or NDJSON objects ('{{'), found {}",
+                    describe_byte(other)
+                )))
+            }
+        }
+        Ok(reader)
+    }
+
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Decompressed bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next record, `Ok(None)` at the clean end of the input. `record` is reused to spare
+    /// an allocation per record.
+    pub fn next_into(&mut self, record: &mut RawRecord) -> Result<bool, InputError> {
+        match self.layout {
+            Layout::JsonArray => self.next_array_element(record),
+            Layout::Ndjson => self.next_line(record),
+        }
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            line: self.line,
+            column: self.offset - self.line_start + 1,
+            byte_offset: self.offset,
+        }
+    }
+
+    fn syntax(&self, message: String) -> InputError {
+        InputError::Syntax {
+            at: self.position(),
+            message,
+        }
+    }
+
+    fn peek(&mut self) -> Result<Option<u8>, InputError> {
+        let offset = self.offset;
+        let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
+        Ok(buf.first().copied())
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.inner.consume(n);
+        self.offset += n as u64;
+    }
+
+    fn skip_bom(&mut self) -> Result<(), InputError> {
+        let offset = self.offset;
+        let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
+        if buf.starts_with(&UTF8_BOM) {
+            self.advance(UTF8_BOM.len());
+            // The BOM does not make a column.
+            self.line_start = self.offset;
+        }
+        Ok(())
+    }
+
+    fn skip_whitespace(&mut self) -> Result<(), InputError> {
+        loop {
+            let offset = self.offset;
+            let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let mut n = 0;
+            let mut newline_at = None;
+            for &b in buf {
+                match b {
+                    b' ' | b'\t' | b'\r' => {}
+                    b'\n' => {
+                        self.line += 1;
+                        newline_at = Some(n);
+                    }
+                    _ => break,
+                }
+                n += 1;
+            }
+            let base = self.offset;
+            if let Some(at) = newline_at {
+                self.line_start = base + at as u64 + 1;
+            }
+            let whole = n == buf.len();
+            self.advance(n);
+            if !whole {
+                return Ok(());
+            }
+        }
+    }
+
+    fn start_record(&mut self, record: &mut RawRecord) {
+        record.index = self.next_index;
+        record.line = self.line;
+        record.byte_offset = self.offset;
+        record.column = self.offset - self.line_start + 1;
+        record.bytes.clear();
+        record.oversized = false;
+        self.next_index += 1;
+    }
+
+    fn next_array_element(&mut self, record: &mut RawRecord) -> Result<bool, InputError> {
+        if self.state == ArrayState::Done {
+            return Ok(false);
+        }
+        self.skip_whitespace()?;
+        match self.peek()? {
+            None => {
+                return Err(self.syntax(format!(
+                "the input ends inside the JSON array (after {} records): the file is truncated",
+                self.next_index
+            )))
+            }
+            Some(b']') => {
+                if self.state == ArrayState::AfterComma {
+                    return Err(self.syntax("a ',' is followed by ']' (trailing comma)".into()));
+                }
+                self.advance(1);
+                self.state = ArrayState::Done;
+                self.expect_end()?;
+                return Ok(false);
+            }
+            Some(b',') => return Err(self.syntax("an array element is missing before ','".into())),
+            Some(_) => {}
+        }
+        self.start_record(record);
+        self.scan_value(record)?;
+        self.skip_whitespace()?;
+        match self.peek()? {
+            Some(b',') => {
+                self.advance(1);
+                self.state = ArrayState::AfterComma;
+            }
+            Some(b']') => {
+                self.advance(1);
+                self.state = ArrayState::Done;
+                self.expect_end()?;
+            }
+            None => {
+                return Err(self.syntax(format!(
+                "the input ends inside the JSON array (after {} records): the file is truncated",
+                self.next_index
+            )))
+            }
+            Some(other) => {
+                return Err(self.syntax(format!(
+                    "expected ',' or ']' after record {}, found {}",
+                    record.index,
+                    describe_byte(other)
+                )))
+            }
+        }
+        Ok(true)
+    }
+
+    /// After the closing `]` only whitespace may follow.
+    fn expect_end(&mut self) -> Result<(), InputError> {
+        self.skip_whitespace()?;
+        match self.peek()? {
+            None => Ok(()),
+            Some(other) => Err(self.syntax(format!(
+                "unexpected {} after the end of the JSON array",
+                describe_byte(other)
+            ))),
+        }
+    }
+
+    /// Copies one JSON value's bytes (object, array, string or scalar) into `record`. It tracks
+    /// nesting and strings only; the value's own syntax is checked when the record is parsed.
+    fn scan_value(&mut self, record: &mut RawRecord) -> Result<(), InputError> {
+        let mut depth: usize = 0;
+        let mut in_string = false;
+        let mut escaped = false;
+        loop {
+            let offset = self.offset;
+            let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
+            if buf.is_empty() {
+                return Err(InputError::Syntax {
+                    at: self.position(),
+                    message: format!(
+                        "the input ends inside record {} (started line {}): the file is truncated",
+                        record.index, record.line
+                    ),
+                });
+            }
+            let mut i = 0;
+            let mut end = None;
+            let mut newline_at = None;
+            let mut bad = None;
+            while i < buf.len() {
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                        i += 1;
+                        continue;
+                    }
+                    match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                        Some(k) => {
+                            i += k;
+                            if buf[i] == b'\\' {
+                                escaped = true;
+                            } else {
+                                in_string = false;
+                            }
+                            i += 1;
+                        }
+                        None => i = buf.len(),
+                    }
+                    continue;
+                }
+                let b = buf[i];
+                match b {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        if depth == 0 {
+                            end = Some(i);
+                            break;
+                        }
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    b',' if depth == 0 => {
+                        end = Some(i);
+                        break;
+                    }
+                    b'\n' => {
+                        self.line += 1;
+                        newline_at = Some(i);
+                    }
+                    0x80..=0xff => {
+                        bad = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            let take = end.or(bad).unwrap_or(buf.len());
+            let base = self.offset;
+            let chunk = &buf[..take];
+            // Borrow juggling: copy out before consuming.
+            if !record.oversized {
+                let room = self.max_record_bytes.saturating_sub(record.bytes.len());
+                if chunk.len() > room {
+                    record.bytes.extend_from_slice(&chunk[..room]);
+                    record.oversized = true;
+                } else {
+                    record.bytes.extend_from_slice(chunk);
+                }
+            }
+            if let Some(at) = newline_at {
+                self.line_start = base + at as u64 + 1;
+            }
+            self.advance(take);
+            if bad.is_some() {
+                return Err(self.syntax(
+                    "a non-ASCII byte outside a string (invalid JSON or invalid UTF-8)".into(),
+                ));
+            }
+            if end.is_some() {
+                // A scalar element ends at ',' or ']' with whitespace before it kept: trim it.
+                while record.bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                    record.bytes.pop();
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    fn next_line(&mut self, record: &mut RawRecord) -> Result<bool, InputError> {
+        // Blank (whitespace-only) lines are skipped here and do not count as records.
+        self.skip_whitespace()?;
+        if self.peek()?.is_none() {
+            return Ok(false);
+        }
+        self.start_record(record);
+        loop {
+            let offset = self.offset;
+            let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
+            if buf.is_empty() {
+                break;
+            }
+            let (take, done) = match memchr::memchr(b'\n', buf) {
+                Some(k) => (k, true),
+                None => (buf.len(), false),
+            };
+            let piece = &buf[..take];
+            if !record.oversized {
+                if record.bytes.len() + piece.len() > self.max_record_bytes {
+                    let room = self.max_record_bytes.saturating_sub(record.bytes.len());
+                    record.bytes.extend_from_slice(&piece[..room]);
+                    record.oversized = true;
+                } else {
+                    record.bytes.extend_from_slice(piece);
+                }
+            }
+            self.advance(take);
+            if done {
+                break;
+            }
+        }
+        // CRLF line ends and trailing blanks are not part of the record.
+        while record.bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+            record.bytes.pop();
+        }
+        Ok(true)
+    }
+}
+
+fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> InputError {
+    move |e| {
+        if e.get_ref().is_some_and(|inner| inner.is::<SourceFault>()) {
+            InputError::Source(e)
+        } else {
+            InputError::CorruptGzip {
+                decompressed_bytes,
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
+fn describe_byte(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("'{}'", b as char)
+    } else {
+        format!("byte 0x{b:02x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn frame(input: &[u8]) -> Result<(Layout, Vec<RawRecord>), InputError> {
+        let mut reader = RecordReader::open(io::Cursor::new(input.to_vec()), 1 << 20)?;
+        let mut out = Vec::new();
+        let mut rec = RawRecord::default();
+        while reader.next_into(&mut rec)? {
+            out.push(rec.clone());
+        }
+        Ok((reader.layout(), out))
+    }
+
+    fn texts(records: &[RawRecord]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.bytes).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn json_array_elements_with_positions() {
+        let input = b"[\n  {\"email\":\"a@x.io\"},\n  {\"email\":\"b,]}@x.io\", \"n\": [1,{\"k\":\"\\\"\"}]}\n]\n";
+        let (layout, recs) = frame(input).unwrap();
+        assert_eq!(layout, Layout::JsonArray);
+        assert_eq!(
+            texts(&recs),
+            vec![
+                "{\"email\":\"a@x.io\"}",
+                "{\"email\":\"b,]}@x.io\", \"n\": [1,{\"k\":\"\\\"\"}]}"
+            ]
+        );
+        assert_eq!(
+            (recs[0].index, recs[0].line, recs[0].byte_offset),
+            (0, 2, 4)
+        );
+        assert_eq!((recs[1].index, recs[1].line), (1, 3));
+    }
+
+    #[test]
+    fn bom_and_crlf_ndjson_with_blank_lines() {
+        let input = b"\xef\xbb\xbf{\"email\":\"a@x.io\"}\r\n\r\n   \n{\"email\":\"b@x.io\"}\r\n";
+        let (layout, recs) = frame(input).unwrap();
+        assert_eq!(layout, Layout::Ndjson);
+        assert_eq!(
+            texts(&recs),
+            vec!["{\"email\":\"a@x.io\"}", "{\"email\":\"b@x.io\"}"]
+        );
+        assert_eq!(recs[1].line, 4);
+        assert_eq!(recs[1].index, 1);
+    }
+
+    #[test]
+    fn gzip_is_sniffed_from_bytes() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"[{\"email\":\"a@x.io\"}]").unwrap();
+        let gz = enc.finish().unwrap();
+        let mut reader = RecordReader::open(io::Cursor::new(gz), 1 << 20).unwrap();
+        assert_eq!(reader.compression(), Compression::Gzip);
+        let mut rec = RawRecord::default();
+        assert!(reader.next_into(&mut rec).unwrap());
+        assert_eq!(rec.bytes, b"{\"email\":\"a@x.io\"}");
+        assert!(!reader.next_into(&mut rec).unwrap());
+    }
+
+    #[test]
+    fn corrupt_gzip_is_a_clear_failure() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&b"{\"email\":\"a@x.io\"}\n".repeat(2000))
+            .unwrap();
+        let mut gz = enc.finish().unwrap();
+        let mid = gz.len() / 2;
+        for b in &mut gz[mid..mid + 16] {
+            *b ^= 0x5a;
+        }
+        let err = frame(&gz).unwrap_err();
+        assert!(matches!(err, InputError::CorruptGzip { .. }), "{err}");
+    }
+
+    #[test]
+    fn empty_array_and_empty_input() {
+        let (layout, recs) = frame(b"  [ ]  ").unwrap();
+        assert_eq!(layout, Layout::JsonArray);
+        assert!(recs.is_empty());
+        assert!(matches!(frame(b" \n ").unwrap_err(), InputError::Empty));
+    }
+
+    #[test]
+    fn truncated_array_names_position() {
+        let err = frame(b"[{\"email\":\"a@x.io\"},\n{\"email\":\"b@").unwrap_err();
+        let at = err.position().unwrap();
+        assert_eq!(at.line, 2);
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn array_syntax_errors() {
+        for bad in [
+            &b"[{\"a\":1},]"[..],
+            b"[{\"a\":1} {\"b\":2}]",
+            b"[,{\"a\":1}]",
+            b"[{\"a\":1}] x",
+            b"[{\"a\":1}}]",
+            b"x[]",
+            b"[{\"a\":1},\xff]",
+        ] {
+            let err = frame(bad).unwrap_err();
+            assert!(err.position().is_some(), "{err}");
+        }
+    }
+
+    #[test]
+    fn oversized_records_are_capped_not_held() {
+        let big = format!(
+            "[{{\"email\":\"{}\"}},{{\"email\":\"b@x.io\"}}]",
+            "a".repeat(5000)
+        );
+        let mut reader = RecordReader::open(io::Cursor::new(big.into_bytes()), 100).unwrap();
+        let mut rec = RawRecord::default();
+        assert!(reader.next_into(&mut rec).unwrap());
+        assert!(rec.oversized);
+        assert_eq!(rec.bytes.len(), 100);
+        assert!(reader.next_into(&mut rec).unwrap());
+        assert!(!rec.oversized);
+        assert_eq!(rec.index, 1);
+    }
+}
