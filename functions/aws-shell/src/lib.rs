@@ -1,0 +1,233 @@
+//! AWS adapters for the functions: an S3 client set up for AWS or a loopback emulator, the
+//! S3 run folder (`RunSink`) with pipelined uploads, and S3 objects read as sync streams.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use import_core::layout;
+use import_core::split::{RunSink, SinkError};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+/// Chunk uploads in flight at once: enough to hide S3 latency behind parsing, few enough that
+/// memory stays bounded (each holds at most one chunk, ≤ 512 KB).
+const UPLOADS_IN_FLIGHT: usize = 8;
+
+/// An S3 client from the shared config. With an endpoint override (moto on loopback, via
+/// `AWS_ENDPOINT_URL`), path-style addressing is forced: bucket subdomains of 127.0.0.1 do not exist.
+pub fn s3_client(config: &aws_config::SdkConfig) -> Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(config);
+    if config.endpoint_url().is_some() {
+        builder = builder.force_path_style(true);
+    }
+    Client::from_conf(builder.build())
+}
+
+/// HTTP status of a failed S3 call, when the service answered.
+pub fn status_of<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// A readable error: the service's code and message rather than "service error".
+pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+) -> String {
+    match err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            format!(
+                "{}: {}",
+                e.code().unwrap_or("unknown error"),
+                e.message().unwrap_or("no message")
+            )
+        }
+        other => format!("{other}"),
+    }
+}
+
+/// Whether an object exists (HEAD; 404 means no).
+pub async fn object_exists(client: &Client, bucket: &str, key: &str) -> Result<bool, SinkError> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if status_of(&e) == Some(404) => Ok(false),
+        Err(e) => Err(format!("HEAD s3://{bucket}/{key}: {}", describe(&e)).into()),
+    }
+}
+
+/// The run folder `s3://bucket/runs/<run-id>/` as a `RunSink`. Its methods block, so it must be
+/// used from a blocking thread (`spawn_blocking`) of the runtime behind `handle`.
+pub struct S3RunSink {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    handle: Handle,
+    uploads: Arc<Semaphore>,
+    in_flight: Vec<JoinHandle<Result<(), String>>>,
+}
+
+impl S3RunSink {
+    pub fn new(client: Client, bucket: &str, run_id: &str, handle: Handle) -> Self {
+        S3RunSink {
+            client,
+            bucket: bucket.to_string(),
+            prefix: layout::run_prefix(run_id),
+            handle,
+            uploads: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
+            in_flight: Vec::new(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    /// Surfaces the first failure among uploads that already ended, and forgets the rest.
+    fn reap_finished(&mut self) -> Result<(), SinkError> {
+        let mut pending = Vec::with_capacity(self.in_flight.len());
+        let mut failure = None;
+        for task in self.in_flight.drain(..) {
+            if task.is_finished() {
+                match self.handle.block_on(task) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failure = failure.or(Some(e)),
+                    Err(join) => failure = failure.or(Some(join.to_string())),
+                }
+            } else {
+                pending.push(task);
+            }
+        }
+        self.in_flight = pending;
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RunSink for S3RunSink {
+    fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
+        self.reap_finished()?;
+        let permit = self
+            .handle
+            .block_on(self.uploads.clone().acquire_owned())
+            .map_err(|e| format!("upload queue closed: {e}"))?;
+        let client = self.client.clone();
+        let bucket = self.bucket.clone();
+        let full = self.key(key);
+        let task = self.handle.spawn(async move {
+            let _permit = permit;
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(&full)
+                .content_type("application/json")
+                .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("PUT s3://{bucket}/{full}: {}", describe(&e)))
+        });
+        self.in_flight.push(task);
+        Ok(())
+    }
+
+    fn put_file(&mut self, key: &str, path: &Path) -> Result<(), SinkError> {
+        let full = self.key(key);
+        let (client, bucket) = (&self.client, &self.bucket);
+        self.handle.block_on(async {
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(&full)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("PUT s3://{bucket}/{full}: {}", describe(&e)))?;
+            Ok::<(), SinkError>(())
+        })
+    }
+
+    fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError> {
+        self.flush()?;
+        let full = self.key(key);
+        let (client, bucket) = (&self.client, &self.bucket);
+        self.handle.block_on(async {
+            let out = client
+                .get_object()
+                .bucket(bucket)
+                .key(&full)
+                .send()
+                .await
+                .map_err(|e| format!("GET s3://{bucket}/{full}: {}", describe(&e)))?;
+            let body = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| format!("GET s3://{bucket}/{full}: {e}"))?;
+            Ok::<Vec<u8>, SinkError>(body.into_bytes().to_vec())
+        })
+    }
+
+    fn delete(&mut self, key: &str) -> Result<(), SinkError> {
+        self.flush()?;
+        let full = self.key(key);
+        let (client, bucket) = (&self.client, &self.bucket);
+        self.handle.block_on(async {
+            client
+                .delete_object()
+                .bucket(bucket)
+                .key(&full)
+                .send()
+                .await
+                .map_err(|e| format!("DELETE s3://{bucket}/{full}: {}", describe(&e)))?;
+            Ok::<(), SinkError>(())
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let mut failure: Option<String> = None;
+        for task in self.in_flight.drain(..) {
+            match self.handle.block_on(task) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(join) => failure = failure.or(Some(join.to_string())),
+            }
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn commit_manifest(&mut self, bytes: Vec<u8>) -> Result<bool, SinkError> {
+        self.flush()?;
+        let full = self.key(layout::MANIFEST);
+        let (client, bucket) = (&self.client, &self.bucket);
+        self.handle.block_on(async {
+            // If-None-Match: * makes the manifest a create-once commit point: of two
+            // invocations for the same drop, exactly one commits.
+            let result = client
+                .put_object()
+                .bucket(bucket)
+                .key(&full)
+                .if_none_match("*")
+                .content_type("application/json")
+                .body(ByteStream::from(bytes))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(e) if status_of(&e) == Some(412) => Ok(false),
+                Err(e) => Err(format!("PUT s3://{bucket}/{full}: {}", describe(&e)).into()),
+            }
+        })
+    }
+}

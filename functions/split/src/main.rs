@@ -1,0 +1,31 @@
+//! Entry point of the `split` Lambda: JSON logs, the S3 client, and the core's handler.
+//! All behaviour lives in the library so tests run the same code.
+
+use aws_lambda_events::event::s3::S3Event;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use split::{handle, SplitConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = SplitConfig::from_env()?;
+    let sdk = aws_config::load_from_env().await;
+    let client = aws_shell::s3_client(&sdk);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| {
+        let (client, config) = (&client, &config);
+        async move {
+            handle(client, config, event.payload)
+                .await
+                .map_err(Error::from)
+        }
+    }))
+    .await
+}
