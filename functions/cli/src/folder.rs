@@ -1,0 +1,86 @@
+//! A run folder on local disk, laid out exactly like `s3://bucket/runs/<run-id>/`, so a
+//! rehearsal produces the same files the split Lambda would.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use import_core::layout::{CHUNKS_DIR, MANIFEST};
+use import_core::split::{RunSink, SinkError};
+
+pub struct FolderSink {
+    root: PathBuf,
+}
+
+impl FolderSink {
+    /// Prepares `root`. A folder that already holds a committed run is refused (its manifest
+    /// is the record of that run); chunks left by an interrupted run are cleared.
+    pub fn create(root: &Path) -> Result<Self, String> {
+        if root.join(MANIFEST).exists() {
+            return Err(format!(
+                "{} already holds a run (manifest.json); choose another --out folder or remove it",
+                root.display()
+            ));
+        }
+        let chunks = root.join(CHUNKS_DIR);
+        if chunks.exists() {
+            fs::remove_dir_all(&chunks)
+                .map_err(|e| format!("clearing {}: {e}", chunks.display()))?;
+        }
+        fs::create_dir_all(&chunks).map_err(|e| format!("creating {}: {e}", chunks.display()))?;
+        Ok(FolderSink {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+}
+
+impl RunSink for FolderSink {
+    fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
+        let path = self.path(key);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()).into())
+    }
+
+    fn put_file(&mut self, key: &str, from: &Path) -> Result<(), SinkError> {
+        let path = self.path(key);
+        fs::copy(from, &path).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(())
+    }
+
+    fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError> {
+        let path = self.path(key);
+        fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()).into())
+    }
+
+    fn delete(&mut self, key: &str) -> Result<(), SinkError> {
+        let path = self.path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("removing {}: {e}", path.display()).into()),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn commit_manifest(&mut self, bytes: Vec<u8>) -> Result<bool, SinkError> {
+        // Write aside, then link into place: the manifest appears whole or not at all, and
+        // only if no other run committed first.
+        let mut staged = tempfile::NamedTempFile::new_in(&self.root)?;
+        staged.write_all(&bytes)?;
+        staged.as_file().sync_all()?;
+        match fs::hard_link(staged.path(), self.path(MANIFEST)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
