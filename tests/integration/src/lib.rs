@@ -1,0 +1,116 @@
+//! Test support: real services on loopback. `MotoServer` runs moto's server (S3 and Secrets
+//! Manager) on a free port for one test and stops it when dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::Credentials;
+
+/// How long moto may take to start (it is ready in ~2 s on this machine).
+const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct MotoServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl MotoServer {
+    /// Starts `python3 -m moto.server` on 127.0.0.1 and waits until it accepts connections.
+    pub fn start() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let child = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting moto (pip install 'moto[server]'): {e}"))?;
+        let mut server = MotoServer { child, port };
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                anyhow::bail!("moto exited before it was ready: {status}");
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("moto did not listen on port {port} within {STARTUP_DEADLINE:?}");
+            }
+            // Readiness probe interval, bounded by the deadline above.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The SDK config a function would load from its environment, pointed at this server.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .load()
+            .await
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port the OS just handed out on loopback (released for the server to bind).
+pub fn free_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// An S3 ObjectCreated event as S3 sends it: the key URL-encoded with `+` for space.
+pub fn s3_put_event(bucket: &str, key: &str, size: u64, etag: &str) -> serde_json::Value {
+    serde_json::json!({
+        "Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "us-east-1",
+            "eventTime": "2026-11-27T10:00:00.000Z",
+            "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:EXAMPLE"},
+            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+            "responseElements": {"x-amz-request-id": "EXAMPLE", "x-amz-id-2": "EXAMPLE"},
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": "split",
+                "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": format!("arn:aws:s3:::{bucket}")},
+                "object": {"key": encode_event_key(key), "size": size, "eTag": etag, "sequencer": "0055AED6DCD90281E5"}
+            }
+        }]
+    })
+}
+
+/// S3's event key encoding: form-style, space as `+`.
+pub fn encode_event_key(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

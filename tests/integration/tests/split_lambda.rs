@@ -1,0 +1,315 @@
+//! The split Lambda's handler against moto's real S3 server on loopback: real-shaped events in,
+//! the run folder read back out of the bucket.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use import_core::layout;
+use import_core::manifest::{RejectEntry, RunManifest, RunStatus};
+use integration::{s3_put_event, MotoServer};
+use serde_json::{json, Value};
+use split::{handle, RecordOutcome, SplitConfig};
+
+const BUCKET: &str = "drops";
+
+struct World {
+    _moto: MotoServer,
+    client: Client,
+    config: SplitConfig,
+}
+
+async fn world() -> World {
+    let moto = MotoServer::start().expect("moto server");
+    let sdk = moto.sdk_config().await;
+    let client = aws_shell::s3_client(&sdk);
+    client
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let scratch = std::env::temp_dir();
+    World {
+        _moto: moto,
+        client,
+        config: SplitConfig {
+            inbox_prefix: "inbox/".into(),
+            max_chunk_bytes: 4096,
+            scratch_dir: Some(scratch),
+        },
+    }
+}
+
+impl World {
+    /// Uploads an object and returns the event S3 would send for it.
+    async fn drop_object(&self, key: &str, body: Vec<u8>) -> S3Event {
+        let size = body.len() as u64;
+        let put = self
+            .client
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .expect("put");
+        let etag = put
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string();
+        serde_json::from_value(s3_put_event(BUCKET, key, size, &etag)).expect("event shape")
+    }
+
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+
+    /// Every key under a prefix with its ETag.
+    async fn list(&self, prefix: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for o in page.expect("list").contents() {
+                out.insert(
+                    o.key().unwrap_or_default().to_string(),
+                    o.e_tag().unwrap_or_default().to_string(),
+                );
+            }
+        }
+        out
+    }
+
+    async fn manifest(&self, run_id: &str) -> RunManifest {
+        let key = format!("{}{}", layout::run_prefix(run_id), layout::MANIFEST);
+        serde_json::from_slice(&self.get(&key).await.expect("manifest exists")).expect("manifest")
+    }
+
+    async fn rejects(&self, run_id: &str) -> Vec<RejectEntry> {
+        let key = format!("{}{}", layout::run_prefix(run_id), layout::REJECTS);
+        let bytes = self.get(&key).await.expect("rejects exist");
+        String::from_utf8(bytes)
+            .expect("utf8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("reject line"))
+            .collect()
+    }
+}
+
+fn users(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({
+                "email": format!("user{i}@example.com"),
+                "email_verified": true,
+                "given_name": "Zoë",
+                "family_name": "Ñúñez",
+                "user_id": format!("legacy-{i}"),
+                "password_hash": "$2b$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+                "app_metadata": {"plan": "gold", "seats": i}
+            })
+        })
+        .collect()
+}
+
+fn split_outcome(outcomes: &[RecordOutcome]) -> (String, RunStatus, u64, u64, u64) {
+    match &outcomes[0] {
+        RecordOutcome::Split {
+            run_id,
+            status,
+            users_in,
+            users_accepted,
+            users_rejected,
+            ..
+        } => (
+            run_id.clone(),
+            *status,
+            *users_in,
+            *users_accepted,
+            *users_rejected,
+        ),
+        other => panic!("expected a split, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_is_split_into_run_folder_and_duplicate_event_adds_nothing() {
+    let w = world().await;
+    let mut records = users(60);
+    // Two bad records: a schema violation and an in-file duplicate (case-insensitive email).
+    records[10] = json!({"email": "not-an-email", "user_id": "legacy-bad"});
+    records[40]["email"] = json!("USER3@example.com");
+    let body = serde_json::to_vec_pretty(&records).unwrap();
+    // A key with a space, a plus and non-ASCII: S3 URL-encodes it in the event.
+    let key = "inbox/con_ABCDEFGHIJKLMNOP/my users+2024 é.json";
+    let event = w.drop_object(key, body).await;
+
+    let response = handle(&w.client, &w.config, event.clone())
+        .await
+        .expect("handled");
+    let (run_id, status, users_in, accepted, rejected) = split_outcome(&response.records);
+    assert_eq!(status, RunStatus::Split);
+    assert_eq!((users_in, accepted, rejected), (60, 58, 2));
+
+    let manifest = w.manifest(&run_id).await;
+    assert!(manifest.conservation_holds);
+    assert!(manifest.chunks.len() > 1, "4 KB chunks should need several");
+    // Every chunk is listed with its real size, within the limit, and together they hold
+    // exactly the accepted users in input order.
+    let mut seen = Vec::new();
+    for c in &manifest.chunks {
+        let bytes = w
+            .get(&format!("{}{}", layout::run_prefix(&run_id), c.key))
+            .await
+            .expect("chunk exists");
+        assert_eq!(bytes.len() as u64, c.bytes);
+        assert!(bytes.len() <= 4096);
+        let arr: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(arr.len() as u32, c.users);
+        seen.extend(arr);
+    }
+    let expected: Vec<Value> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 10 && *i != 40)
+        .map(|(_, r)| r.clone())
+        .collect();
+    assert_eq!(seen, expected);
+
+    let rejects = w.rejects(&run_id).await;
+    let by_index: BTreeMap<u64, &RejectEntry> = rejects.iter().map(|r| (r.index, r)).collect();
+    assert_eq!(by_index.keys().copied().collect::<Vec<_>>(), vec![10, 40]);
+    assert_eq!(by_index[&40].reasons[0].code, "DUPLICATED_USER");
+    assert!(by_index[&40].reasons[0].message.contains("record 3"));
+    // Hash values never reach the report.
+    let text = serde_json::to_string(&rejects).unwrap();
+    assert!(!text.contains("$2b$10$abc"), "{text}");
+
+    // The same event again (S3 delivers at least once): nothing is added or rewritten.
+    let before = w.list("runs/").await;
+    let again = handle(&w.client, &w.config, event).await.expect("handled");
+    assert!(
+        matches!(&again.records[0], RecordOutcome::AlreadySplit { run_id: r, .. } if *r == run_id)
+    );
+    assert_eq!(w.list("runs/").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_outside_the_inbox_and_other_events_are_ignored() {
+    let w = world().await;
+    let event = w
+        .drop_object("exports/users.json", serde_json::to_vec(&users(2)).unwrap())
+        .await;
+    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    assert!(matches!(
+        &response.records[0],
+        RecordOutcome::Ignored { .. }
+    ));
+    assert!(w.list("runs/").await.is_empty());
+
+    let mut removed = w
+        .drop_object("inbox/users.json", serde_json::to_vec(&users(2)).unwrap())
+        .await;
+    removed.records[0].event_name = Some("ObjectRemoved:Delete".into());
+    let response = handle(&w.client, &w.config, removed)
+        .await
+        .expect("handled");
+    assert!(matches!(
+        &response.records[0],
+        RecordOutcome::Ignored { .. }
+    ));
+    assert!(w.list("runs/").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzipped_auth0_export_with_a_bad_line_is_transformed() {
+    let w = world().await;
+    let mut ndjson = Vec::new();
+    for i in 0..30 {
+        if i == 7 {
+            ndjson.extend_from_slice(b"{\"email\": \"broken@example.com\", \n");
+            continue;
+        }
+        let rec = json!({
+            "user_id": format!("auth0|{i:024}"),
+            "email": format!("u{i}@example.com"),
+            "email_verified": true,
+            "created_at": "2024-01-01T00:00:00.000Z",
+            "logins_count": 3,
+            "identities": [{"provider": "auth0", "user_id": format!("{i:024}")}],
+        });
+        ndjson.extend_from_slice(serde_json::to_string(&rec).unwrap().as_bytes());
+        ndjson.extend_from_slice(b"\r\n");
+    }
+    let mut gz = flate2_encode(&ndjson);
+    let event = w
+        .drop_object("inbox/tenant-export.json.gz", std::mem::take(&mut gz))
+        .await;
+    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let (run_id, status, users_in, accepted, rejected) = split_outcome(&response.records);
+    assert_eq!(status, RunStatus::Split);
+    assert_eq!((users_in, accepted, rejected), (30, 29, 1));
+    let m = w.manifest(&run_id).await;
+    assert_eq!(m.transformations.user_id_prefix_stripped, 29);
+    assert_eq!(
+        m.transformations.fields_dropped.get("identities"),
+        Some(&29)
+    );
+    let rejects = w.rejects(&run_id).await;
+    assert_eq!(rejects[0].index, 7);
+    assert_eq!(rejects[0].line, 8);
+    assert_eq!(rejects[0].reasons[0].code, "INVALID_JSON");
+    let first_chunk = w
+        .get(&format!(
+            "{}{}",
+            layout::run_prefix(&run_id),
+            m.chunks[0].key
+        ))
+        .await
+        .unwrap();
+    let arr: Vec<Value> = serde_json::from_slice(&first_chunk).unwrap();
+    assert_eq!(arr[0]["user_id"], json!(format!("{:024}", 0)));
+    assert!(arr[0].get("identities").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_json_array_publishes_no_chunks() {
+    let w = world().await;
+    let mut body = serde_json::to_vec_pretty(&users(80)).unwrap();
+    body.truncate(body.len() * 3 / 4);
+    let event = w.drop_object("inbox/truncated.json", body).await;
+    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let (run_id, status, ..) = split_outcome(&response.records);
+    assert_eq!(status, RunStatus::Failed);
+    let m = w.manifest(&run_id).await;
+    let failure = m.failure.expect("failure recorded");
+    assert!(failure.reason.contains("truncated"), "{}", failure.reason);
+    assert!(failure.line.is_some() && failure.byte_offset.is_some());
+    let published = w
+        .list(&format!("{}chunks/", layout::run_prefix(&run_id)))
+        .await;
+    assert!(published.is_empty(), "{published:?}");
+}
+
+fn flate2_encode(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
