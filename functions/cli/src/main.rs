@@ -95,6 +95,7 @@ fn split_command(file: &Path, out: &Path, max_chunk_bytes: usize) -> Result<Exit
     let options = SplitOptions {
         max_chunk_bytes,
         scratch_dir: None,
+        drop_options: None,
     };
     let outcome = split(reader, source, &run_id, &options, &mut sink);
     bar.finish_and_clear();

@@ -8,6 +8,7 @@ pub mod input;
 pub mod layout;
 pub mod manifest;
 pub mod multipart;
+pub mod options;
 pub mod redact;
 pub mod rules;
 pub mod split;

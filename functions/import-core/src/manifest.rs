@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::input::{Compression, Layout, Position};
+use crate::options::DropOptions;
 use crate::violation::Violation;
 
 pub const MANIFEST_VERSION: u32 = 1;
@@ -97,6 +98,8 @@ pub struct RunManifest {
     pub run_id: String,
     pub status: RunStatus,
     pub source: Source,
+    /// How submit posts this run's jobs; absent for local rehearsals (no tenant).
+    pub options: Option<DropOptions>,
     pub format: Option<DetectedFormat>,
     pub failure: Option<Failure>,
     pub users_in: u64,

@@ -18,6 +18,7 @@ use crate::manifest::{
     Transformations, MANIFEST_VERSION,
 };
 use crate::multipart;
+use crate::options::DropOptions;
 use crate::redact::redact_user;
 use crate::rules::check_user;
 use crate::violation::Violation;
@@ -56,6 +57,8 @@ pub struct SplitOptions {
     pub max_chunk_bytes: usize,
     /// Scratch space for spill files (Lambda: /tmp); the system temp dir when absent.
     pub scratch_dir: Option<PathBuf>,
+    /// Recorded in the manifest for submit.
+    pub drop_options: Option<DropOptions>,
 }
 
 impl Default for SplitOptions {
@@ -63,6 +66,7 @@ impl Default for SplitOptions {
         SplitOptions {
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             scratch_dir: None,
+            drop_options: None,
         }
     }
 }
@@ -137,9 +141,25 @@ impl From<SplitError> for Halt {
     }
 }
 
+/// Records a drop that cannot be run at all (e.g. malformed options in its key): a failed
+/// manifest with the reason, and nothing else. The input is not read.
+pub fn reject_drop(
+    source: Source,
+    run_id: &str,
+    reason: String,
+    sink: &mut dyn RunSink,
+) -> Result<SplitOutcome, SplitError> {
+    let options = SplitOptions::default();
+    let run = Splitter::new(source, run_id, &options)?;
+    let failure = Failure::new(reason, None, 0);
+    let manifest = run.manifest(RunStatus::Failed, Some(failure));
+    commit(manifest, sink)
+}
+
 struct Splitter {
     run_id: String,
     source: Source,
+    drop_options: Option<DropOptions>,
     max_chunk_bytes: usize,
     packer: ChunkPacker,
     duplicates: Option<DuplicateFinder>,
@@ -165,6 +185,7 @@ impl Splitter {
         Ok(Splitter {
             run_id: run_id.to_string(),
             source,
+            drop_options: options.drop_options.clone(),
             max_chunk_bytes: options.max_chunk_bytes,
             packer: ChunkPacker::new(options.max_chunk_bytes),
             duplicates: Some(DuplicateFinder::new(options.scratch_dir.as_deref())?),
@@ -445,6 +466,7 @@ impl Splitter {
             run_id: self.run_id.clone(),
             status,
             source: self.source.clone(),
+            options: self.drop_options.clone(),
             format: self.format.clone(),
             failure,
             users_in: self.users_in,

@@ -8,7 +8,8 @@ use aws_sdk_s3::Client;
 use aws_shell::{describe, object_exists, status_of, S3RunSink};
 use import_core::layout::{self, DEFAULT_INBOX_PREFIX};
 use import_core::manifest::{RunStatus, Source};
-use import_core::split::{split, SplitOptions, DEFAULT_MAX_CHUNK_BYTES};
+use import_core::options::parse_drop_key;
+use import_core::split::{reject_drop, split, SplitOptions, SplitOutcome, DEFAULT_MAX_CHUNK_BYTES};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use tokio_util_bridge::SyncReader;
@@ -145,6 +146,28 @@ async fn handle_record(
         );
         return Ok(RecordOutcome::AlreadySplit { key, run_id });
     }
+    let handle = tokio::runtime::Handle::current();
+    let source = Source::S3 {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        etag: etag.clone(),
+        size: head.content_length().and_then(|n| u64::try_from(n).ok()),
+    };
+    let mut sink = S3RunSink::new(client.clone(), &bucket, &run_id, handle.clone());
+    let drop_options = match parse_drop_key(&config.inbox_prefix, &key) {
+        Ok(o) => o,
+        Err(e) => {
+            // The drop is answered in its run folder, where the operator looks, not only in logs.
+            let reason = format!("the drop's key does not state valid options: {e}");
+            let run = run_id.clone();
+            let outcome =
+                tokio::task::spawn_blocking(move || reject_drop(source, &run, reason, &mut sink))
+                    .await
+                    .map_err(|e| format!("rejecting {key}: {e}"))?
+                    .map_err(|e| format!("rejecting {key}: {e}"))?;
+            return Ok(report(key, run_id, &outcome));
+        }
+    };
     // If-Match pins the read to the ETag the run id was made from.
     let object = match client
         .get_object()
@@ -162,29 +185,27 @@ async fn handle_record(
         )),
         Err(e) => return Err(format!("GET s3://{bucket}/{key}: {}", describe(&e))),
     };
-    let handle = tokio::runtime::Handle::current();
-    let reader = SyncReader::new(object.body.into_async_read(), handle.clone());
-    let source = Source::S3 {
-        bucket: bucket.clone(),
-        key: key.clone(),
-        etag,
-        size: head.content_length().and_then(|n| u64::try_from(n).ok()),
-    };
+    let reader = SyncReader::new(object.body.into_async_read(), handle);
     let options = SplitOptions {
         max_chunk_bytes: config.max_chunk_bytes,
         scratch_dir: config.scratch_dir.clone(),
+        drop_options: Some(drop_options),
     };
-    let mut sink = S3RunSink::new(client.clone(), &bucket, &run_id, handle);
     let run = run_id.clone();
     let outcome =
         tokio::task::spawn_blocking(move || split(reader, source, &run, &options, &mut sink))
             .await
             .map_err(|e| format!("split task of {key}: {e}"))?
             .map_err(|e| format!("split of s3://{bucket}/{key}: {e}"))?;
+    Ok(report(key, run_id, &outcome))
+}
+
+/// Logs the run (one line with its counts) and says what happened to the record.
+fn report(key: String, run_id: String, outcome: &SplitOutcome) -> RecordOutcome {
     let m = &outcome.manifest;
     if !outcome.committed {
         tracing::info!(run_id, key, "another invocation committed this run first");
-        return Ok(RecordOutcome::AlreadySplit { key, run_id });
+        return RecordOutcome::AlreadySplit { key, run_id };
     }
     tracing::info!(
         run_id,
@@ -198,7 +219,7 @@ async fn handle_record(
         failure = m.failure.as_ref().map(|f| f.reason.as_str()),
         "split run"
     );
-    Ok(RecordOutcome::Split {
+    RecordOutcome::Split {
         key,
         run_id,
         status: m.status,
@@ -206,7 +227,7 @@ async fn handle_record(
         users_accepted: m.users_accepted,
         users_rejected: m.users_rejected,
         chunks: m.chunks.len(),
-    })
+    }
 }
 
 fn ignored(key: String, why: String) -> RecordOutcome {

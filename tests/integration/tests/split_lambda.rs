@@ -260,13 +260,19 @@ async fn gzipped_auth0_export_with_a_bad_line_is_transformed() {
     }
     let mut gz = flate2_encode(&ndjson);
     let event = w
-        .drop_object("inbox/tenant-export.json.gz", std::mem::take(&mut gz))
+        .drop_object(
+            "inbox/con_AbCdEf0123456789/upsert=true/tenant-export.json.gz",
+            std::mem::take(&mut gz),
+        )
         .await;
     let response = handle(&w.client, &w.config, event).await.expect("handled");
     let (run_id, status, users_in, accepted, rejected) = split_outcome(&response.records);
     assert_eq!(status, RunStatus::Split);
     assert_eq!((users_in, accepted, rejected), (30, 29, 1));
     let m = w.manifest(&run_id).await;
+    let options = m.options.as_ref().expect("options recorded for submit");
+    assert_eq!(options.connection_id, "con_AbCdEf0123456789");
+    assert!(options.upsert && !options.send_completion_email);
     assert_eq!(m.transformations.user_id_prefix_stripped, 29);
     assert_eq!(
         m.transformations.fields_dropped.get("identities"),
@@ -294,7 +300,9 @@ async fn truncated_json_array_publishes_no_chunks() {
     let w = world().await;
     let mut body = serde_json::to_vec_pretty(&users(80)).unwrap();
     body.truncate(body.len() * 3 / 4);
-    let event = w.drop_object("inbox/truncated.json", body).await;
+    let event = w
+        .drop_object("inbox/con_AbCdEf0123456789/truncated.json", body)
+        .await;
     let response = handle(&w.client, &w.config, event).await.expect("handled");
     let (run_id, status, ..) = split_outcome(&response.records);
     assert_eq!(status, RunStatus::Failed);
@@ -312,4 +320,25 @@ fn flate2_encode(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_with_malformed_options_is_refused_in_its_run_folder() {
+    let w = world().await;
+    let key = "inbox/con_AbCdEf0123456789/upsert=yes/users.json";
+    let event = w
+        .drop_object(key, serde_json::to_vec(&users(3)).unwrap())
+        .await;
+    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let (run_id, status, users_in, ..) = split_outcome(&response.records);
+    assert_eq!((status, users_in), (RunStatus::Failed, 0));
+    let m = w.manifest(&run_id).await;
+    let reason = m.failure.expect("failure").reason;
+    assert!(
+        reason.contains("upsert=yes") && reason.contains("not an option"),
+        "{reason}"
+    );
+    assert!(m.chunks.is_empty() && m.options.is_none());
+    let folder = w.list(&layout::run_prefix(&run_id)).await;
+    assert_eq!(folder.len(), 1, "only the manifest: {folder:?}");
 }

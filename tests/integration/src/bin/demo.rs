@@ -13,7 +13,7 @@ use integration::{s3_put_event, MotoServer};
 use split::{handle, RecordOutcome, SplitConfig};
 
 const BUCKET: &str = "auth0-import-demo";
-const KEY: &str = "inbox/demo/legacy users.json.gz";
+const KEY: &str = "inbox/con_DemoConnection0001/legacy users.json.gz";
 
 #[tokio::main]
 async fn main() -> Result<()> {

@@ -1,0 +1,144 @@
+//! Per-drop import options, stated in the object key so they travel atomically with the file:
+//! `inbox/<connection_id>/[upsert=true/][send_completion_email=true/]<file>`.
+//!
+//! Why the key: object metadata is awkward to set from most upload tools and invisible in the
+//! console listing, and a sidecar file races with its export. A key is set once, by the same
+//! PUT that delivers the users, and reads plainly in any listing.
+
+use serde::{Deserialize, Serialize};
+
+/// The options a drop's jobs are submitted with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropOptions {
+    /// Target database connection, `con_` + 16 alphanumerics (facts §1.2).
+    pub connection_id: String,
+    /// Update users that already exist instead of failing them (facts §7.2). Default false.
+    pub upsert: bool,
+    /// E-mail every tenant admin when each job ends (facts §1.2). Default false here, though
+    /// Auth0's default is true: a migration of 200 chunks would send 200 e-mails.
+    pub send_completion_email: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("the object is not under the inbox prefix {0:?}")]
+    OutsideInbox(String),
+    #[error("no connection: drop the export at {inbox}<connection_id>/<file>, e.g. {inbox}con_AbCdEf0123456789/users.json")]
+    MissingConnection { inbox: String },
+    #[error("{found:?} is not a connection id: it must be con_ followed by 16 letters or digits (the id, not the connection's name; find it in the dashboard under Authentication > Database)")]
+    BadConnection { found: String },
+    #[error("{segment:?} is not an option: folders between the connection and the file must be upsert=true|false or send_completion_email=true|false")]
+    UnknownOption { segment: String },
+    #[error("option {name} is given twice")]
+    Repeated { name: String },
+}
+
+pub fn is_connection_id(s: &str) -> bool {
+    s.len() == 20
+        && s.starts_with("con_")
+        && s.as_bytes()[4..].iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// Reads the options from a dropped object's key.
+pub fn parse_drop_key(inbox_prefix: &str, key: &str) -> Result<DropOptions, OptionsError> {
+    let rest = key
+        .strip_prefix(inbox_prefix)
+        .ok_or_else(|| OptionsError::OutsideInbox(inbox_prefix.to_string()))?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    // The last segment is the file name; everything before it is options.
+    let (folders, _file) = segments.split_at(segments.len().saturating_sub(1));
+    let Some((connection, flags)) = folders.split_first() else {
+        return Err(OptionsError::MissingConnection {
+            inbox: inbox_prefix.to_string(),
+        });
+    };
+    if !is_connection_id(connection) {
+        return Err(OptionsError::BadConnection {
+            found: (*connection).to_string(),
+        });
+    }
+    let mut upsert = None;
+    let mut email = None;
+    for segment in flags {
+        let parsed = segment.split_once('=').and_then(|(name, value)| {
+            let value = match value {
+                "true" => true,
+                "false" => false,
+                _ => return None,
+            };
+            Some((name, value))
+        });
+        let slot = match parsed {
+            Some(("upsert", v)) => (&mut upsert, "upsert", v),
+            Some(("send_completion_email", v)) => (&mut email, "send_completion_email", v),
+            _ => {
+                return Err(OptionsError::UnknownOption {
+                    segment: (*segment).to_string(),
+                })
+            }
+        };
+        if slot.0.replace(slot.2).is_some() {
+            return Err(OptionsError::Repeated {
+                name: slot.1.to_string(),
+            });
+        }
+    }
+    Ok(DropOptions {
+        connection_id: (*connection).to_string(),
+        upsert: upsert.unwrap_or(false),
+        send_completion_email: email.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CON: &str = "con_AbCdEf0123456789";
+
+    #[test]
+    fn connection_alone_means_insert_only_and_no_email() {
+        let o = parse_drop_key("inbox/", &format!("inbox/{CON}/users.json")).unwrap();
+        assert_eq!(o.connection_id, CON);
+        assert!(!o.upsert && !o.send_completion_email);
+    }
+
+    #[test]
+    fn flags_between_connection_and_file() {
+        let o = parse_drop_key(
+            "inbox/",
+            &format!("inbox/{CON}/send_completion_email=true/upsert=true/u.json"),
+        )
+        .unwrap();
+        assert!(o.upsert && o.send_completion_email);
+    }
+
+    #[test]
+    fn malformed_drops_are_named() {
+        let cases = [
+            ("inbox/users.json".to_string(), "no connection"),
+            (
+                "inbox/Username-Password-Authentication/u.json".into(),
+                "not a connection id",
+            ),
+            (format!("inbox/{CON}/upsert=yes/u.json"), "not an option"),
+            (format!("inbox/{CON}/merge=true/u.json"), "not an option"),
+            (
+                format!("inbox/{CON}/upsert=true/upsert=false/u.json"),
+                "twice",
+            ),
+        ];
+        for (key, expected) in cases {
+            let err = parse_drop_key("inbox/", &key).unwrap_err();
+            assert!(err.to_string().contains(expected), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn connection_id_shape() {
+        assert!(is_connection_id(CON));
+        assert!(!is_connection_id("con_short"));
+        assert!(!is_connection_id("con_AbCdEf012345678!"));
+        assert!(!is_connection_id("cxn_AbCdEf0123456789"));
+    }
+}
