@@ -11,6 +11,57 @@ pub const MANIFEST: &str = "manifest.json";
 pub const REJECTS: &str = "rejects.ndjson";
 pub const CHUNKS_DIR: &str = "chunks/";
 
+/// Runs that still have chunks to submit or jobs to follow: `active-runs/<run-id>.json`.
+/// Submit adds a run when its manifest appears; poll removes it when the run report is final.
+pub const ACTIVE_RUNS_PREFIX: &str = "active-runs/";
+/// The tenant's import-job slots, shared by every run: `slots/<k>.json`.
+pub const SLOTS_PREFIX: &str = "slots/";
+pub const JOBS_DIR: &str = "jobs/";
+/// Written when Auth0 refuses a run's request for good (e.g. unknown connection).
+pub const SUBMIT_FAILED: &str = "submit-failed.json";
+
+pub fn active_run_key(run_id: &str) -> String {
+    format!("{ACTIVE_RUNS_PREFIX}{run_id}.json")
+}
+
+/// The run id named by an `active-runs/` key.
+pub fn run_id_of_active_key(key: &str) -> Option<&str> {
+    key.strip_prefix(ACTIVE_RUNS_PREFIX)?.strip_suffix(".json")
+}
+
+pub fn slot_key(slot: u32) -> String {
+    format!("{SLOTS_PREFIX}{slot}.json")
+}
+
+/// Job record of a chunk, relative to the run folder: `jobs/000001.json`.
+pub fn job_key(seq: u32) -> String {
+    format!("{JOBS_DIR}{seq:06}.json")
+}
+
+/// The chunk sequence named by a job key (relative to the run folder).
+pub fn seq_of_job_key(key: &str) -> Option<u32> {
+    key.strip_prefix(JOBS_DIR)?.strip_suffix(".json")?.parse().ok()
+}
+
+/// The run id of any key under `runs/`.
+pub fn run_id_of_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(RUNS_PREFIX)?;
+    let (id, _) = rest.split_once('/')?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// `external_id` of a chunk's job: run id and sequence, so an Auth0 job names its chunk.
+pub fn external_id(run_id: &str, seq: u32) -> String {
+    let id = format!("{run_id}:{seq:06}");
+    // The multipart size budget assumes at most MAX_EXTERNAL_ID_LEN bytes; run ids are ASCII.
+    let max = crate::multipart::MAX_EXTERNAL_ID_LEN;
+    if id.len() > max {
+        id[id.len() - max..].to_string()
+    } else {
+        id
+    }
+}
+
 /// `runs/<run-id>/`
 pub fn run_prefix(run_id: &str) -> String {
     format!("{RUNS_PREFIX}{run_id}/")
@@ -70,6 +121,18 @@ mod tests {
         assert_ne!(a, run_id("inbox/con_y/My Users 2024.json.gz", "abc"));
         assert!(a.starts_with("my-users-2024-json-gz-"), "{a}");
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+
+    #[test]
+    fn ledger_keys_round_trip() {
+        assert_eq!(seq_of_job_key(&job_key(42)), Some(42));
+        assert_eq!(run_id_of_active_key(&active_run_key("r-1")), Some("r-1"));
+        assert_eq!(run_id_of_key("runs/r-1/manifest.json"), Some("r-1"));
+        assert_eq!(run_id_of_key("inbox/r-1/manifest.json"), None);
+        let long = "x".repeat(200);
+        let ext = external_id(&long, 7);
+        assert_eq!(ext.len(), crate::multipart::MAX_EXTERNAL_ID_LEN);
+        assert!(ext.ends_with(":000007"));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The functional core of auth0-s3-import: bytes in, verdicts and chunks out.
 //! It knows Auth0's import rules and our run-folder layout, and nothing of AWS or HTTP.
 
+pub mod auth0;
 pub mod chunk;
 pub mod duplicates;
 pub mod export;
 pub mod input;
 pub mod layout;
+pub mod ledger;
 pub mod manifest;
 pub mod multipart;
 pub mod options;

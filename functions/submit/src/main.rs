@@ -1,0 +1,56 @@
+//! Entry point of the `submit` Lambda: JSON logs, AWS clients, the cached Management API
+//! client, and one handler for every trigger (S3 events and the schedule alike).
+
+use std::time::{Duration, Instant};
+
+use auth0_api::unix_now_ms;
+use aws_shell::ledger::Ledger;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+use submit::{ApiCache, SubmitConfig, Submitter};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .without_time()
+        .init();
+    let config = SubmitConfig::from_env()?;
+    let sdk = aws_config::load_from_env().await;
+    let ledger = Ledger::new(aws_shell::s3_client(&sdk), &config.bucket);
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let apis = ApiCache::default();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let (config, ledger, secrets, apis) = (&config, &ledger, &secrets, &apis);
+        async move {
+            let left_ms = event.context.deadline.saturating_sub(unix_now_ms());
+            let deadline = Instant::now() + Duration::from_millis(left_ms);
+            let api = apis.get(secrets, &config.secret_id).await?;
+            let submitter = Submitter {
+                ledger,
+                api: &api,
+                config,
+                invocation: event.context.request_id.clone(),
+                deadline,
+            };
+            match submitter.run(&event.payload).await {
+                Ok(report) => {
+                    tracing::info!(submitted = report.submitted.len(), refused = report.refused_runs.len(), unknown = report.unknown.len(), slots_recovered = report.slots_recovered, stopped = report.stopped, "submit done");
+                    Ok::<_, Error>(serde_json::to_value(report)?)
+                }
+                Err(e) => {
+                    // A credentials problem is fixed in the secret: read it afresh next time.
+                    if e.contains("client credentials") {
+                        apis.forget().await;
+                    }
+                    Err(Error::from(e))
+                }
+            }
+        }
+    }))
+    .await
+}
