@@ -1,0 +1,545 @@
+//! The HTTP shell: routes requests to the tenant state, applies the Management API's check order,
+//! rate-limit headers and faults, logs each request, and serves the `/__emulator/*` inspection API.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use import_core::multipart::AUTH0_MAX_REQUEST_BYTES;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::api_error::{ApiError, IMPORT_SCOPES, READ_JOB_SCOPES};
+use crate::config::{EmulatorConfig, Faults};
+use crate::form::parse_urlencoded;
+use crate::import_request::{parse_import_request, peek_external_id};
+use crate::jobs::{parse_users_file, Job, JobOutcome, JobView, NewJob, Plan, Timing};
+use crate::randomness::{IdMint, SplitMix64};
+use crate::rate_limit::TokenBucket;
+use crate::tenant::Tenant;
+use crate::timestamp::iso8601;
+use crate::tokens::{TokenPolicy, TokenRequest, TokenStore};
+
+/// Bodies of other endpoints are small; this only guards memory.
+const SMALL_BODY_LIMIT: usize = 64 * 1024;
+/// How much of an over-limit body we read and discard so the client sees the 413 instead of a
+/// reset connection, and for how long.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One request the emulator answered (the `/__emulator/*` inspection API is not logged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoggedRequest {
+    /// Arrival, in milliseconds since the emulator started.
+    pub at_ms: u64,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// The job created (import 202) or asked about (`/jobs/{id}`, `/jobs/{id}/errors`).
+    pub job_id: Option<String>,
+    /// The import request's `external_id` part, whatever the outcome.
+    pub external_id: Option<String>,
+    /// Users in the import request's file, when it is a JSON array of objects.
+    pub users: Option<usize>,
+    /// Jobs pending or processing right after this request was answered.
+    pub active_jobs_after: usize,
+}
+
+/// Everything the tenant knows; one lock, never held across an await.
+pub struct State {
+    config: EmulatorConfig,
+    faults: Faults,
+    dice: SplitMix64,
+    ids: IdMint,
+    tokens: TokenStore,
+    bucket: TokenBucket,
+    jobs: Vec<Job>,
+    tenant: Tenant,
+    log: Vec<LoggedRequest>,
+    epoch: Instant,
+    audience: String,
+}
+
+pub type SharedState = Arc<Mutex<State>>;
+
+pub fn lock(state: &SharedState) -> MutexGuard<'_, State> {
+    // A panic while holding the lock leaves consistent-enough test state; keep serving.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl State {
+    pub fn new(config: EmulatorConfig, base_url: &str) -> Self {
+        let now = Instant::now();
+        Self {
+            faults: config.faults.clone(),
+            dice: SplitMix64::new(config.faults.seed),
+            ids: IdMint::new(config.faults.seed),
+            tokens: TokenStore::default(),
+            bucket: TokenBucket::new(config.rate_limit, now),
+            jobs: Vec::new(),
+            tenant: Tenant::default(),
+            log: Vec::new(),
+            epoch: now,
+            audience: format!("{base_url}/api/v2/"),
+            config,
+        }
+    }
+
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.dice = SplitMix64::new(faults.seed);
+        self.faults = faults;
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.faults.clone()
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.log.clone()
+    }
+
+    pub fn users(&mut self) -> Vec<Value> {
+        self.settle(Instant::now());
+        self.tenant.users()
+    }
+
+    pub fn jobs(&mut self) -> Vec<JobView> {
+        let now = Instant::now();
+        self.settle(now);
+        self.jobs
+            .iter()
+            .map(|job| job.view(now, self.epoch))
+            .collect()
+    }
+
+    /// Finishes every job whose clock has run out, in the order they finish, so a job that ends
+    /// earlier is applied to the tenant first (two racing jobs behave as on Auth0, facts §7.1).
+    fn settle(&mut self, now: Instant) {
+        let mut due: Vec<usize> = (0..self.jobs.len())
+            .filter(|&i| self.jobs[i].outcome.is_none() && self.jobs[i].ends_at <= now)
+            .collect();
+        due.sort_by_key(|&i| (self.jobs[i].ends_at, i));
+        for index in due {
+            let job = &mut self.jobs[index];
+            let outcome = match job.plan.take() {
+                Some(Plan::Import(users)) => {
+                    let finished_at = SystemTime::now()
+                        .checked_sub(now.saturating_duration_since(job.ends_at))
+                        .unwrap_or_else(SystemTime::now);
+                    JobOutcome::Completed(self.tenant.import(
+                        &users,
+                        &job.connection,
+                        job.upsert,
+                        &mut self.ids,
+                        &iso8601(finished_at),
+                    ))
+                }
+                Some(Plan::Fail(details)) => JobOutcome::Failed(details),
+                None => JobOutcome::Failed(crate::jobs::INJECTED_FAILURE),
+            };
+            job.outcome = Some(outcome);
+        }
+    }
+
+    fn active_jobs(&self) -> usize {
+        self.jobs.iter().filter(|job| job.is_active()).count()
+    }
+
+    /// The tenant-wide gate every /api/v2 request passes after authentication: injected 429s,
+    /// the token bucket, then injected 5xx.
+    fn gate(&mut self, now: Instant) -> Result<(), ApiError> {
+        if self.dice.chance(self.faults.extra_429_rate) {
+            return Err(ApiError::GlobalRateLimit);
+        }
+        if !self.bucket.try_take(now) {
+            return Err(ApiError::GlobalRateLimit);
+        }
+        if self.dice.chance(self.faults.error_5xx_rate) {
+            return Err(if self.dice.next_u64().is_multiple_of(2) {
+                ApiError::Internal
+            } else {
+                ApiError::Unavailable
+            });
+        }
+        Ok(())
+    }
+
+    fn authorize(
+        &self,
+        header: Option<&str>,
+        accepted: &'static [&'static str],
+        now: Instant,
+    ) -> Result<(), ApiError> {
+        self.tokens.authorize(header, accepted, now)
+    }
+}
+
+/// A response before it becomes HTTP, with what the request log needs.
+struct Reply {
+    status: u16,
+    body: Option<Value>,
+    job_id: Option<String>,
+    external_id: Option<String>,
+    users: Option<usize>,
+}
+
+impl Reply {
+    fn json(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            body: Some(body),
+            job_id: None,
+            external_id: None,
+            users: None,
+        }
+    }
+
+    fn error(error: &ApiError) -> Self {
+        Self::json(error.status(), error.body())
+    }
+
+    fn with_job(mut self, job_id: &str) -> Self {
+        self.job_id = Some(job_id.to_string());
+        self
+    }
+}
+
+pub async fn handle(
+    state: SharedState,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let arrived = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    if let Some(what) = path.strip_prefix("/__emulator/") {
+        let what = what.to_string();
+        return Ok(inspect(&state, &method, &what, request).await);
+    }
+
+    let is_management_api = path.starts_with("/api/v2/");
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let reply = match (&method, segments.as_slice()) {
+        (&Method::POST, ["oauth", "token"]) => token(&state, request).await,
+        (&Method::POST, ["api", "v2", "jobs", "users-imports"]) => {
+            create_import(&state, request).await
+        }
+        (&Method::GET, ["api", "v2", "jobs", id]) => get_job(&state, &request, id, false),
+        (&Method::GET, ["api", "v2", "jobs", id, "errors"]) => get_job(&state, &request, id, true),
+        _ => Reply::error(&ApiError::RouteNotFound),
+    };
+
+    let now = Instant::now();
+    let (latency, rate_headers) = {
+        let mut state = lock(&state);
+        state.settle(now);
+        let active = state.active_jobs();
+        let at_ms = u64::try_from(arrived.saturating_duration_since(state.epoch).as_millis())
+            .unwrap_or(u64::MAX);
+        state.log.push(LoggedRequest {
+            at_ms,
+            method: method.to_string(),
+            path: path.clone(),
+            status: reply.status,
+            job_id: reply.job_id.clone(),
+            external_id: reply.external_id.clone(),
+            users: reply.users,
+            active_jobs_after: active,
+        });
+        let headers = is_management_api.then(|| state.bucket.headers(now, SystemTime::now()));
+        (state.faults.latency, headers)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    let mut response = http_response(reply.status, reply.body.as_ref());
+    if let Some(limits) = rate_headers {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", HeaderValue::from(limits.limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(limits.remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(limits.reset));
+    }
+    Ok(response)
+}
+
+fn http_response(status: u16, body: Option<&Value>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(match body {
+        Some(body) => Full::new(Bytes::from(body.to_string())),
+        None => Full::new(Bytes::new()),
+    });
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if body.is_some() {
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    response
+}
+
+fn header(request: &Request<Incoming>, name: hyper::header::HeaderName) -> Option<&str> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Larger than the limit (the rest was read and discarded).
+    TooLarge,
+    /// The connection broke mid-body.
+    Broken,
+}
+
+/// Reads a whole body of at most `limit` bytes, counting what actually arrives (a chunked body
+/// has no Content-Length to check up front).
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut data = Vec::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(data),
+            Some(Err(_)) => return Err(BodyError::Broken),
+            Some(Ok(frame)) => {
+                if let Some(chunk) = frame.data_ref() {
+                    if data.len() + chunk.len() > limit {
+                        drain(body).await;
+                        return Err(BodyError::TooLarge);
+                    }
+                    data.extend_from_slice(chunk);
+                }
+            }
+        }
+    }
+}
+
+/// Reads and discards the rest of an over-limit body (bounded in size and time), so the client
+/// gets to read the 413 instead of a reset connection.
+async fn drain(mut body: Incoming) {
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+            }
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn token(state: &SharedState, request: Request<Incoming>) -> Reply {
+    let is_json = header(&request, CONTENT_TYPE).is_some_and(|ct| {
+        ct.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    });
+    let Ok(body) = read_body(request.into_body(), SMALL_BODY_LIMIT).await else {
+        return Reply::json(
+            400,
+            json!({"error": "invalid_request", "error_description": "Invalid request body"}),
+        );
+    };
+    let fields: Vec<(String, String)> = if is_json {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => map
+                .into_iter()
+                .filter_map(|(key, value)| value.as_str().map(|v| (key, v.to_string())))
+                .collect(),
+            _ => {
+                return Reply::json(
+                    400,
+                    json!({"error": "invalid_request", "error_description": "Invalid request body"}),
+                )
+            }
+        }
+    } else {
+        parse_urlencoded(&String::from_utf8_lossy(&body))
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let token_request = TokenRequest {
+        grant_type: field("grant_type"),
+        client_id: field("client_id"),
+        client_secret: field("client_secret"),
+        audience: field("audience"),
+    };
+    let mut guard = lock(state);
+    let state = &mut *guard;
+    let policy = TokenPolicy {
+        clients: &state.config.clients,
+        audience: &state.audience,
+        ttl: state.config.token_ttl,
+        expire_after: state.faults.expire_tokens_after,
+    };
+    match state
+        .tokens
+        .issue(&token_request, &policy, &mut state.ids, Instant::now())
+    {
+        Ok(body) => Reply::json(200, body),
+        Err(error) => Reply::json(error.status, error.body),
+    }
+}
+
+async fn create_import(state: &SharedState, request: Request<Incoming>) -> Reply {
+    let authorization = header(&request, AUTHORIZATION).map(str::to_string);
+    let content_type = header(&request, CONTENT_TYPE).map(str::to_string);
+    let declared_length =
+        header(&request, CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    {
+        let state = lock(state);
+        if let Err(error) = state.authorize(authorization.as_deref(), IMPORT_SCOPES, Instant::now())
+        {
+            return Reply::error(&error);
+        }
+    }
+    // hapi compares Content-Length with the limit before reading the payload (facts §1.5).
+    if declared_length.is_some_and(|length| length > AUTH0_MAX_REQUEST_BYTES as u64) {
+        drain(request.into_body()).await;
+        return Reply::error(&ApiError::PayloadTooLarge);
+    }
+    if let Err(error) = lock(state).gate(Instant::now()) {
+        return Reply::error(&error);
+    }
+    let body = match read_body(request.into_body(), AUTH0_MAX_REQUEST_BYTES).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return Reply::error(&ApiError::PayloadTooLarge),
+        Err(BodyError::Broken) => {
+            return Reply::error(&ApiError::invalid_body(
+                "Payload validation error: 'Invalid multipart payload format'.",
+            ))
+        }
+    };
+
+    let external_id = peek_external_id(content_type.as_deref(), &body);
+    let mut guard = lock(state);
+    let state = &mut *guard;
+    let parsed = parse_import_request(content_type.as_deref(), &body, &state.config.connections);
+    let users = parsed
+        .as_ref()
+        .ok()
+        .and_then(|request| parse_users_file(&request.users_file))
+        .map(|users| users.len());
+    let mut reply = match parsed {
+        Err(error) => Reply::error(&error),
+        Ok(import) => {
+            let now = Instant::now();
+            state.settle(now);
+            let active = state.active_jobs();
+            if active >= state.config.max_active_jobs {
+                Reply::error(&ApiError::TooManyActiveJobs(active))
+            } else {
+                let inject_failure = state.faults.fail_next_jobs > 0;
+                if inject_failure {
+                    state.faults.fail_next_jobs -= 1;
+                }
+                let job = Job::new(
+                    NewJob {
+                        id: state.ids.job_id(),
+                        connection: import.connection,
+                        external_id: import.external_id,
+                        upsert: import.upsert,
+                        send_completion_email: import.send_completion_email,
+                        users_file: import.users_file,
+                        created_at: iso8601(SystemTime::now()),
+                        inject_failure,
+                    },
+                    Timing {
+                        base: state.config.job_base_time,
+                        per_user: state.config.job_time_per_user,
+                        timeout: state.config.job_timeout,
+                    },
+                    now,
+                );
+                let reply = Reply::json(202, job.created_body()).with_job(&job.id);
+                state.jobs.push(job);
+                reply
+            }
+        }
+    };
+    reply.external_id = external_id;
+    reply.users = users;
+    reply
+}
+
+fn get_job(state: &SharedState, request: &Request<Incoming>, id: &str, errors: bool) -> Reply {
+    let now = Instant::now();
+    let mut state = lock(state);
+    if let Err(error) = state.authorize(header(request, AUTHORIZATION), READ_JOB_SCOPES, now) {
+        return Reply::error(&error);
+    }
+    if let Err(error) = state.gate(now) {
+        return Reply::error(&error);
+    }
+    state.settle(now);
+    let Some(job) = state.jobs.iter().find(|job| job.id == id) else {
+        let missing = if errors {
+            ApiError::JobErrorsJobNotFound
+        } else {
+            ApiError::JobNotFound
+        };
+        return Reply::error(&missing).with_job(id);
+    };
+    let mut reply = if errors {
+        let (status, body) = job.errors_reply(now);
+        Reply {
+            status,
+            body,
+            job_id: None,
+            external_id: None,
+            users: None,
+        }
+    } else {
+        Reply::json(200, job.status_body(now))
+    };
+    reply.external_id = job.external_id.clone();
+    reply.with_job(id)
+}
+
+/// `/__emulator/{requests,users,jobs,faults}`: test and demo introspection, never rate limited.
+async fn inspect(
+    state: &SharedState,
+    method: &Method,
+    what: &str,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let to_json = |value: Result<Value, serde_json::Error>| match value {
+        Ok(value) => http_response(200, Some(&value)),
+        Err(error) => http_response(500, Some(&json!({ "error": error.to_string() }))),
+    };
+    match (method, what) {
+        (&Method::GET, "requests") => to_json(serde_json::to_value(lock(state).requests())),
+        (&Method::GET, "users") => to_json(Ok(Value::Array(lock(state).users()))),
+        (&Method::GET, "jobs") => to_json(serde_json::to_value(lock(state).jobs())),
+        (&Method::GET, "faults") => to_json(serde_json::to_value(lock(state).faults())),
+        (&Method::PUT, "faults") => {
+            let Ok(body) = read_body(request.into_body(), SMALL_BODY_LIMIT).await else {
+                return http_response(400, Some(&json!({ "error": "body too large" })));
+            };
+            match serde_json::from_slice::<Faults>(&body) {
+                Ok(faults) => {
+                    lock(state).set_faults(faults.clone());
+                    to_json(serde_json::to_value(faults))
+                }
+                Err(error) => http_response(400, Some(&json!({ "error": error.to_string() }))),
+            }
+        }
+        _ => http_response(
+            404,
+            Some(&json!({ "error": "unknown inspection endpoint" })),
+        ),
+    }
+}
