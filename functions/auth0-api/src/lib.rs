@@ -28,21 +28,33 @@ pub enum ApiError {
     TokenTransport(String),
     #[error("the token endpoint answered without an access_token")]
     TokenShape,
+    /// Auth0 did not give a usable answer in time; the next tick asks again.
+    #[error("{0}")]
+    Transient(String),
 }
 
 /// How an import post ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportOutcome {
-    Created { job_id: String },
+    Created {
+        job_id: String,
+    },
     /// Auth0 says the tenant's import slots are full.
     SlotsBusy,
     /// Nothing was created and the chunk can be posted later (rate limit longer than the time
     /// left, repeated 5xx, Auth0 unreachable).
-    NotNow { reason: String },
+    NotNow {
+        reason: String,
+    },
     /// Auth0 refused the request; posting it again would fail the same way.
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+    },
     /// The request went out and no answer came back: a job may exist.
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
 
 struct CachedToken {
@@ -143,10 +155,16 @@ impl ManagementApi {
                         .and_then(serde_json::Value::as_str)
                         .ok_or(ApiError::TokenShape)?
                         .to_string();
-                    let lifetime =
-                        Duration::from_secs(v.get("expires_in").and_then(serde_json::Value::as_u64).unwrap_or(3600));
+                    let lifetime = Duration::from_secs(
+                        v.get("expires_in")
+                            .and_then(serde_json::Value::as_u64)
+                            .unwrap_or(3600),
+                    );
                     let margin = REFRESH_MARGIN.min(lifetime / 2);
-                    tracing::info!(expires_in_s = lifetime.as_secs(), "minted a Management API token");
+                    tracing::info!(
+                        expires_in_s = lifetime.as_secs(),
+                        "minted a Management API token"
+                    );
                     return Ok(CachedToken {
                         token,
                         refresh_at: started + lifetime - margin,
@@ -154,7 +172,11 @@ impl ManagementApi {
                 }
                 429 | 500..=599 if attempt < MAX_SEND_ATTEMPTS => {
                     let wait = match status {
-                        429 => Duration::from_secs(rate_limit_wait_s(retry_after.as_deref(), None, unix_now_s())),
+                        429 => Duration::from_secs(rate_limit_wait_s(
+                            retry_after.as_deref(),
+                            None,
+                            unix_now_s(),
+                        )),
                         _ => backoff(attempt),
                     };
                     tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
@@ -234,7 +256,13 @@ impl ManagementApi {
                 }
                 Err(_) => Default::default(),
             };
-            let verdict = classify_import(status, &body, retry_after.as_deref(), reset.as_deref(), unix_now_s());
+            let verdict = classify_import(
+                status,
+                &body,
+                retry_after.as_deref(),
+                reset.as_deref(),
+                unix_now_s(),
+            );
             match verdict {
                 ImportVerdict::Created { job_id } => return Ok(ImportOutcome::Created { job_id }),
                 ImportVerdict::SlotsBusy => return Ok(ImportOutcome::SlotsBusy),
@@ -242,7 +270,8 @@ impl ManagementApi {
                     return Ok(ImportOutcome::Refused { status, message })
                 }
                 ImportVerdict::Unauthorized => {
-                    let can_renew = matches!(self.credentials, Auth0Credentials::ClientCredentials { .. });
+                    let can_renew =
+                        matches!(self.credentials, Auth0Credentials::ClientCredentials { .. });
                     if renewed || !can_renew {
                         return Ok(ImportOutcome::Refused {
                             status,
@@ -269,13 +298,109 @@ impl ManagementApi {
                     let wait = backoff(server_errors);
                     if server_errors >= MAX_SEND_ATTEMPTS || Instant::now() + wait > deadline {
                         return Ok(ImportOutcome::NotNow {
-                            reason: format!("Auth0 answered {status} {server_errors} times: {message}"),
+                            reason: format!(
+                                "Auth0 answered {status} {server_errors} times: {message}"
+                            ),
                         });
                     }
                     tracing::warn!(status, attempt = server_errors, "server error, retrying");
                     tokio::time::sleep(wait).await;
                 }
             }
+        }
+    }
+}
+
+impl ManagementApi {
+    /// `GET /api/v2/jobs/{id}`: (HTTP status, body). 200 and 404 are answers; rate limits,
+    /// 401s (once) and transient failures are handled here. GETs are idempotent, so unlike
+    /// posts they are retried after timeouts too.
+    pub async fn get_job(
+        &self,
+        job_id: &str,
+        deadline: Instant,
+    ) -> Result<(u16, Vec<u8>), ApiError> {
+        self.get(&format!("/api/v2/jobs/{job_id}"), deadline).await
+    }
+
+    /// `GET /api/v2/jobs/{id}/errors`: 200 (list or job object), 204 or 404.
+    pub async fn get_job_errors(
+        &self,
+        job_id: &str,
+        deadline: Instant,
+    ) -> Result<(u16, Vec<u8>), ApiError> {
+        self.get(&format!("/api/v2/jobs/{job_id}/errors"), deadline)
+            .await
+    }
+
+    async fn get(&self, path: &str, deadline: Instant) -> Result<(u16, Vec<u8>), ApiError> {
+        let url = format!("{}{path}", self.base_url());
+        let mut failures = 0;
+        let mut renewed = false;
+        loop {
+            let token = self.token(false).await?;
+            let answer = match self.http.get(&url).bearer_auth(&token).send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let retry_after = header(&response, "retry-after");
+                    let reset = header(&response, "x-ratelimit-reset");
+                    match response.bytes().await {
+                        Ok(body) => Ok((status, body.to_vec(), retry_after, reset)),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let wait = match answer {
+                Ok((status @ (200..=299 | 404), body, _, _)) => return Ok((status, body)),
+                Ok((401, body, _, _)) => {
+                    let can_renew =
+                        matches!(self.credentials, Auth0Credentials::ClientCredentials { .. });
+                    if renewed || !can_renew {
+                        return Err(ApiError::Transient(format!(
+                            "GET {path}: {}",
+                            error_message(401, &body)
+                        )));
+                    }
+                    renewed = true;
+                    self.token(true).await?;
+                    continue;
+                }
+                Ok((429, _, retry_after, reset)) => Duration::from_secs(rate_limit_wait_s(
+                    retry_after.as_deref(),
+                    reset.as_deref(),
+                    unix_now_s(),
+                )),
+                Ok((status, body, _, _)) if status < 500 => {
+                    return Err(ApiError::Transient(format!(
+                        "GET {path}: {status} {}",
+                        error_message(status, &body)
+                    )))
+                }
+                Ok((status, body, _, _)) => {
+                    failures += 1;
+                    if failures >= MAX_SEND_ATTEMPTS {
+                        return Err(ApiError::Transient(format!(
+                            "GET {path}: {status} {}",
+                            error_message(status, &body)
+                        )));
+                    }
+                    backoff(failures)
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures >= MAX_SEND_ATTEMPTS {
+                        return Err(ApiError::Transient(format!("GET {path}: {e}")));
+                    }
+                    backoff(failures)
+                }
+            };
+            if Instant::now() + wait > deadline {
+                return Err(ApiError::Transient(format!(
+                    "GET {path}: the next try is past this invocation's time"
+                )));
+            }
+            tokio::time::sleep(wait).await;
         }
     }
 }

@@ -34,7 +34,14 @@ impl Ledger {
     }
 
     pub async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, LedgerError> {
-        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let etag = out.e_tag().unwrap_or_default().to_string();
                 let body = out
@@ -49,12 +56,19 @@ impl Ledger {
         }
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, LedgerError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>, LedgerError> {
         let Some((bytes, etag)) = self.get_bytes(key).await? else {
             return Ok(None);
         };
-        let value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("s3://{}/{key} is not what this version writes: {e}", self.bucket))?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "s3://{}/{key} is not what this version writes: {e}",
+                self.bucket
+            )
+        })?;
         Ok(Some(Versioned { value, etag }))
     }
 
@@ -64,12 +78,19 @@ impl Ledger {
     }
 
     /// Replaces `key` only if it is still at `etag`. `Ok(false)` when someone changed it.
-    pub async fn replace<T: Serialize>(&self, key: &str, value: &T, etag: &str) -> Result<bool, LedgerError> {
+    pub async fn replace<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        etag: &str,
+    ) -> Result<bool, LedgerError> {
         self.conditional_put(key, value, Condition::At(etag)).await
     }
 
     pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), LedgerError> {
-        self.conditional_put(key, value, Condition::None).await.map(|_| ())
+        self.conditional_put(key, value, Condition::None)
+            .await
+            .map(|_| ())
     }
 
     async fn conditional_put<T: Serialize>(
@@ -121,9 +142,13 @@ impl Ledger {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| format!("LIST s3://{}/{prefix}: {}", self.bucket, describe(&e)))?;
+            let page =
+                page.map_err(|e| format!("LIST s3://{}/{prefix}: {}", self.bucket, describe(&e)))?;
             for o in page.contents() {
-                let modified = o.last_modified().map(|t| t.to_millis().unwrap_or(0)).unwrap_or(0);
+                let modified = o
+                    .last_modified()
+                    .map(|t| t.to_millis().unwrap_or(0))
+                    .unwrap_or(0);
                 out.push((o.key().unwrap_or_default().to_string(), modified));
             }
         }
@@ -163,11 +188,24 @@ impl Ledger {
     }
 
     /// Frees slot `k` if (run, seq) still holds it. Returns whether it did.
-    pub async fn release_slot(&self, k: u32, run_id: &str, seq: u32, now_ms: u64) -> Result<bool, LedgerError> {
+    pub async fn release_slot(
+        &self,
+        k: u32,
+        run_id: &str,
+        seq: u32,
+        now_ms: u64,
+    ) -> Result<bool, LedgerError> {
         let key = layout::slot_key(k);
         match self.get::<SlotLease>(&key).await? {
             Some(v) if v.value.is_held_by(run_id, seq) => {
-                self.replace(&key, &SlotLease::Free { released_at_ms: now_ms }, &v.etag).await
+                self.replace(
+                    &key,
+                    &SlotLease::Free {
+                        released_at_ms: now_ms,
+                    },
+                    &v.etag,
+                )
+                .await
             }
             _ => Ok(false),
         }
@@ -178,25 +216,65 @@ impl Ledger {
         let mut freed = 0;
         for k in 0..slots {
             let key = layout::slot_key(k);
-            let Some(lease) = self.get::<SlotLease>(&key).await? else { continue };
-            let SlotLease::Held { run_id, seq, acquired_at_ms, .. } = &lease.value else { continue };
+            let Some(lease) = self.get::<SlotLease>(&key).await? else {
+                continue;
+            };
+            let SlotLease::Held {
+                run_id,
+                seq,
+                acquired_at_ms,
+                ..
+            } = &lease.value
+            else {
+                continue;
+            };
             let job_key = format!("{}{}", layout::run_prefix(run_id), layout::job_key(*seq));
             let job = self.get::<JobRecord>(&job_key).await?;
             match recover_slot(*acquired_at_ms, job.as_ref().map(|j| &j.value), now_ms) {
                 SlotRecovery::Keep => {}
                 SlotRecovery::Free => {
-                    if self.replace(&key, &SlotLease::Free { released_at_ms: now_ms }, &lease.etag).await? {
-                        tracing::warn!(slot = k, run_id, seq, "freed a slot its holder no longer needs");
+                    if self
+                        .replace(
+                            &key,
+                            &SlotLease::Free {
+                                released_at_ms: now_ms,
+                            },
+                            &lease.etag,
+                        )
+                        .await?
+                    {
+                        tracing::warn!(
+                            slot = k,
+                            run_id,
+                            seq,
+                            "freed a slot its holder no longer needs"
+                        );
                         freed += 1;
                     }
                 }
                 SlotRecovery::MarkUnknownThenFree(reason) => {
                     let Some(job) = job else { continue };
-                    let Ok(unknown) = job.value.unknown(reason.clone()) else { continue };
+                    let Ok(unknown) = job.value.unknown(reason.clone()) else {
+                        continue;
+                    };
                     if self.replace(&job_key, &unknown, &job.etag).await?
-                        && self.replace(&key, &SlotLease::Free { released_at_ms: now_ms }, &lease.etag).await?
+                        && self
+                            .replace(
+                                &key,
+                                &SlotLease::Free {
+                                    released_at_ms: now_ms,
+                                },
+                                &lease.etag,
+                            )
+                            .await?
                     {
-                        tracing::warn!(slot = k, run_id, seq, reason, "a claim was abandoned: outcome unknown, slot freed");
+                        tracing::warn!(
+                            slot = k,
+                            run_id,
+                            seq,
+                            reason,
+                            "a claim was abandoned: outcome unknown, slot freed"
+                        );
                         freed += 1;
                     }
                 }
@@ -223,12 +301,15 @@ pub async fn secret_string(
         .send()
         .await
         .map_err(|e| format!("reading secret {secret_id}: {}", describe_secret_error(&e)))?;
-    out.secret_string()
-        .map(str::to_string)
-        .ok_or_else(|| format!("secret {secret_id} has no SecretString (a binary secret is not supported)"))
+    out.secret_string().map(str::to_string).ok_or_else(|| {
+        format!("secret {secret_id} has no SecretString (a binary secret is not supported)")
+    })
 }
 
-fn describe_secret_error<E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::fmt::Debug, R>(
+fn describe_secret_error<
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::fmt::Debug,
+    R,
+>(
     e: &aws_sdk_secretsmanager::error::SdkError<E, R>,
 ) -> String {
     match e {

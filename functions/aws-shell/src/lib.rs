@@ -2,6 +2,7 @@
 //! S3 run folder (`RunSink`) with pipelined uploads, and S3 objects read as sync streams.
 
 pub mod ledger;
+pub mod secrets;
 
 use std::path::Path;
 use std::sync::Arc;

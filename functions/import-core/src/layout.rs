@@ -20,6 +20,25 @@ pub const JOBS_DIR: &str = "jobs/";
 /// Written when Auth0 refuses a run's request for good (e.g. unknown connection).
 pub const SUBMIT_FAILED: &str = "submit-failed.json";
 
+/// Poll's per-chunk reports, relative to the run folder: `reports/000001.json`.
+pub const REPORTS_DIR: &str = "reports/";
+/// Progress while the run is in flight.
+pub const STATUS: &str = "status.json";
+/// The run's final account (written last of the reports: its presence means "final").
+pub const REPORT_JSON: &str = "report.json";
+pub const REPORT_CSV: &str = "report.csv";
+pub const REPORT_HTML: &str = "report.html";
+/// Original records of users a re-drop can fix. Holds password hashes, like the chunks.
+pub const FAILED_USERS: &str = "failed-users.json";
+
+pub fn report_key(seq: u32) -> String {
+    format!("{REPORTS_DIR}{seq:06}.json")
+}
+
+pub fn seq_of_report_key(key: &str) -> Option<u32> {
+    key.strip_prefix(REPORTS_DIR)?.strip_suffix(".json")?.parse().ok()
+}
+
 pub fn active_run_key(run_id: &str) -> String {
     format!("{ACTIVE_RUNS_PREFIX}{run_id}.json")
 }

@@ -5,19 +5,17 @@
 //! is posted. At most N jobs in flight: each needs a slot lease (`slots/<k>.json`, CAS).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auth0_api::{unix_now_ms, ImportOutcome, ManagementApi};
-use aws_shell::ledger::{secret_string, Ledger};
-use import_core::auth0::parse_secret;
+use aws_shell::ledger::Ledger;
+pub use aws_shell::secrets::ApiCache;
 use import_core::layout;
 use import_core::ledger::JobRecord;
 use import_core::manifest::{RunManifest, RunStatus};
 use import_core::multipart::ImportFields;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 /// Time kept back from the invocation's deadline: a post plus its ledger writes fit in it.
 const SAFETY_MARGIN: Duration = Duration::from_secs(20);
@@ -33,13 +31,17 @@ pub struct SubmitConfig {
 impl SubmitConfig {
     /// `BUCKET`, `AUTH0_SECRET_ID`, `JOB_SLOTS` (default 2).
     pub fn from_env() -> Result<Self, String> {
-        let need = |name: &str| std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
+        let need = |name: &str| {
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+        };
         let slots = match std::env::var("JOB_SLOTS") {
             Ok(v) => v
                 .parse::<u32>()
                 .ok()
                 .filter(|n| (1..=16).contains(n))
-                .ok_or_else(|| format!("JOB_SLOTS must be a whole number from 1 to 16, got {v:?}"))?,
+                .ok_or_else(|| {
+                    format!("JOB_SLOTS must be a whole number from 1 to 16, got {v:?}")
+                })?,
             Err(_) => 2,
         };
         Ok(SubmitConfig {
@@ -47,36 +49,6 @@ impl SubmitConfig {
             slots,
             secret_id: need("AUTH0_SECRET_ID")?,
         })
-    }
-}
-
-/// The Management API client, built from the secret on first use and kept across warm
-/// invocations (so is its token). Dropped when the credentials stop working, so an operator's
-/// fix to the secret is picked up by the next invocation.
-#[derive(Default)]
-pub struct ApiCache {
-    api: Mutex<Option<Arc<ManagementApi>>>,
-}
-
-impl ApiCache {
-    pub async fn get(
-        &self,
-        secrets: &aws_sdk_secretsmanager::Client,
-        secret_id: &str,
-    ) -> Result<Arc<ManagementApi>, String> {
-        let mut slot = self.api.lock().await;
-        if let Some(api) = slot.as_ref() {
-            return Ok(api.clone());
-        }
-        let text = secret_string(secrets, secret_id).await?;
-        let credentials = parse_secret(&text).map_err(|e| format!("secret {secret_id}: {e}"))?;
-        let api = Arc::new(ManagementApi::new(credentials).map_err(|e| format!("HTTP client: {e}"))?);
-        *slot = Some(api.clone());
-        Ok(api)
-    }
-
-    pub async fn forget(&self) {
-        *self.api.lock().await = None;
     }
 }
 
@@ -91,15 +63,18 @@ pub struct SubmitReport {
     pub stopped: String,
 }
 
-/// Runs named by an S3 event's keys (`runs/<id>/…`); empty for the schedule.
-pub fn runs_in_event(event: &Value) -> BTreeSet<String> {
+/// Runs whose manifest an S3 event announces (`runs/<id>/manifest.json`). Other keys (chunk
+/// reports) and the schedule only wake submit; they never activate a run.
+pub fn manifests_in_event(event: &Value) -> BTreeSet<String> {
     let mut runs = BTreeSet::new();
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
         for r in records {
             let key = r.pointer("/s3/object/key").and_then(Value::as_str).unwrap_or_default();
             // Our own keys are plain ASCII (run ids are slugs), so no URL decoding is needed.
             if let Some(id) = layout::run_id_of_key(key) {
-                runs.insert(id.to_string());
+                if key == format!("{}{}", layout::run_prefix(id), layout::MANIFEST) {
+                    runs.insert(id.to_string());
+                }
             }
         }
     }
@@ -126,14 +101,16 @@ enum Step {
 impl Submitter<'_> {
     /// Activates runs named by the event, then fills free slots from active runs, oldest first.
     pub async fn run(&self, event: &Value) -> Result<SubmitReport, String> {
-        for run_id in runs_in_event(event) {
+        for run_id in manifests_in_event(event) {
             self.activate(&run_id).await?;
         }
         let mut report = SubmitReport::default();
         let mut active = self.ledger.list(layout::ACTIVE_RUNS_PREFIX).await?;
         active.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
         for (key, _) in active {
-            let Some(run_id) = layout::run_id_of_active_key(&key) else { continue };
+            let Some(run_id) = layout::run_id_of_active_key(&key) else {
+                continue;
+            };
             match self.fill_from_run(run_id, &mut report).await? {
                 Step::Stop(why) => {
                     report.stopped = why;
@@ -149,28 +126,55 @@ impl Submitter<'_> {
     /// A run whose manifest committed with chunks becomes active (idempotent).
     async fn activate(&self, run_id: &str) -> Result<(), String> {
         let key = format!("{}{}", layout::run_prefix(run_id), layout::MANIFEST);
-        let Some(manifest) = self.ledger.get::<RunManifest>(&key).await? else { return Ok(()) };
+        let Some(manifest) = self.ledger.get::<RunManifest>(&key).await? else {
+            return Ok(());
+        };
         let m = manifest.value;
         if m.status != RunStatus::Split || m.chunks.is_empty() || m.options.is_none() {
             return Ok(());
         }
+        // A late duplicate of the manifest event must not reopen a run poll has closed.
+        let report = format!("{}{}", layout::run_prefix(run_id), layout::REPORT_JSON);
+        if self.ledger.get_bytes(&report).await?.is_some() {
+            return Ok(());
+        }
         let marker = serde_json::json!({"run_id": run_id, "activated_at_ms": unix_now_ms()});
-        if self.ledger.create(&layout::active_run_key(run_id), &marker).await? {
-            tracing::info!(run_id, chunks = m.chunks.len(), users = m.users_accepted, "run activated for submission");
+        if self
+            .ledger
+            .create(&layout::active_run_key(run_id), &marker)
+            .await?
+        {
+            tracing::info!(
+                run_id,
+                chunks = m.chunks.len(),
+                users = m.users_accepted,
+                "run activated for submission"
+            );
         }
         Ok(())
     }
 
     async fn fill_from_run(&self, run_id: &str, report: &mut SubmitReport) -> Result<Step, String> {
         let prefix = layout::run_prefix(run_id);
-        if self.ledger.get_bytes(&format!("{prefix}{}", layout::SUBMIT_FAILED)).await?.is_some() {
+        if self
+            .ledger
+            .get_bytes(&format!("{prefix}{}", layout::SUBMIT_FAILED))
+            .await?
+            .is_some()
+        {
             return Ok(Step::Continue);
         }
-        let Some(manifest) = self.ledger.get::<RunManifest>(&format!("{prefix}{}", layout::MANIFEST)).await? else {
+        let Some(manifest) = self
+            .ledger
+            .get::<RunManifest>(&format!("{prefix}{}", layout::MANIFEST))
+            .await?
+        else {
             return Ok(Step::Continue);
         };
         let manifest = manifest.value;
-        let Some(options) = manifest.options.clone() else { return Ok(Step::Continue) };
+        let Some(options) = manifest.options.clone() else {
+            return Ok(Step::Continue);
+        };
         let jobs_prefix = format!("{prefix}{}", layout::JOBS_DIR);
         let claimed: BTreeSet<u32> = self
             .ledger
@@ -193,9 +197,18 @@ impl Submitter<'_> {
         Ok(Step::Continue)
     }
 
-    async fn take_slot(&self, run_id: &str, seq: u32, report: &mut SubmitReport) -> Result<Option<u32>, String> {
+    async fn take_slot(
+        &self,
+        run_id: &str,
+        seq: u32,
+        report: &mut SubmitReport,
+    ) -> Result<Option<u32>, String> {
         let slots = self.config.slots;
-        if let Some(k) = self.ledger.acquire_slot(slots, run_id, seq, &self.invocation, unix_now_ms()).await? {
+        if let Some(k) = self
+            .ledger
+            .acquire_slot(slots, run_id, seq, &self.invocation, unix_now_ms())
+            .await?
+        {
             return Ok(Some(k));
         }
         let freed = self.ledger.recover_slots(slots, unix_now_ms()).await?;
@@ -203,7 +216,9 @@ impl Submitter<'_> {
         if freed == 0 {
             return Ok(None);
         }
-        self.ledger.acquire_slot(slots, run_id, seq, &self.invocation, unix_now_ms()).await
+        self.ledger
+            .acquire_slot(slots, run_id, seq, &self.invocation, unix_now_ms())
+            .await
     }
 
     async fn submit_chunk(
@@ -232,16 +247,34 @@ impl Submitter<'_> {
         );
         if !self.ledger.create(&job_key, &claim).await? {
             // Another invocation claimed this chunk first: it posts it, not us.
-            self.ledger.release_slot(slot, run_id, seq, unix_now_ms()).await?;
+            self.ledger
+                .release_slot(slot, run_id, seq, unix_now_ms())
+                .await?;
             return Ok(Step::Continue);
         }
         let Some(claimed) = self.ledger.get::<JobRecord>(&job_key).await? else {
-            return Err(format!("the claim {job_key} vanished right after it was written"));
+            return Err(format!(
+                "the claim {job_key} vanished right after it was written"
+            ));
         };
-        let Some((users_json, _)) = self.ledger.get_bytes(&format!("{prefix}{chunk_key}")).await? else {
-            let refused = claimed.value.refused(0, format!("chunk {chunk_key} is missing from the run folder")).map_err(|e| e.to_string())?;
-            self.ledger.replace(&job_key, &refused, &claimed.etag).await?;
-            self.ledger.release_slot(slot, run_id, seq, unix_now_ms()).await?;
+        let Some((users_json, _)) = self
+            .ledger
+            .get_bytes(&format!("{prefix}{chunk_key}"))
+            .await?
+        else {
+            let refused = claimed
+                .value
+                .refused(
+                    0,
+                    format!("chunk {chunk_key} is missing from the run folder"),
+                )
+                .map_err(|e| e.to_string())?;
+            self.ledger
+                .replace(&job_key, &refused, &claimed.etag)
+                .await?;
+            self.ledger
+                .release_slot(slot, run_id, seq, unix_now_ms())
+                .await?;
             return Ok(Step::Continue);
         };
         let fields = ImportFields {
@@ -256,12 +289,19 @@ impl Submitter<'_> {
             .await
             .map_err(|e| format!("run {run_id} chunk {seq}: {e}"))?;
         let now = unix_now_ms();
-        let transition = |r: Result<JobRecord, _>| r.map_err(|e: import_core::ledger::BadTransition| e.to_string());
+        let transition = |r: Result<JobRecord, _>| {
+            r.map_err(|e: import_core::ledger::BadTransition| e.to_string())
+        };
         match outcome {
             ImportOutcome::Created { job_id } => {
                 let next = transition(claimed.value.submitted(job_id.clone(), now))?;
                 if !self.ledger.replace(&job_key, &next, &claimed.etag).await? {
-                    tracing::error!(run_id, seq, job_id, "the claim changed under us after posting; the job id is only in this log");
+                    tracing::error!(
+                        run_id,
+                        seq,
+                        job_id,
+                        "the claim changed under us after posting; the job id is only in this log"
+                    );
                 }
                 tracing::info!(run_id, seq, job_id, users, slot, "import job started");
                 report.submitted.push(format!("{run_id}:{seq}={job_id}"));
@@ -283,16 +323,31 @@ impl Submitter<'_> {
                 self.ledger.replace(&job_key, &next, &claimed.etag).await?;
                 self.ledger.release_slot(slot, run_id, seq, now).await?;
                 let marker = serde_json::json!({"status": status, "message": message, "chunk": seq, "at_ms": now});
-                self.ledger.put(&format!("{prefix}{}", layout::SUBMIT_FAILED), &marker).await?;
-                tracing::error!(run_id, seq, status, message, "Auth0 refused the run; no more of its chunks will be posted");
-                report.refused_runs.push(format!("{run_id}: {status} {message}"));
+                self.ledger
+                    .put(&format!("{prefix}{}", layout::SUBMIT_FAILED), &marker)
+                    .await?;
+                tracing::error!(
+                    run_id,
+                    seq,
+                    status,
+                    message,
+                    "Auth0 refused the run; no more of its chunks will be posted"
+                );
+                report
+                    .refused_runs
+                    .push(format!("{run_id}: {status} {message}"));
                 Ok(Step::RunRefused)
             }
             ImportOutcome::Unknown { reason } => {
                 let next = transition(claimed.value.unknown(reason.clone()))?;
                 self.ledger.replace(&job_key, &next, &claimed.etag).await?;
                 self.ledger.release_slot(slot, run_id, seq, now).await?;
-                tracing::error!(run_id, seq, reason, "submission outcome unknown; the chunk is not posted again");
+                tracing::error!(
+                    run_id,
+                    seq,
+                    reason,
+                    "submission outcome unknown; the chunk is not posted again"
+                );
                 report.unknown.push(format!("{run_id}:{seq}"));
                 Ok(Step::Continue)
             }
@@ -311,8 +366,12 @@ mod tests {
             {"s3": {"object": {"key": "runs/r-2/reports/000001.json"}}},
             {"s3": {"object": {"key": "inbox/x.json"}}}
         ]});
-        assert_eq!(runs_in_event(&event).into_iter().collect::<Vec<_>>(), vec!["r-1", "r-2"]);
-        let schedule = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"});
-        assert!(runs_in_event(&schedule).is_empty());
+        assert_eq!(
+            manifests_in_event(&event).into_iter().collect::<Vec<_>>(),
+            vec!["r-1"]
+        );
+        let schedule =
+            serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+        assert!(manifests_in_event(&schedule).is_empty());
     }
 }

@@ -39,7 +39,14 @@ async fn main() -> Result<(), Error> {
             };
             match submitter.run(&event.payload).await {
                 Ok(report) => {
-                    tracing::info!(submitted = report.submitted.len(), refused = report.refused_runs.len(), unknown = report.unknown.len(), slots_recovered = report.slots_recovered, stopped = report.stopped, "submit done");
+                    tracing::info!(
+                        submitted = report.submitted.len(),
+                        refused = report.refused_runs.len(),
+                        unknown = report.unknown.len(),
+                        slots_recovered = report.slots_recovered,
+                        stopped = report.stopped,
+                        "submit done"
+                    );
                     Ok::<_, Error>(serde_json::to_value(report)?)
                 }
                 Err(e) => {

@@ -1,6 +1,8 @@
 //! Test support: real services on loopback. `MotoServer` runs moto's server (S3 and Secrets
 //! Manager) on a free port for one test and stops it when dropped.
 
+pub mod pipeline;
+
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

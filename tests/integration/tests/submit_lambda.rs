@@ -408,7 +408,7 @@ async fn auth0s_two_active_jobs_429_leaves_the_chunk_pending() {
     let (other_run, other_event) = w.split(DEFAULT_CONNECTION_ID, &users(40, "o")).await;
     let occupied = Submitter {
         ledger: &w.ledger,
-        api: &*w.apis.get(&w.secrets, SECRET).await.unwrap(),
+        api: &w.apis.get(&w.secrets, SECRET).await.unwrap(),
         config: &SubmitConfig {
             bucket: BUCKET.into(),
             slots: 2,

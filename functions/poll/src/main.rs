@@ -1,0 +1,61 @@
+//! Entry point of the `poll` Lambda: JSON logs, AWS clients, the cached Management API client,
+//! and the sweep loop, bounded by the invocation's own deadline.
+
+use std::time::{Duration, Instant};
+
+use auth0_api::unix_now_ms;
+use aws_shell::ledger::Ledger;
+use aws_shell::secrets::ApiCache;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use poll::{PollConfig, Poller};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .without_time()
+        .init();
+    let config = PollConfig::from_env()?;
+    let sdk = aws_config::load_from_env().await;
+    let ledger = Ledger::new(aws_shell::s3_client(&sdk), &config.bucket);
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let apis = ApiCache::default();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let (config, ledger, secrets, apis) = (&config, &ledger, &secrets, &apis);
+        async move {
+            let left_ms = event.context.deadline.saturating_sub(unix_now_ms());
+            let deadline = Instant::now() + Duration::from_millis(left_ms);
+            let api = apis.get(secrets, &config.secret_id).await?;
+            let poller = Poller {
+                ledger,
+                api: &api,
+                config,
+                deadline,
+            };
+            match poller.run().await {
+                Ok(report) => {
+                    tracing::info!(
+                        sweeps = report.sweeps,
+                        chunks_reported = report.chunks_reported.len(),
+                        runs_finalized = report.runs_finalized.len(),
+                        active_jobs_left = report.active_jobs_left,
+                        "poll done"
+                    );
+                    Ok::<_, Error>(serde_json::to_value(report)?)
+                }
+                Err(e) => {
+                    if e.contains("client credentials") {
+                        apis.forget().await;
+                    }
+                    Err(Error::from(e))
+                }
+            }
+        }
+    }))
+    .await
+}
