@@ -1,19 +1,28 @@
-//! `make demo`: the pipeline as far as it exists, locally and for real. moto's S3 server on
-//! loopback, a generated export dropped into the inbox, the split handler run on its event.
+//! `make demo`: the whole pipeline on one machine, for real. moto's server provides S3 and
+//! Secrets Manager, our emulator plays the Auth0 tenant, a generated export is dropped into the
+//! inbox, and the three handlers run on the bucket's events and schedule ticks until the run's
+//! report is final. Everything started here is stopped at the end.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use aws_lambda_events::event::s3::S3Event;
+use auth0_emulator::{
+    Emulator, EmulatorConfig, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_CONNECTION_ID,
+};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_shell::ledger::Ledger;
 use import_core::layout;
-use import_core::manifest::{RejectEntry, RunManifest};
-use integration::{s3_put_event, MotoServer};
-use split::{handle, RecordOutcome, SplitConfig};
+use import_core::report::{RunProgress, RunReport};
+use integration::pipeline::Pipeline;
+use integration::MotoServer;
+use poll::PollConfig;
+use split::{RecordOutcome, SplitConfig};
+use submit::SubmitConfig;
 
 const BUCKET: &str = "auth0-import-demo";
-const KEY: &str = "inbox/con_DemoConnection0001/legacy users.json.gz";
+const SECRET: &str = "auth0-import/tenant";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -22,115 +31,198 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&data)?;
     let export = data.join("legacy-users.json.gz");
 
-    step("generating a sample export: 2,000 users, ~3% invalid, gzipped JSON array");
+    step("generating a sample export: 2,000 users, ~3% of them invalid, gzipped JSON array");
     generate(&root, &export)?;
 
-    step("starting moto's S3 server on loopback");
+    step("starting moto (S3 + Secrets Manager) and the Auth0 emulator on loopback");
     let moto = MotoServer::start()?;
-    println!("   {}", moto.endpoint());
-    let sdk = moto.sdk_config().await;
-    let client = aws_shell::s3_client(&sdk);
-    client.create_bucket().bucket(BUCKET).send().await?;
-
-    step(&format!("dropping it at s3://{BUCKET}/{KEY}"));
-    let body = std::fs::read(&export)?;
-    let size = body.len() as u64;
-    let put = client
-        .put_object()
-        .bucket(BUCKET)
-        .key(KEY)
-        .body(ByteStream::from(body))
-        .send()
-        .await?;
-    let etag = put
-        .e_tag()
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_string();
-    let event: S3Event = serde_json::from_value(s3_put_event(BUCKET, KEY, size, &etag))?;
-
-    step("running the split Lambda's handler on the ObjectCreated event");
-    let scratch = tempfile_dir(&data)?;
-    let config = SplitConfig {
-        inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
-        max_chunk_bytes: 100_000,
-        scratch_dir: Some(scratch),
-    };
-    let response = handle(&client, &config, event.clone())
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let run_id = match &response.records[0] {
-        RecordOutcome::Split { run_id, .. } => run_id.clone(),
-        other => bail!("the drop was not split: {other:?}"),
-    };
-    let again = handle(&client, &config, event)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let emulator = Emulator::start(EmulatorConfig {
+        job_base_time: Duration::from_millis(300),
+        job_time_per_user: Duration::from_millis(2),
+        ..EmulatorConfig::default()
+    })
+    .await?;
+    println!("   moto     {}", moto.endpoint());
     println!(
-        "   delivered twice (S3 events are at-least-once): second delivery -> {}",
-        serde_json::to_string(&again.records[0])?
+        "   Auth0    {} (emulated tenant, connection {DEFAULT_CONNECTION_ID})",
+        emulator.base_url()
     );
 
     step(&format!(
-        "the run folder s3://{BUCKET}/{}",
-        layout::run_prefix(&run_id)
+        "creating the bucket {BUCKET} and the secret {SECRET}"
     ));
-    let prefix = layout::run_prefix(&run_id);
-    let listing = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .prefix(&prefix)
+    let sdk = moto.sdk_config().await;
+    let s3 = aws_shell::s3_client(&sdk);
+    s3.create_bucket().bucket(BUCKET).send().await?;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret = serde_json::json!({"domain": emulator.base_url(), "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET});
+    secrets
+        .create_secret()
+        .name(SECRET)
+        .secret_string(secret.to_string())
         .send()
         .await?;
-    for o in listing.contents() {
-        println!(
-            "   {:>9} B  {}",
-            o.size().unwrap_or_default(),
-            o.key().unwrap_or_default()
-        );
-    }
-    let manifest: RunManifest =
-        serde_json::from_slice(&get(&client, &format!("{prefix}{}", layout::MANIFEST)).await?)?;
-    println!();
     println!(
-        "   users in {}  accepted {}  rejected {}  (in = accepted + rejected: {})",
-        manifest.users_in,
-        manifest.users_accepted,
-        manifest.users_rejected,
-        if manifest.conservation_holds {
+        "   secret shape: {{\"domain\", \"client_id\", \"client_secret\"}} (values not shown)"
+    );
+
+    let key = format!("inbox/{DEFAULT_CONNECTION_ID}/legacy users.json.gz");
+    step(&format!("dropping the export at s3://{BUCKET}/{key}"));
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(ByteStream::from(std::fs::read(&export)?))
+        .send()
+        .await?;
+
+    let mut pipeline = Pipeline::new(
+        Ledger::new(s3.clone(), BUCKET),
+        secrets,
+        SplitConfig {
+            inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
+            max_chunk_bytes: 100_000,
+            scratch_dir: None,
+        },
+        SubmitConfig {
+            bucket: BUCKET.into(),
+            slots: 2,
+            secret_id: SECRET.into(),
+        },
+        PollConfig {
+            bucket: BUCKET.into(),
+            secret_id: SECRET.into(),
+            interval: Duration::from_millis(200),
+        },
+    );
+
+    step("split (on the ObjectCreated event)");
+    let activity = pipeline
+        .deliver_events()
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let run_id = match activity.split.first().and_then(|r| r.records.first()) {
+        Some(RecordOutcome::Split {
+            run_id,
+            users_in,
+            users_accepted,
+            users_rejected,
+            chunks,
+            ..
+        }) => {
+            println!("   run {run_id}: {users_in} users in, {users_accepted} accepted, {users_rejected} rejected, {chunks} chunks");
+            run_id.clone()
+        }
+        other => bail!("the drop was not split: {other:?}"),
+    };
+    let prefix = layout::run_prefix(&run_id);
+
+    step("submit and poll: 2 import jobs at a time, driven by events and schedule ticks");
+    let started = Instant::now();
+    let mut last = None;
+    let report = loop {
+        pipeline.tick().await.map_err(anyhow::Error::msg)?;
+        if let Some((bytes, _)) = pipeline
+            .ledger
+            .get_bytes(&format!("{prefix}{}", layout::STATUS))
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
+            let s: RunProgress = serde_json::from_slice(&bytes)?;
+            let now = (
+                s.chunks_done,
+                s.chunks_active,
+                s.chunks_pending,
+                s.inserted_so_far,
+            );
+            if last != Some(now) {
+                println!(
+                    "   {:>5.1} s  chunks {}/{} done, {} active, {} pending; inserted so far {}",
+                    started.elapsed().as_secs_f64(),
+                    s.chunks_done,
+                    s.chunks_total,
+                    s.chunks_active,
+                    s.chunks_pending,
+                    s.inserted_so_far
+                );
+                last = Some(now);
+            }
+        }
+        if let Some(report) = pipeline.report(&run_id).await.map_err(anyhow::Error::msg)? {
+            break report;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("the run did not finish within 5 minutes");
+        }
+        // The schedule's period in this local world (EventBridge's rate in AWS).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    step("the report");
+    print_report(&report);
+    let local = data.join(format!("run-{run_id}"));
+    std::fs::create_dir_all(&local)?;
+    for name in [
+        layout::REPORT_JSON,
+        layout::REPORT_CSV,
+        layout::REPORT_HTML,
+        layout::REJECTS,
+        layout::MANIFEST,
+        layout::STATUS,
+    ] {
+        if let Some((bytes, _)) = pipeline
+            .ledger
+            .get_bytes(&format!("{prefix}{name}"))
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
+            std::fs::write(local.join(name), bytes)?;
+        }
+    }
+    println!("\n   in the bucket: s3://{BUCKET}/{prefix}{{report.json,report.csv,report.html,failed-users.json,...}}");
+    println!(
+        "   copied here:   {}/ (open report.html in a browser)",
+        display(&local)
+    );
+    println!(
+        "   failed-users.json holds password hashes, like the chunks: it stays in the bucket only."
+    );
+
+    step("stopping moto and the emulator");
+    emulator.shutdown().await;
+    drop(moto);
+    println!("   done");
+    Ok(())
+}
+
+fn print_report(r: &RunReport) {
+    let line = |label: &str, n: u64| println!("   {label:<28}{n:>7}");
+    line("users in", r.users_in);
+    line("rejected before submission", r.rejected_before_submission);
+    for (code, n) in &r.rejected_by_code {
+        println!("     {code:<26}{n:>7}");
+    }
+    line("inserted", r.inserted);
+    line("updated", r.updated);
+    line("failed at Auth0", r.failed_at_auth0);
+    for (code, n) in &r.failed_by_code {
+        println!("     {code:<26}{n:>7}");
+    }
+    line("unknown", r.unknown);
+    println!(
+        "   {}: {}",
+        r.identity,
+        if r.conservation_holds {
             "holds"
         } else {
             "DOES NOT HOLD"
         }
     );
+    let total: f64 = r.jobs.iter().filter_map(|j| j.duration_s).sum();
     println!(
-        "   chunks {}  mean fill {:.1}% of {} bytes",
-        manifest.chunks.len(),
-        manifest.mean_chunk_fill * 100.0,
-        manifest.max_chunk_bytes
+        "   {} jobs, {:.1} s of Auth0 job time in all",
+        r.jobs.len(),
+        total
     );
-    println!(
-        "   rejects by reason: {}",
-        serde_json::to_string(&manifest.rejects_by_code)?
-    );
-    let rejects = String::from_utf8(get(&client, &format!("{prefix}{}", layout::REJECTS)).await?)?;
-    println!("   first rejects (secrets redacted):");
-    for line in rejects.lines().take(4) {
-        let r: RejectEntry = serde_json::from_str(line)?;
-        for reason in &r.reasons {
-            println!(
-                "     record {} (line {}): {} {} — {}",
-                r.index, r.line, reason.code, reason.path, reason.message
-            );
-        }
-    }
-
-    step("not done yet");
-    println!("   submit (Auth0 import jobs, token from Secrets Manager) and poll (job reports)");
-    println!("   are not built yet: this demo stops after split. See the open issues.");
-    drop(moto);
-    println!("\nstopped moto; the export stays in {}", display(&export));
-    Ok(())
 }
 
 fn step(text: &str) {
@@ -160,17 +252,6 @@ fn generate(root: &Path, out: &Path) -> Result<()> {
         bail!("the export generator failed: {status}");
     }
     Ok(())
-}
-
-fn tempfile_dir(parent: &Path) -> Result<PathBuf> {
-    let dir = parent.join("scratch");
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-async fn get(client: &aws_sdk_s3::Client, key: &str) -> Result<Vec<u8>> {
-    let out = client.get_object().bucket(BUCKET).key(key).send().await?;
-    Ok(out.body.collect().await?.into_bytes().to_vec())
 }
 
 fn display(p: &Path) -> String {
