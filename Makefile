@@ -3,14 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: demo test fmt-check clippy test-rust lint-infra bench build-cli deps-python fmt
+.PHONY: demo test fmt-check clippy test-rust lint-infra test-infra bench build-cli deps-python fmt \
+	deps-lambda deps-sam build package deploy validate-infra
 
 ## make demo: the pipeline locally on moto (S3) with a generated export; shows the run folder.
 demo: deps-python
 	$(CARGO) run --quiet -p integration --bin demo
 
-## make test: formatting, lints (warnings are errors), every test, the template lint.
-test: deps-python fmt-check clippy test-rust lint-infra
+## make test: formatting, lints (warnings are errors), every test, the template lint, and the
+## template-vs-code check (every function, env var, permission and trigger the code needs).
+test: deps-python fmt-check clippy test-rust lint-infra test-infra
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -27,6 +29,10 @@ test-rust:
 lint-infra:
 	"$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/cfn-lint" infra/template.yaml
 
+# Offline: reads infra/template.yaml with cfn-lint's YAML decoder and scans functions/*/src.
+test-infra:
+	$(PYTHON) tests/infra/test_template.py
+
 ## make bench: generate ~100 MB and ~1 GB exports, time the CLI vs a naive baseline, peak RSS.
 bench:
 	bash tests/bench/run_bench.sh
@@ -38,3 +44,53 @@ build-cli:
 deps-python:
 	@$(PYTHON) -c 'import moto.server, flask' 2>/dev/null || $(PYTHON) -m pip install --quiet 'moto[server]'
 	@$(PYTHON) -c 'import cfnlint' 2>/dev/null || $(PYTHON) -m pip install --quiet cfn-lint
+
+# ---- Deployment (issue 5). Tools live in a venv under .venv (git-ignored), never in `make test`.
+TOOLS_VENV ?= .venv
+LAMBDA_FUNCTIONS := split submit poll
+SAM ?= $(firstword $(wildcard $(TOOLS_VENV)/bin/sam) $(shell command -v sam 2>/dev/null))
+CARGO_LAMBDA_PATH := $(abspath $(TOOLS_VENV))/bin:$(PATH)
+export SAM_CLI_TELEMETRY ?= 0
+
+## make deps-lambda: cargo-lambda (with zig, for the Lambda linker) into $(TOOLS_VENV).
+deps-lambda:
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	@PATH="$(CARGO_LAMBDA_PATH)" cargo lambda --version >/dev/null 2>&1 || $(TOOLS_VENV)/bin/pip install --quiet cargo-lambda
+	@PATH="$(CARGO_LAMBDA_PATH)" cargo lambda --version
+
+## make deps-sam: the AWS SAM CLI into $(TOOLS_VENV) (~2.5 min).
+deps-sam:
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	@test -x $(TOOLS_VENV)/bin/sam || $(TOOLS_VENV)/bin/pip install --quiet aws-sam-cli
+	@$(TOOLS_VENV)/bin/sam --version
+
+## make build: release builds of the three Lambda functions for x86_64 (provided.al2023),
+## target/lambda/<name>/bootstrap. ~7 min clean on 2 cores.
+build: deps-lambda
+	PATH="$(CARGO_LAMBDA_PATH)" $(CARGO) lambda build --release --x86-64 $(addprefix --bin ,$(LAMBDA_FUNCTIONS))
+
+## make package: the same build, zipped for upload: target/lambda/<name>/bootstrap.zip.
+package: deps-lambda
+	PATH="$(CARGO_LAMBDA_PATH)" $(CARGO) lambda build --release --x86-64 --output-format zip $(addprefix --bin ,$(LAMBDA_FUNCTIONS))
+	@ls -l $(foreach f,$(LAMBDA_FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
+
+## make validate-infra: SAM's own validation and lint of the template (needs deps-sam; offline).
+validate-infra:
+	@if [ -z "$(SAM)" ]; then echo "aws-sam-cli is not installed: run 'make deps-sam' (or pip install aws-sam-cli)"; exit 1; fi
+	$(SAM) validate --lint --template-file infra/template.yaml --region $${AWS_REGION:-us-east-1}
+
+## make deploy: sam build (cargo-lambda, release, x86_64) + sam deploy. The first time (no
+## infra/samconfig.toml) it runs `sam deploy --guided`, which asks for the stack name, region
+## and parameters and saves them in infra/samconfig.toml; later runs reuse them. Needs AWS
+## credentials. Build output goes to target/sam/ (not infra/.aws-sam).
+SAM_BUILD_DIR := $(CURDIR)/target/sam/build
+deploy: deps-lambda
+	@if [ -z "$(SAM)" ]; then echo "aws-sam-cli is not installed: run 'make deps-sam' (or pip install aws-sam-cli), then 'make deploy' again."; exit 1; fi
+	cd infra && PATH="$(CARGO_LAMBDA_PATH)" $(abspath $(SAM)) build --template-file template.yaml \
+		--build-dir $(SAM_BUILD_DIR) --cache-dir $(CURDIR)/target/sam/cache --cached
+	@cd infra && if [ -f samconfig.toml ]; then \
+		PATH="$(CARGO_LAMBDA_PATH)" $(abspath $(SAM)) deploy --template-file $(SAM_BUILD_DIR)/template.yaml; \
+	else \
+		PATH="$(CARGO_LAMBDA_PATH)" $(abspath $(SAM)) deploy --guided --template-file $(SAM_BUILD_DIR)/template.yaml \
+			--capabilities CAPABILITY_IAM; \
+	fi

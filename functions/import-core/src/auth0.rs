@@ -221,19 +221,37 @@ mod tests {
 
     #[test]
     fn secret_shapes() {
-        let cc = parse_secret(r#"{"domain":"acme.eu.auth0.com","client_id":"id","client_secret":"s3cr3t"}"#).unwrap();
+        let cc = parse_secret(
+            r#"{"domain":"acme.eu.auth0.com","client_id":"id","client_secret":"s3cr3t"}"#,
+        )
+        .unwrap();
         assert_eq!(cc.base_url(), "https://acme.eu.auth0.com");
         assert_eq!(audience(cc.base_url()), "https://acme.eu.auth0.com/api/v2/");
         let st = parse_secret(r#"{"domain":"http://127.0.0.1:8080/","token":"t0k"}"#).unwrap();
-        assert_eq!(st, Auth0Credentials::StaticToken { base_url: "http://127.0.0.1:8080".into(), token: "t0k".into() });
+        assert_eq!(
+            st,
+            Auth0Credentials::StaticToken {
+                base_url: "http://127.0.0.1:8080".into(),
+                token: "t0k".into()
+            }
+        );
     }
 
     #[test]
     fn secret_errors_name_fields_never_values() {
         let cases = [
-            (r#"{"client_id":"id","client_secret":"hunter2"}"#, "\"domain\""),
-            (r#"{"domain":"a.auth0.com","client_secret":"hunter2"}"#, "\"client_id\""),
-            (r#"{"domain":"a.auth0.com","client_id":"hunter2"}"#, "\"client_secret\""),
+            (
+                r#"{"client_id":"id","client_secret":"hunter2"}"#,
+                "\"domain\"",
+            ),
+            (
+                r#"{"domain":"a.auth0.com","client_secret":"hunter2"}"#,
+                "\"client_id\"",
+            ),
+            (
+                r#"{"domain":"a.auth0.com","client_id":"hunter2"}"#,
+                "\"client_secret\"",
+            ),
             (r#"{"domain":"ftp://hunter2","token":"x"}"#, "domain"),
             (r#"["hunter2"]"#, "JSON object"),
             (r#"{"domain": "hunter2""#, "not valid JSON"),
@@ -243,30 +261,58 @@ mod tests {
             assert!(err.contains(expected), "{text}: {err}");
             assert!(!err.contains("hunter2"), "{err}");
         }
-        let cc = parse_secret(r#"{"domain":"a.auth0.com","client_id":"id","client_secret":"hunter2"}"#).unwrap();
+        let cc =
+            parse_secret(r#"{"domain":"a.auth0.com","client_id":"id","client_secret":"hunter2"}"#)
+                .unwrap();
         assert!(!format!("{cc:?}").contains("hunter2"));
     }
 
     #[test]
     fn the_two_429s_are_told_apart() {
         let busy = br#"{"statusCode":429,"error":"Too Many Requests","message":"There are 2 active import users jobs, please wait until some of them are finished and try again"}"#;
-        assert_eq!(classify_import(429, busy, None, None, 0), ImportVerdict::SlotsBusy);
+        assert_eq!(
+            classify_import(429, busy, None, None, 0),
+            ImportVerdict::SlotsBusy
+        );
         let limit = br#"{"statusCode":429,"error":"Too Many Requests","message":"Global limit has been reached","errorCode":"too_many_requests"}"#;
-        assert_eq!(classify_import(429, limit, None, Some("105"), 100), ImportVerdict::RateLimited { wait_s: 5 });
-        assert_eq!(classify_import(429, limit, Some("7"), Some("105"), 100), ImportVerdict::RateLimited { wait_s: 7 });
+        assert_eq!(
+            classify_import(429, limit, None, Some("105"), 100),
+            ImportVerdict::RateLimited { wait_s: 5 }
+        );
+        assert_eq!(
+            classify_import(429, limit, Some("7"), Some("105"), 100),
+            ImportVerdict::RateLimited { wait_s: 7 }
+        );
     }
 
     #[test]
     fn other_answers() {
         let created = br#"{"type":"users_import","status":"pending","id":"job_6nNLiwFZksN0YmRR"}"#;
-        assert_eq!(classify_import(202, created, None, None, 0), ImportVerdict::Created { job_id: "job_6nNLiwFZksN0YmRR".into() });
-        assert!(matches!(classify_import(202, b"{}", None, None, 0), ImportVerdict::ServerError { .. }));
-        assert_eq!(classify_import(401, b"", None, None, 0), ImportVerdict::Unauthorized);
+        assert_eq!(
+            classify_import(202, created, None, None, 0),
+            ImportVerdict::Created {
+                job_id: "job_6nNLiwFZksN0YmRR".into()
+            }
+        );
+        assert!(matches!(
+            classify_import(202, b"{}", None, None, 0),
+            ImportVerdict::ServerError { .. }
+        ));
+        assert_eq!(
+            classify_import(401, b"", None, None, 0),
+            ImportVerdict::Unauthorized
+        );
         let bad = br#"{"statusCode":400,"error":"Bad Request","message":"The connection does not exist.","errorCode":"invalid_body"}"#;
         assert_eq!(
             classify_import(400, bad, None, None, 0),
-            ImportVerdict::Refused { status: 400, message: "The connection does not exist. (invalid_body)".into() }
+            ImportVerdict::Refused {
+                status: 400,
+                message: "The connection does not exist. (invalid_body)".into()
+            }
         );
-        assert!(matches!(classify_import(503, b"oops", None, None, 0), ImportVerdict::ServerError { status: 503, .. }));
+        assert!(matches!(
+            classify_import(503, b"oops", None, None, 0),
+            ImportVerdict::ServerError { status: 503, .. }
+        ));
     }
 }

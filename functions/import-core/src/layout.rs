@@ -20,7 +20,9 @@ pub const JOBS_DIR: &str = "jobs/";
 /// Written when Auth0 refuses a run's request for good (e.g. unknown connection).
 pub const SUBMIT_FAILED: &str = "submit-failed.json";
 
-/// Poll's per-chunk reports, relative to the run folder: `reports/000001.json`.
+/// Poll's per-chunk reports, relative to the run folder: `reports/000001.report.json`. The
+/// suffix gives S3 notifications a rule (prefix `runs/`, suffix `.report.json`) that cannot
+/// overlap the manifest's rule (suffix `manifest.json`), as S3 requires.
 pub const REPORTS_DIR: &str = "reports/";
 /// Progress while the run is in flight.
 pub const STATUS: &str = "status.json";
@@ -31,13 +33,22 @@ pub const REPORT_HTML: &str = "report.html";
 /// Original records of users a re-drop can fix. Holds password hashes, like the chunks.
 pub const FAILED_USERS: &str = "failed-users.json";
 
+pub const REPORT_SUFFIX: &str = ".report.json";
+
 pub fn report_key(seq: u32) -> String {
-    format!("{REPORTS_DIR}{seq:06}.json")
+    format!("{REPORTS_DIR}{seq:06}{REPORT_SUFFIX}")
 }
 
 pub fn seq_of_report_key(key: &str) -> Option<u32> {
-    key.strip_prefix(REPORTS_DIR)?.strip_suffix(".json")?.parse().ok()
+    key.strip_prefix(REPORTS_DIR)?
+        .strip_suffix(REPORT_SUFFIX)?
+        .parse()
+        .ok()
 }
+
+/// Objects holding password hashes (chunks, failed-users.json) get this tag once their run is
+/// final; the bucket's lifecycle rule deletes tagged objects some days later.
+pub const PURGE_TAG: (&str, &str) = ("holds-password-hashes", "run-final");
 
 pub fn active_run_key(run_id: &str) -> String {
     format!("{ACTIVE_RUNS_PREFIX}{run_id}.json")
@@ -59,7 +70,10 @@ pub fn job_key(seq: u32) -> String {
 
 /// The chunk sequence named by a job key (relative to the run folder).
 pub fn seq_of_job_key(key: &str) -> Option<u32> {
-    key.strip_prefix(JOBS_DIR)?.strip_suffix(".json")?.parse().ok()
+    key.strip_prefix(JOBS_DIR)?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
 }
 
 /// The run id of any key under `runs/`.
@@ -145,6 +159,8 @@ mod tests {
     #[test]
     fn ledger_keys_round_trip() {
         assert_eq!(seq_of_job_key(&job_key(42)), Some(42));
+        assert_eq!(seq_of_report_key(&report_key(42)), Some(42));
+        assert_eq!(seq_of_report_key("reports/000042.json"), None);
         assert_eq!(run_id_of_active_key(&active_run_key("r-1")), Some("r-1"));
         assert_eq!(run_id_of_key("runs/r-1/manifest.json"), Some("r-1"));
         assert_eq!(run_id_of_key("inbox/r-1/manifest.json"), None);

@@ -22,7 +22,10 @@ pub enum JobState {
     /// Claimed by an invocation that is about to post it.
     Claimed,
     /// Auth0 accepted the job (202).
-    Submitted { job_id: String, submitted_at_ms: u64 },
+    Submitted {
+        job_id: String,
+        submitted_at_ms: u64,
+    },
     /// Auth0 refused the request (4xx other than the concurrency 429): not retried.
     Refused { status: u16, message: String },
     /// The request may or may not have created a job (crash or timeout after sending).
@@ -198,12 +201,257 @@ pub fn recover_slot(acquired_at_ms: u64, job: Option<&JobRecord>, now_ms: u64) -
     }
 }
 
+/// A condition on a write: the primitive that makes claims and leases safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteIf<'a> {
+    /// Only if the key does not exist (`If-None-Match: *`).
+    Absent,
+    /// Only if the object is still at this ETag (`If-Match`).
+    At(&'a str),
+    Always,
+}
+
+/// Where the ledger lives: an S3 bucket in AWS, a local folder for the CLI. Keys are relative
+/// to the bucket (or folder) root; ETags are opaque version tags.
+// Only used generically (never as `dyn`) by this workspace's crates, so the futures' Send-ness
+// is known at each concrete use.
+#[allow(async_fn_in_trait)]
+pub trait ObjectStore: Sync {
+    async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, String>;
+    /// `Ok(false)` when the condition did not hold (nothing was written).
+    async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        condition: WriteIf<'_>,
+    ) -> Result<bool, String>;
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), String>;
+    async fn delete(&self, key: &str) -> Result<(), String>;
+    /// Every key under `prefix` with its last-modified time (ms), in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, String>;
+    /// Marks an object holding password hashes for deletion by the store's retention rule
+    /// (`layout::PURGE_TAG`). A store without one (a local folder) does nothing.
+    async fn mark_purgeable(&self, key: &str) -> Result<(), String>;
+}
+
+/// A version tag for stores that have none of their own (a local folder): the content's hash.
+pub fn content_etag(bytes: &[u8]) -> String {
+    format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// A value and the ETag it was read at (for `WriteIf::At`).
+pub struct Versioned<T> {
+    pub value: T,
+    pub etag: String,
+}
+
+/// The submission ledger over any store: JSON objects changed by compare-and-swap, and the
+/// tenant's job-slot leases built on them. Shared by submit, poll and the CLI.
+pub struct Ledger<S> {
+    pub store: S,
+}
+
+impl<S: ObjectStore> Ledger<S> {
+    pub fn new(store: S) -> Self {
+        Ledger { store }
+    }
+
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, String> {
+        self.store.get_bytes(key).await
+    }
+
+    pub async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>, String> {
+        let Some((bytes, etag)) = self.store.get_bytes(key).await? else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{key} is not what this version writes: {e}"))?;
+        Ok(Some(Versioned { value, etag }))
+    }
+
+    async fn write<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        condition: WriteIf<'_>,
+    ) -> Result<bool, String> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| format!("encoding {key}: {e}"))?;
+        self.store
+            .put_bytes(key, bytes, "application/json", condition)
+            .await
+    }
+
+    /// Creates `key` only if absent. `Ok(false)` when it already exists.
+    pub async fn create<T: Serialize>(&self, key: &str, value: &T) -> Result<bool, String> {
+        self.write(key, value, WriteIf::Absent).await
+    }
+
+    /// Replaces `key` only if it is still at `etag`. `Ok(false)` when someone changed it.
+    pub async fn replace<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        etag: &str,
+    ) -> Result<bool, String> {
+        self.write(key, value, WriteIf::At(etag)).await
+    }
+
+    pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), String> {
+        self.write(key, value, WriteIf::Always).await.map(|_| ())
+    }
+
+    pub async fn put_raw(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), String> {
+        self.store
+            .put_bytes(key, bytes, content_type, WriteIf::Always)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), String> {
+        self.store.put_file(key, path).await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), String> {
+        self.store.delete(key).await
+    }
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, String> {
+        self.store.list(prefix).await
+    }
+
+    pub async fn mark_purgeable(&self, key: &str) -> Result<(), String> {
+        self.store.mark_purgeable(key).await
+    }
+
+    /// Takes a free slot among `slots` for (run, seq). `None` when all are held.
+    pub async fn acquire_slot(
+        &self,
+        slots: u32,
+        run_id: &str,
+        seq: u32,
+        holder: &str,
+        now_ms: u64,
+    ) -> Result<Option<u32>, String> {
+        let held = SlotLease::Held {
+            run_id: run_id.to_string(),
+            seq,
+            acquired_at_ms: now_ms,
+            holder: holder.to_string(),
+        };
+        for k in 0..slots {
+            let key = crate::layout::slot_key(k);
+            let taken = match self.get::<SlotLease>(&key).await? {
+                None => self.create(&key, &held).await?,
+                Some(Versioned {
+                    value: SlotLease::Free { .. },
+                    etag,
+                }) => self.replace(&key, &held, &etag).await?,
+                Some(_) => false,
+            };
+            if taken {
+                return Ok(Some(k));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Frees slot `k` if (run, seq) still holds it. Returns whether it did.
+    pub async fn release_slot(
+        &self,
+        k: u32,
+        run_id: &str,
+        seq: u32,
+        now_ms: u64,
+    ) -> Result<bool, String> {
+        let key = crate::layout::slot_key(k);
+        match self.get::<SlotLease>(&key).await? {
+            Some(v) if v.value.is_held_by(run_id, seq) => {
+                self.replace(
+                    &key,
+                    &SlotLease::Free {
+                        released_at_ms: now_ms,
+                    },
+                    &v.etag,
+                )
+                .await
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Frees slots whose holders died (see `recover_slot`). Returns how many it freed.
+    pub async fn recover_slots(&self, slots: u32, now_ms: u64) -> Result<u32, String> {
+        let mut freed = 0;
+        for k in 0..slots {
+            let key = crate::layout::slot_key(k);
+            let Some(lease) = self.get::<SlotLease>(&key).await? else {
+                continue;
+            };
+            let SlotLease::Held {
+                run_id,
+                seq,
+                acquired_at_ms,
+                ..
+            } = &lease.value
+            else {
+                continue;
+            };
+            let job_key = format!(
+                "{}{}",
+                crate::layout::run_prefix(run_id),
+                crate::layout::job_key(*seq)
+            );
+            let job = self.get::<JobRecord>(&job_key).await?;
+            let free = SlotLease::Free {
+                released_at_ms: now_ms,
+            };
+            match recover_slot(*acquired_at_ms, job.as_ref().map(|j| &j.value), now_ms) {
+                SlotRecovery::Keep => {}
+                SlotRecovery::Free => {
+                    if self.replace(&key, &free, &lease.etag).await? {
+                        freed += 1;
+                    }
+                }
+                SlotRecovery::MarkUnknownThenFree(reason) => {
+                    let Some(job) = job else { continue };
+                    let Ok(unknown) = job.value.unknown(reason) else {
+                        continue;
+                    };
+                    if self.replace(&job_key, &unknown, &job.etag).await?
+                        && self.replace(&key, &free, &lease.etag).await?
+                    {
+                        freed += 1;
+                    }
+                }
+            }
+        }
+        Ok(freed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn claimed(at: u64) -> JobRecord {
-        JobRecord::claim(3, "chunks/000003.json".into(), 10, "run:3".into(), 1, at, "inv-1".into())
+        JobRecord::claim(
+            3,
+            "chunks/000003.json".into(),
+            10,
+            "run:3".into(),
+            1,
+            at,
+            "inv-1".into(),
+        )
     }
 
     #[test]
@@ -212,7 +460,13 @@ mod tests {
         let s = c.submitted("job_abc".into(), 5).unwrap();
         assert!(s.state.holds_slot());
         let f = s.finished("completed".into()).unwrap();
-        assert_eq!(f.state, JobState::Finished { job_id: "job_abc".into(), status: "completed".into() });
+        assert_eq!(
+            f.state,
+            JobState::Finished {
+                job_id: "job_abc".into(),
+                status: "completed".into()
+            }
+        );
         assert!(!f.state.holds_slot());
         // No way back, no skipping.
         assert!(f.submitted("job_x".into(), 6).is_err());
@@ -235,8 +489,14 @@ mod tests {
     fn dead_holders_are_recovered_live_ones_kept() {
         let now = 100 * 60 * 1000;
         assert_eq!(recover_slot(now - 1000, None, now), SlotRecovery::Keep);
-        assert_eq!(recover_slot(now - ORPHAN_SLOT_TIMEOUT_MS - 1, None, now), SlotRecovery::Free);
-        assert_eq!(recover_slot(0, Some(&claimed(now - 1000)), now), SlotRecovery::Keep);
+        assert_eq!(
+            recover_slot(now - ORPHAN_SLOT_TIMEOUT_MS - 1, None, now),
+            SlotRecovery::Free
+        );
+        assert_eq!(
+            recover_slot(0, Some(&claimed(now - 1000)), now),
+            SlotRecovery::Keep
+        );
         assert!(matches!(
             recover_slot(0, Some(&claimed(now - CLAIM_TIMEOUT_MS - 1)), now),
             SlotRecovery::MarkUnknownThenFree(_)
@@ -249,7 +509,12 @@ mod tests {
 
     #[test]
     fn lease_names_its_holder() {
-        let l = SlotLease::Held { run_id: "r".into(), seq: 2, acquired_at_ms: 0, holder: "i".into() };
+        let l = SlotLease::Held {
+            run_id: "r".into(),
+            seq: 2,
+            acquired_at_ms: 0,
+            holder: "i".into(),
+        };
         assert!(l.is_held_by("r", 2));
         assert!(!l.is_held_by("r", 3));
         assert!(!SlotLease::Free { released_at_ms: 0 }.is_held_by("r", 2));

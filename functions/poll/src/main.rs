@@ -4,10 +4,9 @@
 use std::time::{Duration, Instant};
 
 use auth0_api::unix_now_ms;
-use aws_shell::ledger::Ledger;
 use aws_shell::secrets::ApiCache;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use poll::{PollConfig, Poller};
+use poll::Poller;
 use serde_json::Value;
 
 #[tokio::main]
@@ -20,9 +19,9 @@ async fn main() -> Result<(), Error> {
         )
         .without_time()
         .init();
-    let config = PollConfig::from_env()?;
+    let config = poll::config_from_env()?;
     let sdk = aws_config::load_from_env().await;
-    let ledger = Ledger::new(aws_shell::s3_client(&sdk), &config.bucket);
+    let ledger = aws_shell::ledger::s3_ledger(aws_shell::s3_client(&sdk), &config.bucket);
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let apis = ApiCache::default();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

@@ -4,10 +4,9 @@
 use std::time::{Duration, Instant};
 
 use auth0_api::unix_now_ms;
-use aws_shell::ledger::Ledger;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use submit::{ApiCache, SubmitConfig, Submitter};
+use submit::{ApiCache, Submitter};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,9 +18,9 @@ async fn main() -> Result<(), Error> {
         )
         .without_time()
         .init();
-    let config = SubmitConfig::from_env()?;
+    let config = submit::config_from_env()?;
     let sdk = aws_config::load_from_env().await;
-    let ledger = Ledger::new(aws_shell::s3_client(&sdk), &config.bucket);
+    let ledger = aws_shell::ledger::s3_ledger(aws_shell::s3_client(&sdk), &config.bucket);
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let apis = ApiCache::default();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::s3::S3Event;
-use aws_shell::ledger::Ledger;
+use aws_shell::ledger::S3Ledger;
 use aws_shell::secrets::ApiCache;
 use import_core::layout;
 use import_core::report::RunReport;
@@ -25,7 +25,7 @@ pub struct Activity {
 }
 
 pub struct Pipeline {
-    pub ledger: Ledger,
+    pub ledger: S3Ledger,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub apis: ApiCache,
     pub split: SplitConfig,
@@ -57,7 +57,7 @@ fn route(key: &str, inbox: &str) -> Route {
 
 impl Pipeline {
     pub fn new(
-        ledger: Ledger,
+        ledger: S3Ledger,
         secrets: aws_sdk_secretsmanager::Client,
         split: SplitConfig,
         submit: SubmitConfig,
@@ -88,12 +88,12 @@ impl Pipeline {
             if !self.seen.insert(key.clone()) {
                 continue;
             }
-            let event = s3_put_event(&self.ledger.bucket, &key, 0, "");
+            let event = s3_put_event(&self.ledger.store.bucket, &key, 0, "");
             match route(&key, &self.split.inbox_prefix) {
                 Route::Split => {
                     let event: S3Event =
                         serde_json::from_value(event).map_err(|e| e.to_string())?;
-                    let client = self.ledger.client.clone();
+                    let client = self.ledger.store.client.clone();
                     activity
                         .split
                         .push(split::handle(&client, &self.split, event).await?);

@@ -10,7 +10,7 @@ use auth0_emulator::{
     DEFAULT_CONNECTION_ID,
 };
 use aws_sdk_s3::primitives::ByteStream;
-use aws_shell::ledger::Ledger;
+use aws_shell::ledger::s3_ledger;
 use import_core::layout;
 use import_core::ledger::SlotLease;
 use import_core::report::{RunProgress, RunReport};
@@ -46,7 +46,7 @@ async fn world(config: EmulatorConfig) -> World {
         .await
         .unwrap();
     let pipeline = Pipeline::new(
-        Ledger::new(s3, BUCKET),
+        s3_ledger(s3, BUCKET),
         secrets,
         SplitConfig {
             inbox_prefix: "inbox/".into(),
@@ -99,6 +99,7 @@ impl World {
         let key = format!("inbox/{DEFAULT_CONNECTION_ID}/{name}");
         let ledger = &self.pipeline.ledger;
         ledger
+            .store
             .client
             .put_object()
             .bucket(BUCKET)
@@ -174,6 +175,32 @@ impl World {
                     "slot {k} still held: {lease:?}"
                 );
             }
+        }
+        // Chunks hold password hashes: once the run is final they carry the purge tag that
+        // the bucket's lifecycle rule deletes.
+        let manifest: import_core::manifest::RunManifest =
+            serde_json::from_slice(&self.get(&format!("{prefix}manifest.json")).await.unwrap())
+                .unwrap();
+        for c in &manifest.chunks {
+            let tags = self
+                .pipeline
+                .ledger
+                .store
+                .client
+                .get_object_tagging()
+                .bucket(BUCKET)
+                .key(format!("{prefix}{}", c.key))
+                .send()
+                .await
+                .unwrap();
+            let (k, v) = layout::PURGE_TAG;
+            assert!(
+                tags.tag_set()
+                    .iter()
+                    .any(|t| t.key() == k && t.value() == v),
+                "{} is not tagged",
+                c.key
+            );
         }
         // Reports are for people: no secret leaks into them.
         for name in ["report.json", "report.csv", "report.html"] {
@@ -266,7 +293,7 @@ async fn faults_and_killed_invocations_still_end_in_a_true_report() {
     let run_id = w.drop_export("faulty.json", &users(0..120)).await;
     // A duplicate S3 event for the same drop and for the manifest adds nothing.
     let again = w.pipeline.split.clone();
-    let client = w.pipeline.ledger.client.clone();
+    let client = w.pipeline.ledger.store.client.clone();
     let dup: aws_lambda_events::event::s3::S3Event =
         serde_json::from_value(integration::s3_put_event(
             BUCKET,

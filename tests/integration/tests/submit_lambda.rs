@@ -13,7 +13,7 @@ use auth0_emulator::{
 };
 use aws_lambda_events::event::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_shell::ledger::Ledger;
+use aws_shell::ledger::{s3_ledger, S3Ledger};
 use import_core::layout;
 use import_core::ledger::{JobRecord, JobState, SlotLease};
 use import_core::manifest::RunManifest;
@@ -31,7 +31,7 @@ struct World {
     emulator: Emulator,
     s3: aws_sdk_s3::Client,
     secrets: aws_sdk_secretsmanager::Client,
-    ledger: Ledger,
+    ledger: S3Ledger,
     apis: ApiCache,
     config: SubmitConfig,
 }
@@ -57,7 +57,7 @@ async fn world(config: EmulatorConfig) -> World {
         .expect("secret");
     World {
         _moto: moto,
-        ledger: Ledger::new(s3.clone(), BUCKET),
+        ledger: s3_ledger(s3.clone(), BUCKET),
         emulator,
         s3,
         secrets,

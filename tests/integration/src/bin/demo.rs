@@ -12,7 +12,7 @@ use auth0_emulator::{
     Emulator, EmulatorConfig, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_CONNECTION_ID,
 };
 use aws_sdk_s3::primitives::ByteStream;
-use aws_shell::ledger::Ledger;
+use aws_shell::ledger::s3_ledger;
 use import_core::layout;
 use import_core::report::{RunProgress, RunReport};
 use integration::pipeline::Pipeline;
@@ -76,7 +76,7 @@ async fn main() -> Result<()> {
         .await?;
 
     let mut pipeline = Pipeline::new(
-        Ledger::new(s3.clone(), BUCKET),
+        s3_ledger(s3.clone(), BUCKET),
         secrets,
         SplitConfig {
             inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),

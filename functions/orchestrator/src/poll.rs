@@ -1,0 +1,572 @@
+//! The `poll` Lambda: follows every submitted job to its end, writes the chunk's report and
+//! frees its slot (so submit refills it), keeps `status.json` current, and writes the run's
+//! reports when its last chunk is final. Auth0 forgets jobs after 24 h; these reports stay.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::time::{Duration, Instant};
+
+use auth0_api::{unix_now_ms, ApiError, ManagementApi};
+use import_core::jobs::{classify_job, parse_errors, ChunkReport, JobProgress};
+use import_core::layout;
+use import_core::ledger::{JobRecord, JobState};
+use import_core::ledger::{Ledger, ObjectStore, Versioned};
+use import_core::manifest::{RejectEntry, RunManifest};
+use import_core::report::{codes, render_html, CsvRow, RunProgress, RunReport, CSV_HEADER};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Kept back from the deadline so the last sweep's writes finish.
+const SAFETY_MARGIN: Duration = Duration::from_secs(15);
+/// Rows of report.csv repeated in report.html.
+const HTML_SAMPLE_ROWS: usize = 50;
+
+use import_core::layout::seq_of_report_key;
+pub use import_core::layout::{
+    report_key, FAILED_USERS, REPORTS_DIR, REPORT_CSV, REPORT_HTML, REPORT_JSON, STATUS,
+};
+
+#[derive(Debug, Clone)]
+pub struct PollConfig {
+    pub bucket: String,
+    pub secret_id: String,
+    /// Pause between sweeps while jobs are active: one GET per active job per sweep stays far
+    /// below any Management API rate limit (2 slots → ≤ 1 request/s at 2 s).
+    pub interval: Duration,
+}
+
+/// What one invocation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PollReport {
+    pub sweeps: u32,
+    pub chunks_reported: Vec<String>,
+    pub runs_finalized: Vec<String>,
+    pub active_jobs_left: usize,
+}
+
+pub struct Poller<'a, S> {
+    pub ledger: &'a Ledger<S>,
+    pub api: &'a ManagementApi,
+    pub config: &'a PollConfig,
+    pub deadline: Instant,
+}
+
+impl<S: ObjectStore> Poller<'_, S> {
+    /// Sweeps every active run, again and again while jobs are in flight, until the deadline.
+    pub async fn run(&self) -> Result<PollReport, String> {
+        let mut report = PollReport::default();
+        loop {
+            report.sweeps += 1;
+            let active = self.sweep(&mut report).await?;
+            report.active_jobs_left = active;
+            if active == 0 || Instant::now() + self.config.interval + SAFETY_MARGIN > self.deadline
+            {
+                return Ok(report);
+            }
+            tokio::time::sleep(self.config.interval).await;
+        }
+    }
+
+    /// One pass over the active runs; returns how many jobs are still in flight.
+    pub async fn sweep(&self, report: &mut PollReport) -> Result<usize, String> {
+        let mut active = 0;
+        for (key, _) in self.ledger.list(layout::ACTIVE_RUNS_PREFIX).await? {
+            let Some(run_id) = layout::run_id_of_active_key(&key) else {
+                continue;
+            };
+            active += self.poll_run(run_id, report).await?;
+        }
+        Ok(active)
+    }
+
+    async fn poll_run(&self, run_id: &str, report: &mut PollReport) -> Result<usize, String> {
+        let prefix = layout::run_prefix(run_id);
+        let Some(manifest) = self
+            .ledger
+            .get::<RunManifest>(&format!("{prefix}{}", layout::MANIFEST))
+            .await?
+        else {
+            return Ok(0);
+        };
+        let manifest = manifest.value;
+        let reported: BTreeSet<u32> = self
+            .ledger
+            .list(&format!("{prefix}{REPORTS_DIR}"))
+            .await?
+            .iter()
+            .filter_map(|(k, _)| seq_of_report_key(k.strip_prefix(&prefix)?))
+            .collect();
+        let claimed: BTreeSet<u32> = self
+            .ledger
+            .list(&format!("{prefix}{}", layout::JOBS_DIR))
+            .await?
+            .iter()
+            .filter_map(|(k, _)| layout::seq_of_job_key(k.strip_prefix(&prefix)?))
+            .collect();
+        let mut in_flight = 0;
+        let mut new_reports = Vec::new();
+        for &seq in claimed.difference(&reported) {
+            let job_key = format!("{prefix}{}", layout::job_key(seq));
+            let Some(job) = self.ledger.get::<JobRecord>(&job_key).await? else {
+                continue;
+            };
+            match self.follow(run_id, &job_key, job).await? {
+                Some(chunk_report) => new_reports.push(chunk_report),
+                None => in_flight += 1,
+            }
+        }
+        // Auth0 refused the run: its never-posted chunks end here, once nothing is in flight.
+        let refused = self
+            .ledger
+            .get_bytes(&format!("{prefix}{}", layout::SUBMIT_FAILED))
+            .await?;
+        if let (Some((bytes, _)), 0) = (refused, in_flight) {
+            let why: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let message = why
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("Auth0 refused the run")
+                .to_string();
+            for chunk in manifest.chunks.iter().filter(|c| !claimed.contains(&c.seq)) {
+                new_reports.push(ChunkReport::unposted(
+                    chunk.seq,
+                    layout::external_id(run_id, chunk.seq),
+                    u64::from(chunk.users),
+                    "not_submitted",
+                    format!("not posted: Auth0 refused an earlier chunk of this run ({message})"),
+                    true,
+                    unix_now_ms(),
+                ));
+            }
+        }
+        for r in &new_reports {
+            self.ledger
+                .put(&format!("{prefix}{}", report_key(r.seq)), r)
+                .await?;
+            tracing::info!(
+                run_id,
+                seq = r.seq,
+                job_id = r.job_id,
+                status = r.end.status,
+                inserted = r.inserted,
+                updated = r.updated,
+                failed = r.failed,
+                unknown = r.unknown,
+                "chunk report written"
+            );
+            report.chunks_reported.push(format!("{run_id}:{}", r.seq));
+        }
+        let done = reported.len() + new_reports.len();
+        let is_final = done >= manifest.chunks.len();
+        self.update_status(
+            run_id,
+            &manifest,
+            &new_reports,
+            claimed.len(),
+            in_flight,
+            done,
+            is_final,
+        )
+        .await?;
+        if is_final {
+            self.finalize(run_id, &manifest).await?;
+            report.runs_finalized.push(run_id.to_string());
+        }
+        Ok(in_flight)
+    }
+
+    /// Follows one claimed chunk. `Some(report)` once it is final; `None` while in flight.
+    async fn follow(
+        &self,
+        run_id: &str,
+        job_key: &str,
+        job: Versioned<JobRecord>,
+    ) -> Result<Option<ChunkReport>, String> {
+        let record = &job.value;
+        let now = unix_now_ms();
+        let (job_id, submitted_at_ms, transition) = match &record.state {
+            // Submit is posting it (or died doing so: submit's slot recovery settles that).
+            JobState::Claimed => return Ok(None),
+            JobState::Refused { status, message } => {
+                let reason = format!("Auth0 refused the request ({status}): {message}");
+                return Ok(Some(ChunkReport::unposted(
+                    record.seq,
+                    record.external_id.clone(),
+                    u64::from(record.users),
+                    "refused",
+                    reason,
+                    true,
+                    now,
+                )));
+            }
+            JobState::Unknown { reason } => {
+                return Ok(Some(ChunkReport::unposted(
+                    record.seq,
+                    record.external_id.clone(),
+                    u64::from(record.users),
+                    "unknown",
+                    reason.clone(),
+                    false,
+                    now,
+                )));
+            }
+            JobState::Submitted {
+                job_id,
+                submitted_at_ms,
+            } => (job_id.clone(), *submitted_at_ms, true),
+            // Finished but its report was never written (a crash in between): rebuild it.
+            JobState::Finished { job_id, .. } => (job_id.clone(), record.claimed_at_ms, false),
+        };
+        let answer = match self.api.get_job(&job_id, self.deadline).await {
+            Ok(a) => a,
+            Err(ApiError::Transient(e)) => {
+                tracing::warn!(
+                    run_id,
+                    seq = record.seq,
+                    job_id,
+                    error = e,
+                    "job status not available this sweep"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let end = match classify_job(answer.0, &answer.1, submitted_at_ms, now) {
+            JobProgress::Active {
+                status,
+                percentage_done,
+                ..
+            } => {
+                tracing::debug!(
+                    run_id,
+                    seq = record.seq,
+                    job_id,
+                    status,
+                    percentage_done,
+                    "job in flight"
+                );
+                return Ok(None);
+            }
+            JobProgress::Ended(end) => end,
+        };
+        let (errors, details) = if matches!(end.status.as_str(), "completed" | "failed") {
+            match self.api.get_job_errors(&job_id, self.deadline).await {
+                Ok((status, body)) => parse_errors(status, &body),
+                Err(ApiError::Transient(e)) => {
+                    tracing::warn!(
+                        run_id,
+                        seq = record.seq,
+                        job_id,
+                        error = e,
+                        "job errors not available this sweep"
+                    );
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        } else {
+            (Vec::new(), None)
+        };
+        let mut end = end;
+        if end.details.is_none() {
+            end.details = details;
+        }
+        let chunk_report = ChunkReport::new(
+            record.seq,
+            job_id,
+            record.external_id.clone(),
+            u64::from(record.users),
+            end.clone(),
+            errors,
+            submitted_at_ms,
+            now,
+        );
+        if transition {
+            let finished = record
+                .finished(end.status.clone())
+                .map_err(|e| e.to_string())?;
+            if !self.ledger.replace(job_key, &finished, &job.etag).await? {
+                // Another poll got there first; it writes the report.
+                return Ok(None);
+            }
+            // The slot is freed before the report is written: the report's S3 event wakes
+            // submit, which must find the slot free to refill it at once.
+            self.ledger
+                .release_slot(record.slot, run_id, record.seq, now)
+                .await?;
+        }
+        Ok(Some(chunk_report))
+    }
+
+    #[allow(clippy::too_many_arguments)] // the counts are computed by the caller's one pass
+    async fn update_status(
+        &self,
+        run_id: &str,
+        manifest: &RunManifest,
+        new_reports: &[ChunkReport],
+        claimed: usize,
+        in_flight: usize,
+        done: usize,
+        is_final: bool,
+    ) -> Result<(), String> {
+        let key = format!("{}{STATUS}", layout::run_prefix(run_id));
+        let previous = self.ledger.get::<RunProgress>(&key).await?.map(|v| v.value);
+        let (mut inserted, mut updated, mut failed) = previous
+            .as_ref()
+            .map(|p| (p.inserted_so_far, p.updated_so_far, p.failed_so_far))
+            .unwrap_or((0, 0, 0));
+        for r in new_reports {
+            inserted += r.inserted;
+            updated += r.updated;
+            failed += r.failed;
+        }
+        let progress = RunProgress {
+            run_id: run_id.to_string(),
+            chunks_total: manifest.chunks.len(),
+            chunks_pending: manifest.chunks.len().saturating_sub(claimed.max(done)),
+            chunks_active: in_flight,
+            chunks_done: done,
+            users_accepted: manifest.users_accepted,
+            inserted_so_far: inserted,
+            updated_so_far: updated,
+            failed_so_far: failed,
+            final_report: is_final,
+            updated_at_ms: unix_now_ms(),
+        };
+        if previous.as_ref() != Some(&progress) || !new_reports.is_empty() {
+            self.ledger.put(&key, &progress).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes report.json, report.csv, report.html and failed-users.json from the manifest, the
+    /// rejects and every chunk report, then takes the run off the active list. Idempotent.
+    async fn finalize(&self, run_id: &str, manifest: &RunManifest) -> Result<(), String> {
+        let prefix = layout::run_prefix(run_id);
+        let mut reports = Vec::with_capacity(manifest.chunks.len());
+        for c in &manifest.chunks {
+            if let Some(r) = self
+                .ledger
+                .get::<ChunkReport>(&format!("{prefix}{}", report_key(c.seq)))
+                .await?
+            {
+                reports.push(r.value);
+            }
+        }
+        let mut run_report = RunReport::build(manifest, &reports);
+
+        let mut csv = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let mut failed_users = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let mut sample = Vec::new();
+        let mut emit = |row: CsvRow, csv: &mut tempfile::NamedTempFile| -> Result<(), String> {
+            if sample.len() < HTML_SAMPLE_ROWS {
+                sample.push(row.clone());
+            }
+            csv.write_all(row.to_line().as_bytes())
+                .map_err(|e| e.to_string())
+        };
+        csv.write_all(CSV_HEADER.as_bytes())
+            .map_err(|e| e.to_string())?;
+
+        // Split's rejects: one row each, and their indexes to place chunk records in the input.
+        let mut rejected = BTreeSet::new();
+        if let Some((bytes, _)) = self
+            .ledger
+            .get_bytes(&format!("{prefix}{}", layout::REJECTS))
+            .await?
+        {
+            for line in BufReader::new(bytes.as_slice()).lines() {
+                let line = line.map_err(|e| e.to_string())?;
+                let Ok(r) = serde_json::from_str::<RejectEntry>(&line) else {
+                    continue;
+                };
+                rejected.insert(r.index);
+                let email = r
+                    .user
+                    .as_ref()
+                    .and_then(|u| u.get("email"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let code = r
+                    .reasons
+                    .iter()
+                    .map(|v| v.code.as_str())
+                    .collect::<Vec<_>>()
+                    .join("|");
+                let message = r
+                    .reasons
+                    .iter()
+                    .map(|v| v.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                emit(
+                    CsvRow {
+                        stage: "split",
+                        index: Some(r.index),
+                        email,
+                        code,
+                        message,
+                    },
+                    &mut csv,
+                )?;
+            }
+        }
+
+        // Auth0's failures and unknowns, with the original records for a re-drop.
+        let mut failed_count = 0u64;
+        failed_users.write_all(b"[").map_err(|e| e.to_string())?;
+        let by_seq: BTreeMap<u32, &ChunkReport> = reports.iter().map(|r| (r.seq, r)).collect();
+        for chunk in &manifest.chunks {
+            let Some(r) = by_seq.get(&chunk.seq) else {
+                continue;
+            };
+            if r.failed == 0 && r.unknown == 0 {
+                continue;
+            }
+            let Some((bytes, _)) = self
+                .ledger
+                .get_bytes(&format!("{prefix}{}", chunk.key))
+                .await?
+            else {
+                continue;
+            };
+            let users: Vec<Value> =
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", chunk.key))?;
+            // Chunk position → input index: a chunk holds, in order, every index in its range
+            // that split did not reject.
+            let indexes: Vec<u64> = (chunk.first_index..=chunk.last_index)
+                .filter(|i| !rejected.contains(i))
+                .collect();
+            let mut picked: Vec<(usize, String, String)> = Vec::new();
+            if r.errors.is_empty() {
+                let code = r
+                    .failed_by_code
+                    .keys()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| codes::OUTCOME_UNKNOWN.to_string());
+                let message = r
+                    .end
+                    .details
+                    .clone()
+                    .unwrap_or_else(|| format!("job ended {}", r.end.status));
+                if r.failed + r.unknown >= r.users {
+                    picked.extend((0..users.len()).map(|p| (p, code.clone(), message.clone())));
+                }
+            } else {
+                for e in &r.errors {
+                    if let Some(p) = position_of(&users, &e.user) {
+                        let code = e.errors.first().map(|v| v.code.clone()).unwrap_or_default();
+                        let message = e
+                            .errors
+                            .iter()
+                            .map(|v| v.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        picked.push((p, code, message));
+                    }
+                }
+            }
+            for (p, code, message) in picked {
+                let user = &users[p];
+                let email = user
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                emit(
+                    CsvRow {
+                        stage: "auth0",
+                        index: indexes.get(p).copied(),
+                        email,
+                        code,
+                        message,
+                    },
+                    &mut csv,
+                )?;
+                if failed_count > 0 {
+                    failed_users.write_all(b",").map_err(|e| e.to_string())?;
+                }
+                serde_json::to_writer(&mut failed_users, user).map_err(|e| e.to_string())?;
+                failed_count += 1;
+            }
+        }
+        failed_users.write_all(b"]").map_err(|e| e.to_string())?;
+        if failed_count > 0 {
+            let key = format!("{prefix}{FAILED_USERS}");
+            self.ledger.put_file(&key, failed_users.path()).await?;
+            self.ledger.mark_purgeable(&key).await?;
+            run_report.failed_users_key = Some(FAILED_USERS.to_string());
+        }
+        // The run is final and everything read from the chunks is written: their password
+        // hashes may now age out under the bucket's retention rule.
+        for chunk in &manifest.chunks {
+            self.ledger
+                .mark_purgeable(&format!("{prefix}{}", chunk.key))
+                .await?;
+        }
+        csv.flush().map_err(|e| e.to_string())?;
+        self.ledger
+            .put_file(&format!("{prefix}{REPORT_CSV}"), csv.path())
+            .await?;
+        let html = render_html(&run_report, &sample);
+        self.ledger
+            .put_raw(
+                &format!("{prefix}{REPORT_HTML}"),
+                html.into_bytes(),
+                "text/html; charset=utf-8",
+            )
+            .await?;
+        self.ledger
+            .put(&format!("{prefix}{REPORT_JSON}"), &run_report)
+            .await?;
+        self.ledger.delete(&layout::active_run_key(run_id)).await?;
+        tracing::info!(
+            run_id,
+            users_in = run_report.users_in,
+            rejected = run_report.rejected_before_submission,
+            inserted = run_report.inserted,
+            updated = run_report.updated,
+            failed = run_report.failed_at_auth0,
+            unknown = run_report.unknown,
+            conservation_holds = run_report.conservation_holds,
+            "run report written"
+        );
+        Ok(())
+    }
+}
+
+/// Finds the chunk record Auth0 reported (by email case-insensitively, else user_id, else
+/// username): Auth0 echoes the user as submitted, less its secrets.
+fn position_of(users: &[Value], reported: &Value) -> Option<usize> {
+    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_lowercase);
+    for key in ["email", "user_id", "username"] {
+        if let Some(want) = field(reported, key) {
+            if let Some(p) = users
+                .iter()
+                .position(|u| field(u, key).as_deref() == Some(want.as_str()))
+            {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reported_users_are_found_in_their_chunk() {
+        let users = vec![
+            json!({"email":"a@x.io"}),
+            json!({"email":"B@x.io","user_id":"7"}),
+        ];
+        assert_eq!(position_of(&users, &json!({"email":"b@X.io"})), Some(1));
+        assert_eq!(position_of(&users, &json!({"user_id":"7"})), Some(1));
+        assert_eq!(position_of(&users, &json!({"email":"c@x.io"})), None);
+    }
+}
