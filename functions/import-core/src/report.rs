@@ -163,6 +163,47 @@ impl RunReport {
         r
     }
 
+    /// The totals as a person reads them (CLI, demo), identity last.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let mut line = |label: &str, n: u64| {
+            let _ = writeln!(out, "{label:<30}{n:>8}");
+        };
+        line("users in", self.users_in);
+        line(
+            "rejected before submission",
+            self.rejected_before_submission,
+        );
+        for (code, n) in &self.rejected_by_code {
+            line(&format!("  {code}"), *n);
+        }
+        line("inserted", self.inserted);
+        line("updated", self.updated);
+        line("failed at Auth0", self.failed_at_auth0);
+        for (code, n) in &self.failed_by_code {
+            line(&format!("  {code}"), *n);
+        }
+        line("unknown", self.unknown);
+        let total: f64 = self.jobs.iter().filter_map(|j| j.duration_s).sum();
+        let _ = writeln!(
+            out,
+            "{} jobs, {:.1} s of Auth0 job time in all",
+            self.jobs.len(),
+            total
+        );
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            self.identity,
+            if self.conservation_holds {
+                "holds"
+            } else {
+                "DOES NOT HOLD"
+            }
+        );
+        out
+    }
+
     pub fn all_imported(&self) -> bool {
         self.rejected_before_submission == 0 && self.failed_at_auth0 == 0 && self.unknown == 0
     }

@@ -195,34 +195,9 @@ async fn main() -> Result<()> {
 }
 
 fn print_report(r: &RunReport) {
-    let line = |label: &str, n: u64| println!("   {label:<28}{n:>7}");
-    line("users in", r.users_in);
-    line("rejected before submission", r.rejected_before_submission);
-    for (code, n) in &r.rejected_by_code {
-        println!("     {code:<26}{n:>7}");
+    for line in r.summary().lines() {
+        println!("   {line}");
     }
-    line("inserted", r.inserted);
-    line("updated", r.updated);
-    line("failed at Auth0", r.failed_at_auth0);
-    for (code, n) in &r.failed_by_code {
-        println!("     {code:<26}{n:>7}");
-    }
-    line("unknown", r.unknown);
-    println!(
-        "   {}: {}",
-        r.identity,
-        if r.conservation_holds {
-            "holds"
-        } else {
-            "DOES NOT HOLD"
-        }
-    );
-    let total: f64 = r.jobs.iter().filter_map(|j| j.duration_s).sum();
-    println!(
-        "   {} jobs, {:.1} s of Auth0 job time in all",
-        r.jobs.len(),
-        total
-    );
 }
 
 fn step(text: &str) {

@@ -1,0 +1,219 @@
+//! `auth0-s3-import migrate`: a whole migration from a laptop. The same split, submit and poll
+//! as the Lambdas, with the ledger in a local folder instead of a bucket, so an interrupted run
+//! started again with the same arguments resumes where it stopped.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use auth0_api::{unix_now_ms, ManagementApi};
+use import_core::auth0::parse_secret;
+use import_core::layout;
+use import_core::ledger::{Ledger, CLAIM_TIMEOUT_MS};
+use import_core::manifest::{RunManifest, RunStatus};
+use import_core::options::{is_connection_id, DropOptions};
+use import_core::report::{RunProgress, RunReport};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use orchestrator::poll::{PollConfig, Poller};
+use orchestrator::submit::{SubmitConfig, Submitter};
+
+use crate::folder::FolderSink;
+use crate::store::FolderStore;
+
+/// A run that makes no progress for this long is left for a later resume: Auth0 fails jobs
+/// after 2 h, so by then something outside this tool holds the tenant's import slots.
+const STALL_LIMIT: Duration = Duration::from_secs(3 * 3600);
+const TICK: Duration = Duration::from_secs(1);
+/// Slots a previous invocation may have used; all are checked on resume.
+const MAX_SLOTS: u32 = 16;
+
+pub struct MigrateArgs<'a> {
+    pub file: &'a Path,
+    pub out: &'a Path,
+    pub credentials: &'a Path,
+    pub connection_id: &'a str,
+    pub upsert: bool,
+    pub max_jobs: u32,
+    pub max_chunk_bytes: usize,
+}
+
+pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
+    if !is_connection_id(args.connection_id) {
+        bail!("--connection-id {:?} is not a connection id: con_ followed by 16 letters or digits (the id, not the name)", args.connection_id);
+    }
+    if !(1..=MAX_SLOTS).contains(&args.max_jobs) {
+        bail!("--max-jobs must be 1..={MAX_SLOTS} (Auth0 runs 2 import jobs per tenant at once)");
+    }
+    let text = std::fs::read_to_string(args.credentials)
+        .with_context(|| format!("reading {}", args.credentials.display()))?;
+    let credentials =
+        parse_secret(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.credentials.display()))?;
+    let api = ManagementApi::new(credentials).context("building the HTTP client")?;
+
+    let run_id = crate::local_run_id(args.file)?;
+    let run_dir = args.out.join(layout::run_prefix(&run_id));
+    let manifest_path = run_dir.join(layout::MANIFEST);
+    if manifest_path.exists() {
+        println!("resuming run {run_id} in {}", run_dir.display());
+    } else {
+        let options = DropOptions {
+            connection_id: args.connection_id.to_string(),
+            upsert: args.upsert,
+            send_completion_email: false,
+        };
+        let mut sink = FolderSink::create(&run_dir).map_err(anyhow::Error::msg)?;
+        let manifest = crate::run_split(
+            args.file,
+            &run_id,
+            args.max_chunk_bytes,
+            Some(options),
+            &mut sink,
+        )?;
+        crate::print_summary(&manifest, &run_dir);
+        if manifest.status == RunStatus::Failed {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let manifest: RunManifest = serde_json::from_slice(&std::fs::read(&manifest_path)?)?;
+    if let Some(o) = &manifest.options {
+        if o.connection_id != args.connection_id || o.upsert != args.upsert {
+            bail!(
+                "{} was split for connection {} (upsert {}); resume with the same arguments or use another --out",
+                run_dir.display(),
+                o.connection_id,
+                o.upsert
+            );
+        }
+    }
+    if manifest.chunks.is_empty() {
+        println!("nothing to submit: no user was accepted");
+        return Ok(ExitCode::FAILURE);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(follow(&api, args.out, &run_id, &manifest, args.max_jobs))
+}
+
+async fn follow(
+    api: &ManagementApi,
+    out: &Path,
+    run_id: &str,
+    manifest: &RunManifest,
+    slots: u32,
+) -> Result<ExitCode> {
+    let ledger = Ledger::new(FolderStore::new(out));
+    // This process is the folder's only user: claims an earlier process left unposted are dead
+    // now, not in 16 minutes. They are recorded as unknown, never posted again.
+    let recovered = ledger
+        .recover_slots(MAX_SLOTS, unix_now_ms() + CLAIM_TIMEOUT_MS + 1)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    if recovered > 0 {
+        println!("settled {recovered} job slot(s) left by an interrupted run");
+    }
+    let submit_config = SubmitConfig {
+        bucket: out.display().to_string(),
+        slots,
+        secret_id: String::new(),
+    };
+    let poll_config = PollConfig {
+        bucket: out.display().to_string(),
+        secret_id: String::new(),
+        interval: TICK,
+    };
+    let manifest_event = serde_json::json!({"Records": [{"s3": {"object": {"key": format!("{}{}", layout::run_prefix(run_id), layout::MANIFEST)}}}]});
+
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {msg}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let chunks_bar = bars.add(
+        ProgressBar::new(manifest.chunks.len() as u64)
+            .with_style(style.clone())
+            .with_prefix("chunks"),
+    );
+    let users_bar = bars.add(
+        ProgressBar::new(manifest.users_accepted)
+            .with_style(style)
+            .with_prefix("users"),
+    );
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let report_key = format!("{}{}", layout::run_prefix(run_id), layout::REPORT_JSON);
+    let status_key = format!("{}{}", layout::run_prefix(run_id), layout::STATUS);
+    let mut last_progress = (0, 0);
+    let mut progressed_at = Instant::now();
+    let mut invocation = 0u64;
+    loop {
+        invocation += 1;
+        let submitter = Submitter {
+            ledger: &ledger,
+            api,
+            config: &submit_config,
+            invocation: format!("cli-{}-{invocation}", std::process::id()),
+            deadline: Instant::now() + Duration::from_secs(120),
+        };
+        submitter
+            .run(&manifest_event)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        // One sweep: its deadline leaves no room for a second.
+        let poller = Poller {
+            ledger: &ledger,
+            api,
+            config: &poll_config,
+            deadline: Instant::now() + TICK,
+        };
+        poller.run().await.map_err(anyhow::Error::msg)?;
+
+        if let Some(status) = ledger
+            .get::<RunProgress>(&status_key)
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
+            let s = status.value;
+            chunks_bar.set_position(s.chunks_done as u64);
+            chunks_bar.set_message(format!("{} in flight", s.chunks_active));
+            users_bar.set_position(s.inserted_so_far + s.updated_so_far + s.failed_so_far);
+            users_bar.set_message(format!(
+                "{} inserted, {} updated, {} failed",
+                s.inserted_so_far, s.updated_so_far, s.failed_so_far
+            ));
+            let now = (s.chunks_done, s.chunks_active);
+            if now != last_progress {
+                last_progress = now;
+                progressed_at = Instant::now();
+            }
+        }
+        if let Some(report) = ledger
+            .get::<RunReport>(&report_key)
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
+            chunks_bar.finish_and_clear();
+            users_bar.finish_and_clear();
+            let report = report.value;
+            println!("\n{}", report.summary());
+            println!(
+                "reports: {}",
+                out.join(layout::run_prefix(run_id)).display()
+            );
+            return Ok(if report.all_imported() {
+                ExitCode::SUCCESS
+            } else if report.conservation_holds {
+                // Completed, with users not imported: see report.csv / failed-users.json.
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        if progressed_at.elapsed() > STALL_LIMIT {
+            bail!("no progress for {} h (Auth0's import slots busy?): run the same command again later to resume", STALL_LIMIT.as_secs() / 3600);
+        }
+        tokio::time::sleep(TICK).await;
+    }
+}

@@ -1,0 +1,210 @@
+//! The ledger's store on local disk for `migrate`: keys are paths under the folder, ETags are
+//! content hashes, and conditional writes are made atomic by one lock (the CLI is the only
+//! writer) plus write-aside-then-rename (a crash never leaves half a file).
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use import_core::ledger::{content_etag, ObjectStore, WriteIf};
+use tokio::sync::Mutex;
+
+pub struct FolderStore {
+    root: PathBuf,
+    writes: Mutex<()>,
+}
+
+const STAGING_PREFIX: &str = ".staging-";
+
+impl FolderStore {
+    pub fn new(root: &Path) -> Self {
+        FolderStore {
+            root: root.to_path_buf(),
+            writes: Mutex::new(()),
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn write_atomically(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
+        let path = self.path(key);
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let staged = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .tempfile_in(dir)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        fs::write(staged.path(), bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        staged
+            .persist(&path)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
+impl ObjectStore for FolderStore {
+    async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, String> {
+        Ok(read(&self.path(key))?.map(|b| {
+            let etag = content_etag(&b);
+            (b, etag)
+        }))
+    }
+
+    async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _content_type: &str,
+        condition: WriteIf<'_>,
+    ) -> Result<bool, String> {
+        let _held = self.writes.lock().await;
+        let current = read(&self.path(key))?;
+        let allowed = match condition {
+            WriteIf::Absent => current.is_none(),
+            WriteIf::At(etag) => current.is_some_and(|c| content_etag(&c) == etag),
+            WriteIf::Always => true,
+        };
+        if allowed {
+            self.write_atomically(key, &bytes)?;
+        }
+        Ok(allowed)
+    }
+
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), String> {
+        let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let _held = self.writes.lock().await;
+        self.write_atomically(key, &bytes)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), String> {
+        let _held = self.writes.lock().await;
+        match fs::remove_file(self.path(key)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("removing {key}: {e}")),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, String> {
+        // Walk from the deepest folder the prefix names.
+        let start = match prefix.rfind('/') {
+            Some(i) => self.root.join(&prefix[..i]),
+            None => self.root.clone(),
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![start];
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("listing {}: {e}", dir.display())),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| format!("listing {}: {e}", dir.display()))?;
+                let path = entry.path();
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                if meta.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(STAGING_PREFIX)
+                {
+                    continue;
+                }
+                let Ok(rel) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
+                let key = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if key.starts_with(prefix) {
+                    let modified = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                        .unwrap_or(0);
+                    out.push((key, modified));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    // A local folder has no retention rule: the operator owns its files.
+    async fn mark_purgeable(&self, _key: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use import_core::ledger::{Ledger, SlotLease};
+
+    #[tokio::test]
+    async fn conditional_writes_behave_like_s3() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderStore::new(dir.path());
+        assert!(store
+            .put_bytes("a/b.json", b"1".to_vec(), "", WriteIf::Absent)
+            .await
+            .unwrap());
+        assert!(!store
+            .put_bytes("a/b.json", b"2".to_vec(), "", WriteIf::Absent)
+            .await
+            .unwrap());
+        let (bytes, etag) = store.get_bytes("a/b.json").await.unwrap().unwrap();
+        assert_eq!(bytes, b"1");
+        assert!(store
+            .put_bytes("a/b.json", b"3".to_vec(), "", WriteIf::At(&etag))
+            .await
+            .unwrap());
+        assert!(!store
+            .put_bytes("a/b.json", b"4".to_vec(), "", WriteIf::At(&etag))
+            .await
+            .unwrap());
+        assert_eq!(store.list("a/").await.unwrap().len(), 1);
+        assert!(store.list("b/").await.unwrap().is_empty());
+        store.delete("a/b.json").await.unwrap();
+        assert!(store.get_bytes("a/b.json").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn slots_are_exclusive_on_a_folder_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(FolderStore::new(dir.path()));
+        assert_eq!(
+            ledger.acquire_slot(2, "r", 1, "me", 0).await.unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            ledger.acquire_slot(2, "r", 2, "me", 0).await.unwrap(),
+            Some(1)
+        );
+        assert_eq!(ledger.acquire_slot(2, "r", 3, "me", 0).await.unwrap(), None);
+        assert!(ledger.release_slot(0, "r", 1, 5).await.unwrap());
+        assert!(!ledger.release_slot(0, "r", 1, 5).await.unwrap());
+        let lease: SlotLease = ledger.get("slots/0.json").await.unwrap().unwrap().value;
+        assert!(matches!(lease, SlotLease::Free { .. }));
+    }
+}
