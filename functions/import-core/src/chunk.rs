@@ -33,6 +33,12 @@ pub struct ChunkPacker {
 /// Bytes a chunk of one record takes: `[` + record + `]`.
 pub const ARRAY_OVERHEAD: usize = 2;
 
+/// Whether a record of `len` bytes fits a chunk of at most `limit` bytes on its own; pipeline
+/// workers ask this before the packer, on another thread, sees the record.
+pub fn fits_alone(limit: usize, len: usize) -> bool {
+    len + ARRAY_OVERHEAD <= limit
+}
+
 impl ChunkPacker {
     pub fn new(limit: usize) -> Self {
         ChunkPacker {
@@ -51,7 +57,7 @@ impl ChunkPacker {
 
     /// Whether a record of `len` bytes can go in any chunk at all.
     pub fn fits_alone(&self, len: usize) -> bool {
-        len + ARRAY_OVERHEAD <= self.limit
+        fits_alone(self.limit, len)
     }
 
     /// Adds a record (caller checked `fits_alone`). Returns the chunk it closed, if adding it

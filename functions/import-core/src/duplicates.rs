@@ -65,6 +65,52 @@ pub fn identities(user: &Value) -> Vec<(IdentityKind, String)> {
     out
 }
 
+/// A record's identities as fingerprints, taken where the record is parsed (a pipeline worker)
+/// so the finder, on the sequencing thread, only has to spill them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprints {
+    items: [(IdentityKind, u128); 3],
+    len: usize,
+}
+
+impl Fingerprints {
+    pub fn iter(&self) -> impl Iterator<Item = (IdentityKind, u128)> + '_ {
+        self.items[..self.len].iter().copied()
+    }
+}
+
+/// The fingerprints of `identities(user)`, without a `String` per identity: ASCII values (nearly
+/// all) are lower-cased into `scratch`, which the caller reuses across records.
+pub fn fingerprints(user: &Value, scratch: &mut Vec<u8>) -> Fingerprints {
+    let mut out = Fingerprints {
+        items: [(IdentityKind::Email, 0); 3],
+        len: 0,
+    };
+    for kind in [
+        IdentityKind::Email,
+        IdentityKind::Username,
+        IdentityKind::UserId,
+    ] {
+        let Some(value) = user.get(kind.field()).and_then(Value::as_str) else {
+            continue;
+        };
+        scratch.clear();
+        scratch.push(kind.bits() as u8);
+        if kind == IdentityKind::UserId {
+            scratch.extend_from_slice(value.as_bytes());
+        } else if value.is_ascii() {
+            // For ASCII, `to_lowercase` is exactly the ASCII mapping.
+            scratch.extend(value.bytes().map(|b| b.to_ascii_lowercase()));
+        } else {
+            scratch.extend_from_slice(value.to_lowercase().as_bytes());
+        }
+        // One-shot XXH3 over kind byte + value equals the streaming `fingerprint`.
+        out.items[out.len] = (kind, xxhash_rust::xxh3::xxh3_128(scratch));
+        out.len += 1;
+    }
+    out
+}
+
 /// Where an accepted record went, so a later duplicate can be taken back out of its chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Occurrence {
@@ -174,14 +220,23 @@ impl DuplicateFinder {
 
     /// Notes the identities of an accepted record placed at `at`.
     pub fn record(&mut self, user: &Value, at: Occurrence) -> Result<(), DuplicateError> {
+        let mut scratch = Vec::new();
+        self.record_fingerprints(&fingerprints(user, &mut scratch), at)
+    }
+
+    /// Notes identities already fingerprinted (`fingerprints`) of an accepted record at `at`.
+    pub fn record_fingerprints(
+        &mut self,
+        ids: &Fingerprints,
+        at: Occurrence,
+    ) -> Result<(), DuplicateError> {
         // Indexes share a word with the kind (30 bits): ~10^9 records, far past any drop
         // that fits Lambda's 15 minutes.
         let index = u32::try_from(at.index)
             .ok()
             .filter(|i| *i < (1 << 30))
             .ok_or(DuplicateError::TooManyRecords)?;
-        for (kind, value) in identities(user) {
-            let fingerprint = fingerprint(kind, &value);
+        for (kind, fingerprint) in ids.iter() {
             let entry = Entry {
                 fingerprint,
                 index,
@@ -289,7 +344,9 @@ fn read_entries(file: &File) -> Result<Vec<Entry>, DuplicateError> {
 }
 
 /// 128 bits: for 10^9 identities the chance of any collision is ~10^-21, so fingerprints
-/// stand in for the values themselves.
+/// stand in for the values themselves. `fingerprints` computes the same digests in one shot;
+/// this streaming form is their reference in tests.
+#[cfg(test)]
 fn fingerprint(kind: IdentityKind, value: &str) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(&[kind.bits() as u8]);
@@ -378,6 +435,24 @@ mod tests {
             dups[0]
         );
         assert_eq!(dups[0].reasons[0].code, "DUPLICATED_USER");
+    }
+
+    #[test]
+    fn fingerprints_match_identities() {
+        let mut scratch = Vec::new();
+        for user in [
+            json!({"email":"A@X.io","username":"ÅSA.Σ","user_id":"AbC"}),
+            json!({"email":"ß@x.io","user_id":7}),
+            json!({"username":"plain"}),
+            json!([1]),
+        ] {
+            let expected: Vec<(IdentityKind, u128)> = identities(&user)
+                .into_iter()
+                .map(|(k, v)| (k, fingerprint(k, &v)))
+                .collect();
+            let got: Vec<(IdentityKind, u128)> = fingerprints(&user, &mut scratch).iter().collect();
+            assert_eq!(got, expected, "{user}");
+        }
     }
 
     #[test]

@@ -369,7 +369,7 @@ impl RecordReader {
                         i += 1;
                         continue;
                     }
-                    match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                    match crate::compact::find_quote_or_backslash(&buf[i..]) {
                         Some(k) => {
                             i += k;
                             if buf[i] == b'\\' {

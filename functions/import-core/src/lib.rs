@@ -3,6 +3,7 @@
 
 pub mod auth0;
 pub mod chunk;
+pub mod compact;
 pub mod duplicates;
 pub mod export;
 pub mod input;
@@ -12,6 +13,7 @@ pub mod ledger;
 pub mod manifest;
 pub mod multipart;
 pub mod options;
+pub mod pipeline;
 pub mod redact;
 pub mod report;
 pub mod rules;

@@ -10,8 +10,7 @@ use serde_json::Value;
 
 use crate::chunk::{Chunk, ChunkPacker};
 use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Occurrence};
-use crate::export;
-use crate::input::{InputError, Layout, Position, RawRecord, RecordReader};
+use crate::input::{InputError, RawRecord, RecordReader};
 use crate::layout::{chunk_key, MANIFEST, REJECTS};
 use crate::manifest::{
     ChunkEntry, DetectedFormat, Failure, Flavor, RejectEntry, RunManifest, RunStatus, Source,
@@ -19,8 +18,8 @@ use crate::manifest::{
 };
 use crate::multipart;
 use crate::options::DropOptions;
+use crate::pipeline::{self, Batch, Verdict};
 use crate::redact::redact_user;
-use crate::rules::check_user;
 use crate::violation::Violation;
 
 /// The chunk size users get unless they ask otherwise (the default; Auth0 advises
@@ -93,13 +92,28 @@ pub struct SplitOutcome {
     pub committed: bool,
 }
 
-/// Splits `input` into the run folder behind `sink`.
+/// Splits `input` into the run folder behind `sink`, checking records on every available core.
 pub fn split<R: Read + Send + 'static>(
     input: R,
     source: Source,
     run_id: &str,
     options: &SplitOptions,
     sink: &mut dyn RunSink,
+) -> Result<SplitOutcome, SplitError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    split_with_workers(input, source, run_id, options, sink, workers)
+}
+
+/// `split` with `workers` checking threads (at least one). The run folder is the same for any
+/// count; this is for tests and for callers that must share the machine. (A count here rather
+/// than in `SplitOptions`: callers build that struct literally.)
+pub fn split_with_workers<R: Read + Send + 'static>(
+    input: R,
+    source: Source,
+    run_id: &str,
+    options: &SplitOptions,
+    sink: &mut dyn RunSink,
+    workers: usize,
 ) -> Result<SplitOutcome, SplitError> {
     let max = multipart::max_users_json_bytes();
     if options.max_chunk_bytes < 1024 || options.max_chunk_bytes > max {
@@ -112,7 +126,7 @@ pub fn split<R: Read + Send + 'static>(
     // Pretty-printed input can be several times its compact size; past this it cannot fit.
     let max_raw = options.max_chunk_bytes.saturating_mul(4);
     let result = match RecordReader::open(input, max_raw) {
-        Ok(mut reader) => run.stream(&mut reader, sink),
+        Ok(reader) => run.stream(reader, workers, sink),
         Err(e) => Err(Halt::Input(e)),
     };
     match result {
@@ -172,7 +186,6 @@ struct Splitter {
     users_accepted: u64,
     users_rejected: u64,
     rejects_by_code: BTreeMap<String, u64>,
-    compact: Vec<u8>,
 }
 
 impl Splitter {
@@ -198,124 +211,80 @@ impl Splitter {
             users_accepted: 0,
             users_rejected: 0,
             rejects_by_code: BTreeMap::new(),
-            compact: Vec::with_capacity(4096),
         })
     }
 
-    fn stream(&mut self, reader: &mut RecordReader, sink: &mut dyn RunSink) -> Result<(), Halt> {
-        let mut flavor = match reader.layout() {
-            Layout::JsonArray => Some(Flavor::Import),
-            // NDJSON could be Auth0's own export: the first record tells.
-            Layout::Ndjson => None,
-        };
+    fn stream(
+        &mut self,
+        reader: RecordReader,
+        workers: usize,
+        sink: &mut dyn RunSink,
+    ) -> Result<(), Halt> {
         self.format = Some(DetectedFormat {
             compression: reader.compression(),
             layout: reader.layout(),
-            flavor: flavor.unwrap_or(Flavor::Import),
+            flavor: Flavor::Import,
         });
-        let mut raw = RawRecord::default();
-        while reader.next_into(&mut raw)? {
-            self.users_in += 1;
-            if raw.oversized {
-                let reason = Violation::new(
-                    codes::RECORD_TOO_LARGE,
-                    "",
-                    format!(
-                        "the record is over {} bytes as written in the input; one import request holds at most {} bytes of users",
-                        raw.bytes.len(),
-                        self.max_chunk_bytes
-                    ),
-                );
-                self.reject(&raw, vec![reason], None)?;
-                continue;
-            }
-            let mut user: Value = match serde_json::from_slice(&raw.bytes) {
-                Ok(v) => v,
-                Err(e) => {
-                    let at = locate(&raw, &e);
-                    if reader.layout() == Layout::JsonArray || (raw.index == 0 && e.is_eof()) {
-                        let hint = if reader.layout() == Layout::Ndjson {
-                            " (the first line is not a complete JSON object: pretty-printed JSON must be a JSON array, NDJSON needs one user per line)"
-                        } else {
-                            ""
-                        };
-                        return Err(Halt::Input(InputError::Syntax {
-                            at,
-                            message: format!(
-                                "record {}: {}{hint}",
-                                raw.index,
-                                strip_serde_position(&e)
-                            ),
-                        }));
-                    }
-                    let reason = Violation::new(
-                        codes::INVALID_JSON,
-                        "",
-                        format!(
-                            "line {} is not valid JSON at column {}: {}",
-                            at.line,
-                            at.column,
-                            strip_serde_position(&e)
-                        ),
-                    );
-                    self.reject(&raw, vec![reason], None)?;
-                    continue;
-                }
-            };
-            let flavor = *flavor.get_or_insert_with(|| {
-                if export::looks_like_auth0_export(&user) {
-                    Flavor::Auth0Export
-                } else {
-                    Flavor::Import
-                }
-            });
-            if let Some(f) = self.format.as_mut() {
-                f.flavor = flavor;
-            }
-            if flavor == Flavor::Auth0Export {
-                export::drop_export_fields(&mut user, &mut self.transformations);
-            }
-            export::strip_id_prefix(&mut user, &mut self.transformations);
+        let context = pipeline::Context {
+            layout: reader.layout(),
+            max_chunk_bytes: self.max_chunk_bytes,
+        };
+        let finished = pipeline::run(reader, context, workers, |batch| self.absorb(batch, sink))?;
+        if finished {
+            Ok(())
+        } else {
+            // Only a panicking thread stops the pipeline early, and the scope re-raises it
+            // before this line; kept so a silent stop could never pass for a complete run.
+            Err(Halt::Split(SplitError::Scratch(io::Error::other(
+                "the checking threads stopped before the end of the input",
+            ))))
+        }
+    }
 
-            let violations = check_user(&user);
-            if !violations.is_empty() {
-                self.reject(&raw, violations, Some(user))?;
-                continue;
-            }
-            self.compact.clear();
-            // Writing a Value into a Vec cannot fail (no I/O, keys are strings).
-            if let Err(e) = serde_json::to_writer(&mut self.compact, &user) {
-                let reason = Violation::new(codes::INVALID_JSON, "", e.to_string());
-                self.reject(&raw, vec![reason], Some(user))?;
-                continue;
-            }
-            if !self.packer.fits_alone(self.compact.len()) {
-                let reason = Violation::new(
-                    codes::RECORD_TOO_LARGE,
-                    "",
-                    format!(
-                        "the record is {} bytes as compact JSON; a chunk holds at most {} bytes (including the array brackets)",
-                        self.compact.len(),
-                        self.max_chunk_bytes
-                    ),
-                );
-                self.reject(&raw, vec![reason], Some(user))?;
-                continue;
-            }
-            let (closed, placement) = self.packer.push(raw.index, &self.compact);
-            if let Some(chunk) = closed {
-                self.publish(chunk, sink)?;
-            }
-            self.users_accepted += 1;
-            let at = Occurrence {
-                index: raw.index,
-                line: raw.line,
-                seq: placement.seq,
-                position: placement.position,
+    /// Takes one batch's verdicts, in input order: everything that depends on the records
+    /// before (chunk packing, rejects, duplicates, counts) happens here.
+    fn absorb(&mut self, batch: &mut Batch, sink: &mut dyn RunSink) -> Result<(), Halt> {
+        let flavor = batch.flavor.unwrap_or(Flavor::Import);
+        let checked = std::mem::take(&mut batch.checked);
+        let mut checked_iter = checked.into_iter();
+        for raw in &batch.records[..batch.len] {
+            // A fatal verdict ends the batch's verdicts; the records after it never count.
+            let Some(checked) = checked_iter.next() else {
+                break;
             };
-            if let Some(finder) = self.duplicates.as_mut() {
-                finder.record(&user, at).map_err(SplitError::from)?;
+            self.users_in += 1;
+            if checked.parsed {
+                if let Some(f) = self.format.as_mut() {
+                    f.flavor = flavor;
+                }
             }
+            checked.count_into(&mut self.transformations);
+            match checked.verdict {
+                Verdict::Fatal(e) => return Err(Halt::Input(e)),
+                Verdict::Rejected { reasons, user } => self.reject(raw, reasons, user)?,
+                Verdict::Accepted { start, end, ids } => {
+                    let (closed, placement) =
+                        self.packer.push(raw.index, &batch.compact[start..end]);
+                    if let Some(chunk) = closed {
+                        self.publish(chunk, sink)?;
+                    }
+                    self.users_accepted += 1;
+                    let at = Occurrence {
+                        index: raw.index,
+                        line: raw.line,
+                        seq: placement.seq,
+                        position: placement.position,
+                    };
+                    if let Some(finder) = self.duplicates.as_mut() {
+                        finder
+                            .record_fingerprints(&ids, at)
+                            .map_err(SplitError::from)?;
+                    }
+                }
+            }
+        }
+        if let Some(end) = batch.end.take() {
+            end?;
         }
         Ok(())
     }
@@ -493,44 +462,6 @@ fn commit(manifest: RunManifest, sink: &mut dyn RunSink) -> Result<SplitOutcome,
     })
 }
 
-/// Absolute position of a parse error inside a record.
-fn locate(raw: &RawRecord, e: &serde_json::Error) -> Position {
-    let err_line = e.line().max(1) as u64;
-    let err_col = e.column().max(1) as u64;
-    let mut offset_in_record = 0u64;
-    let mut seen = 1u64;
-    if err_line > 1 {
-        for (i, b) in raw.bytes.iter().enumerate() {
-            if *b == b'\n' {
-                seen += 1;
-                if seen == err_line {
-                    offset_in_record = i as u64 + 1;
-                    break;
-                }
-            }
-        }
-    }
-    let byte_offset = raw.byte_offset + offset_in_record + err_col - 1;
-    let column = if err_line == 1 {
-        raw.column + err_col - 1
-    } else {
-        err_col
-    };
-    Position {
-        line: raw.line + err_line - 1,
-        column,
-        byte_offset,
-    }
-}
-
-fn strip_serde_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
 /// A run folder in memory, for tests and dry runs.
 #[derive(Debug, Default)]
 pub struct MemorySink {
@@ -570,5 +501,225 @@ impl RunSink for MemorySink {
         }
         self.objects.insert(MANIFEST.to_string(), bytes);
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export;
+    use serde_json::json;
+
+    /// A small deterministic generator (xorshift), so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// One record's text: mostly valid users, with invalid ones, duplicates (other case),
+    /// escapes, repeated keys, `auth0|` ids, and records too large for a chunk.
+    fn record(i: usize, rng: &mut Rng, export: bool) -> String {
+        let mut user = json!({
+            "email": format!("user{i}@example.com"),
+            "email_verified": true,
+            "given_name": "Zoë",
+            "family_name": "Ñúñez",
+            "user_id": format!("legacy-{i}"),
+            "password_hash": "$2b$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+            "app_metadata": {"plan": "gold", "seats": i, "tags": ["a", "b"]}
+        });
+        if export {
+            user["user_id"] = json!(format!("auth0|{i:024}"));
+            user["created_at"] = json!("2024-01-01T00:00:00.000Z");
+            user["identities"] = json!([{"provider": "auth0"}]);
+        }
+        match rng.below(40) {
+            0 => user["email"] = json!(5),
+            1 => user["email"] = json!(format!("USER{}@Example.com", rng.below(i as u64 + 1))),
+            2 => user["username"] = json!(format!("name{}", rng.below(50))),
+            3 => user["user_metadata"] = json!({"bio": "x".repeat(3000)}),
+            4 => user["user_metadata"] = json!({"bio": "y".repeat(20_000)}),
+            5 => {
+                // Escapes as written, and a repeated key (the last copy counts).
+                let text = serde_json::to_string(&user).unwrap();
+                return text.replacen(
+                    "{",
+                    "{\"given_name\": \"Zo\\u00eb \\/ \\\"q\\\"\", \"nickname\": 1, \"nickname\": \"n\", ",
+                    1,
+                );
+            }
+            6 => user["user_id"] = json!(format!("auth0|x{i}")),
+            _ => {}
+        }
+        if rng.below(3) == 0 {
+            serde_json::to_string_pretty(&user).unwrap()
+        } else {
+            serde_json::to_string(&user)
+                .unwrap()
+                .replace("\":", "\": ")
+                .replace(",\"", ", \"")
+        }
+    }
+
+    fn json_array(n: usize, seed: u64) -> Vec<u8> {
+        let mut rng = Rng(seed);
+        let records: Vec<String> = (0..n).map(|i| record(i, &mut rng, false)).collect();
+        format!("[\n{}\n]\n", records.join(",\n")).into_bytes()
+    }
+
+    fn ndjson(n: usize, seed: u64, export: bool, bad: &[usize]) -> Vec<u8> {
+        let mut rng = Rng(seed);
+        let mut out = Vec::new();
+        for i in 0..n {
+            if bad.contains(&i) {
+                out.extend_from_slice(b"{\"email\": \"broken@example.com\", \"x\": tru }\r\n");
+                continue;
+            }
+            let line = record(i, &mut rng, export).replace('\n', " ");
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(if i % 2 == 0 { b"\n" } else { b"\r\n" });
+        }
+        out
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn run(input: &[u8], workers: usize) -> (RunManifest, BTreeMap<String, Vec<u8>>) {
+        let mut sink = MemorySink::default();
+        let options = SplitOptions {
+            max_chunk_bytes: 8192,
+            ..SplitOptions::default()
+        };
+        let outcome = split_with_workers(
+            io::Cursor::new(input.to_vec()),
+            Source::Local {
+                path: "test.json".into(),
+                size: Some(input.len() as u64),
+            },
+            "run-1",
+            &options,
+            &mut sink,
+            workers,
+        )
+        .unwrap();
+        (outcome.manifest, sink.objects)
+    }
+
+    /// The run folder with any worker count is byte for byte the single-worker one.
+    fn same_for_any_worker_count(input: &[u8]) -> (RunManifest, BTreeMap<String, Vec<u8>>) {
+        let (manifest, objects) = run(input, 1);
+        for workers in [2, 4] {
+            let (m, o) = run(input, workers);
+            assert_eq!(m, manifest, "manifest with {workers} workers");
+            assert_eq!(
+                o.keys().collect::<Vec<_>>(),
+                objects.keys().collect::<Vec<_>>()
+            );
+            for (key, bytes) in &objects {
+                assert!(o[key] == *bytes, "{key} differs with {workers} workers");
+            }
+        }
+        (manifest, objects)
+    }
+
+    fn chunk_users(manifest: &RunManifest, objects: &BTreeMap<String, Vec<u8>>) -> Vec<Value> {
+        manifest
+            .chunks
+            .iter()
+            .flat_map(|c| serde_json::from_slice::<Vec<Value>>(&objects[&c.key]).unwrap())
+            .collect()
+    }
+
+    fn reject_indexes(objects: &BTreeMap<String, Vec<u8>>) -> BTreeSet<u64> {
+        String::from_utf8_lossy(&objects[REJECTS])
+            .lines()
+            .map(|l| serde_json::from_str::<RejectEntry>(l).unwrap().index)
+            .collect()
+    }
+
+    #[test]
+    fn json_array_chunks_hold_exactly_the_accepted_values() {
+        let input = json_array(3000, 7);
+        let (m, objects) = same_for_any_worker_count(&input);
+        assert_eq!(m.status, RunStatus::Split);
+        assert!(m.conservation_holds);
+        for code in ["INVALID_TYPE", "DUPLICATED_USER", "RECORD_TOO_LARGE"] {
+            assert!(
+                m.rejects_by_code.contains_key(code),
+                "{:?}",
+                m.rejects_by_code
+            );
+        }
+        assert!(m.transformations.user_id_prefix_stripped > 0);
+        let rejected = reject_indexes(&objects);
+        let all: Vec<Value> = serde_json::from_slice(&input).unwrap();
+        let expected: Vec<Value> = all
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !rejected.contains(&(*i as u64)))
+            .map(|(_, mut u)| {
+                export::strip_id_prefix(&mut u, &mut Transformations::default());
+                u
+            })
+            .collect();
+        assert_eq!(chunk_users(&m, &objects), expected);
+        for c in &m.chunks {
+            assert!(c.bytes <= 8192);
+        }
+    }
+
+    #[test]
+    fn ndjson_bad_lines_and_auth0_export_any_worker_count() {
+        let input = ndjson(2500, 11, true, &[3, 700, 2499]);
+        let (m, objects) = same_for_any_worker_count(&input);
+        assert_eq!(m.status, RunStatus::Split);
+        assert_eq!(m.format.as_ref().unwrap().flavor, Flavor::Auth0Export);
+        assert_eq!(m.rejects_by_code.get(codes::INVALID_JSON), Some(&3));
+        assert!(m.transformations.fields_dropped.contains_key("identities"));
+        assert!(reject_indexes(&objects).contains(&700));
+        same_for_any_worker_count(&gzip(&input));
+    }
+
+    #[test]
+    fn ndjson_flavor_comes_from_the_first_record_that_parses() {
+        let mut input = b"{\"email\": oops}\n".to_vec();
+        input.extend(ndjson(600, 3, true, &[]));
+        let (m, _) = same_for_any_worker_count(&input);
+        assert_eq!(m.format.as_ref().unwrap().flavor, Flavor::Auth0Export);
+        assert_eq!(m.rejects_by_code.get(codes::INVALID_JSON), Some(&1));
+    }
+
+    #[test]
+    fn broken_inputs_fail_the_same_way_with_any_worker_count() {
+        // A syntax error deep in a JSON array, after chunks were already published.
+        let mut broken = json_array(2000, 5);
+        let at = broken.len() * 9 / 10;
+        let at = at + broken[at..].iter().position(|b| *b == b':').unwrap();
+        broken[at] = b'=';
+        // A truncated array, and NDJSON whose first line is not a whole object.
+        let truncated = json_array(1500, 6)[..150_000].to_vec();
+        let mut first_incomplete = b"{\"email\": \"a@x.io\",\n".to_vec();
+        first_incomplete.extend(ndjson(400, 8, false, &[]));
+        for input in [broken, truncated, first_incomplete] {
+            let (m, objects) = same_for_any_worker_count(&input);
+            assert_eq!(m.status, RunStatus::Failed);
+            assert!(m.failure.is_some());
+            assert!(m.chunks.is_empty());
+            assert_eq!(objects.keys().collect::<Vec<_>>(), vec![MANIFEST]);
+        }
     }
 }

@@ -5,6 +5,11 @@ use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use split::{handle, SplitConfig};
 
+/// mimalloc: the split stage allocates and frees a parsed tree per record on several threads,
+/// where the system allocator was ~15% of the profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()

@@ -1,0 +1,217 @@
+//! Compact JSON straight from the bytes as written: insignificant whitespace outside strings is
+//! dropped in one pass, so a record nobody changed need not be re-serialised from its parsed value.
+
+use serde_json::Value;
+
+/// Appends `json` to `out` without insignificant whitespace and returns how many object members
+/// (`:` outside strings) it holds, so the caller can tell duplicate keys apart (see
+/// `count_members`). `json` must already have parsed as JSON: strings, escapes included, are
+/// copied verbatim, so the result is the same value, not necessarily serde_json's spelling.
+pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) -> usize {
+    out.reserve(json.len());
+    let n = json.len();
+    let mut members = 0;
+    // Bytes are copied in runs between dropped whitespace bytes, not one by one.
+    let mut run = 0;
+    let mut i = 0;
+    while i < n {
+        match json[i] {
+            b'"' => i = string_end(json, i + 1),
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.extend_from_slice(&json[run..i]);
+                i += 1;
+                run = i;
+            }
+            b':' => {
+                members += 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out.extend_from_slice(&json[run.min(n)..]);
+    members
+}
+
+/// The index just past the string whose contents start at `i` (or `json.len()` if it does not
+/// end).
+fn string_end(json: &[u8], mut i: usize) -> usize {
+    while let Some(k) = find_quote_or_backslash(&json[i.min(json.len())..]) {
+        i += k;
+        if json[i] == b'"' {
+            return i + 1;
+        }
+        // A backslash: the byte after it is escaped, whatever it is.
+        i += 2;
+    }
+    json.len()
+}
+
+/// The first `"` or `\\` in `hay`: `memchr2` for the short haystacks JSON strings are (a few
+/// dozen bytes), where a call into memchr costs more than it saves. Eight bytes per step with
+/// word arithmetic.
+pub(crate) fn find_quote_or_backslash(hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The lowest set bit marks the first byte of `word` equal to `byte` (bits above it may be
+    // false positives from the borrow; the lowest one is exact).
+    let zeros = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut i = 0;
+    while i + 8 <= hay.len() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&hay[i..i + 8]);
+        let word = u64::from_le_bytes(bytes);
+        let found = zeros(word, b'"') | zeros(word, b'\\');
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|k| i + k)
+}
+
+/// Object members in a parsed value, nested ones included. Fewer than `strip_whitespace` counted
+/// in the raw bytes means an object repeated a key: the parsed value kept only the last copy,
+/// so the raw bytes are not the value that was validated.
+pub fn count_members(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => map.len() + map.values().map(count_members).sum::<usize>(),
+        Value::Array(items) => items.iter().map(count_members).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn strip(s: &str) -> (String, usize) {
+        let mut out = Vec::new();
+        let members = strip_whitespace(s.as_bytes(), &mut out);
+        (String::from_utf8(out).unwrap(), members)
+    }
+
+    /// True when `s` has no whitespace outside its strings.
+    fn is_compact(s: &[u8]) -> bool {
+        let mut in_string = false;
+        let mut escaped = false;
+        for &b in s {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+            } else if b == b'"' {
+                in_string = true;
+            } else if b.is_ascii_whitespace() {
+                return false;
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn keeps_strings_and_escapes_drops_the_rest() {
+        let (out, members) =
+            strip("{ \"a b\" : [ 1 ,\t2.5e3 ],\r\n \"q\\\" :\" : \"x\\\\\" , \"u\":\"\\u00e9 \" }");
+        assert_eq!(
+            out,
+            "{\"a b\":[1,2.5e3],\"q\\\" :\":\"x\\\\\",\"u\":\"\\u00e9 \"}"
+        );
+        assert_eq!(members, 3);
+    }
+
+    #[test]
+    fn duplicate_keys_show_in_the_member_count() {
+        let raw = "{\"a\": 1, \"b\": {\"c\": 2, \"c\": 3}}";
+        let (_, members) = strip(raw);
+        let value: Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(members, 4);
+        assert_eq!(count_members(&value), 3);
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "[ -~\\t\\n\"\\\\éß\u{1F600}\u{7}]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec(("[ -~\\t\"\\\\é]{0,6}", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Spreads random whitespace between the tokens of a pretty-printed rendering (before each
+    /// structural character or string; never inside a number or literal).
+    fn loosen(pretty: &str, seed: u64) -> String {
+        let mut out = String::new();
+        let mut in_string = false;
+        let mut escaped = false;
+        let mut r = seed | 1;
+        for c in pretty.chars() {
+            if !in_string && "{}[],:\"".contains(c) {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                out.push_str([" ", "", "\t", "\r\n", "", "  \n"][(r % 6) as usize]);
+            }
+            out.push(c);
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '"' {
+                    in_string = false;
+                }
+            } else if c == '"' {
+                in_string = true;
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn finds_the_first_quote_or_backslash_like_memchr2(hay in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(0x80u8), Just(0xffu8), Just(0u8), Just(b'a')], 0..40)) {
+            prop_assert_eq!(find_quote_or_backslash(&hay), memchr::memchr2(b'"', b'\\', &hay));
+        }
+
+        #[test]
+        fn stripped_bytes_are_the_same_value_and_compact(value in json_value(), seed in any::<u64>()) {
+            let raw = loosen(&serde_json::to_string_pretty(&value).unwrap(), seed);
+            let mut out = Vec::new();
+            let members = strip_whitespace(raw.as_bytes(), &mut out);
+            // Compared with what the parser makes of the input (serde_json's float parsing is
+            // not always exact, so `value` itself may differ in the last digit).
+            let parsed: Value = serde_json::from_str(&raw).unwrap();
+            let back: Value = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(&back, &parsed);
+            prop_assert!(is_compact(&out), "{}", String::from_utf8_lossy(&out));
+            prop_assert_eq!(members, count_members(&value));
+            // serde_json's own compact form is already stripped: the pass leaves it alone.
+            let compact = serde_json::to_vec(&value).unwrap();
+            let mut again = Vec::new();
+            strip_whitespace(&compact, &mut again);
+            prop_assert_eq!(again, compact);
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The split stage's parallel part: a framing thread cuts the input into batches of raw records,
+//! workers parse, transform, validate and compact them, and the caller takes batches back in order.
+//!
+//! Batches circulate: a fixed pool of them goes framing → workers → caller → framing, so memory
+//! is bounded by the pool (a few MB) whatever the input size, and buffers are reused. Everything
+//! that depends on input order (chunk packing, rejects, duplicates, counts) stays with the caller;
+//! a worker's result for a record depends on that record alone plus the run's flavor, which the
+//! framing thread decides from the first record that parses, before any worker needs it.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::chunk;
+use crate::compact;
+use crate::duplicates::{self, Fingerprints};
+use crate::export::{self, EXPORT_ONLY_FIELDS};
+use crate::input::{InputError, Layout, Position, RawRecord, RecordReader};
+use crate::manifest::{Flavor, Transformations};
+use crate::rules::check_user;
+use crate::split::codes;
+use crate::violation::Violation;
+
+/// A batch closes at this many records or this many raw bytes, whichever comes first: large
+/// enough that channel traffic is noise, small enough that the pool stays a few MB.
+const BATCH_RECORDS: usize = 256;
+const BATCH_BYTES: usize = 256 * 1024;
+/// A record buffer that grew past this (an oversized record) is given back rather than kept
+/// in the pool, so one huge record does not pin its size in every slot it passes through.
+const KEEP_RECORD_CAPACITY: usize = 64 * 1024;
+
+/// The run-wide facts a worker needs besides the record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context {
+    pub layout: Layout,
+    pub max_chunk_bytes: usize,
+}
+
+/// Framing results for a run of consecutive records, and what workers made of them.
+pub(crate) struct Batch {
+    /// Position of the batch in the input (0, 1, 2, …): the caller restores this order.
+    pub seq: u64,
+    /// Slots are reused across batches; only the first `len` belong to this batch.
+    pub records: Vec<RawRecord>,
+    pub len: usize,
+    /// The run's flavor once decided (`None` only while no record so far has parsed).
+    pub flavor: Option<Flavor>,
+    /// Set on the batch after which the input ended, cleanly or not.
+    pub end: Option<Result<(), InputError>>,
+    /// Compact JSON of the accepted records, back to back (see `Verdict::Accepted`).
+    pub compact: Vec<u8>,
+    /// One per record, in order; shorter than `len` when a fatal verdict stopped the batch.
+    pub checked: Vec<Checked>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            seq: 0,
+            records: Vec::new(),
+            len: 0,
+            flavor: None,
+            end: None,
+            compact: Vec::new(),
+            checked: Vec::new(),
+        }
+    }
+}
+
+/// A worker's result for one record.
+pub(crate) struct Checked {
+    pub verdict: Verdict,
+    /// The record parsed as JSON (so the run's flavor applied to it).
+    pub parsed: bool,
+    /// Transformations applied (counted even when the record is then rejected, as before).
+    pub prefix_stripped: bool,
+    /// Bit `i` set: `EXPORT_ONLY_FIELDS[i]` was dropped.
+    pub fields_dropped: u16,
+}
+
+pub(crate) enum Verdict {
+    /// Goes into a chunk as `compact[start..end]`.
+    Accepted {
+        start: usize,
+        end: usize,
+        ids: Fingerprints,
+    },
+    Rejected {
+        reasons: Vec<Violation>,
+        user: Option<Value>,
+    },
+    /// The input as a whole is broken here: the run fails.
+    Fatal(InputError),
+}
+
+impl Checked {
+    /// Adds this record's transformations to the run's counts.
+    pub fn count_into(&self, counts: &mut Transformations) {
+        if self.prefix_stripped {
+            counts.user_id_prefix_stripped += 1;
+        }
+        for (i, field) in EXPORT_ONLY_FIELDS.iter().enumerate() {
+            if self.fields_dropped & (1 << i) != 0 {
+                *counts
+                    .fields_dropped
+                    .entry((*field).to_string())
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
+/// A worker's batch, or the payload of the panic that stopped it (re-raised by the caller, as
+/// if the record had been checked on the calling thread).
+type Done = Result<Batch, Box<dyn std::any::Any + Send>>;
+
+/// Runs the pipeline over `reader` with `workers` threads, handing each batch, in input order,
+/// to `sequence` (which stops the run by returning an error). `Ok(true)` once the batch that
+/// ends the input was sequenced; `Ok(false)` if the threads stopped before it (only a panic
+/// does that, and the scope re-raises it).
+pub(crate) fn run<E>(
+    reader: RecordReader,
+    context: Context,
+    workers: usize,
+    mut sequence: impl FnMut(&mut Batch) -> Result<(), E>,
+) -> Result<bool, E> {
+    let workers = workers.max(1);
+    // The pool: one batch per worker, one being framed, one being sequenced, and slack for
+    // workers finishing out of order. Both channels hold the whole pool, so no send ever
+    // blocks: a thread only waits in `recv`, and stops when its sender side is gone.
+    let pool = 2 * workers + 2;
+    let (free_tx, free_rx) = mpsc::channel::<Batch>();
+    for _ in 0..pool {
+        // The receiver is alive right here, so this cannot fail.
+        let _ = free_tx.send(Batch::new());
+    }
+    let (work_tx, work_rx) = mpsc::sync_channel::<Batch>(pool);
+    let (done_tx, done_rx) = mpsc::sync_channel::<Done>(pool);
+    let work_rx = Mutex::new(work_rx);
+    std::thread::scope(|scope| {
+        scope.spawn(move || frame(reader, free_rx, work_tx));
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let work_rx = &work_rx;
+            scope.spawn(move || work(work_rx, done_tx, context));
+        }
+        drop(done_tx);
+        // When this returns, its ends of the channels are dropped: the framing thread runs out
+        // of free batches and stops, then the workers run out of work and stop.
+        order(done_rx, free_tx, &mut sequence)
+    })
+}
+
+/// Restores input order and recycles each batch after `sequence` is done with it.
+fn order<E>(
+    done: Receiver<Done>,
+    free: mpsc::Sender<Batch>,
+    sequence: &mut impl FnMut(&mut Batch) -> Result<(), E>,
+) -> Result<bool, E> {
+    let mut waiting: BTreeMap<u64, Batch> = BTreeMap::new();
+    let mut next = 0u64;
+    loop {
+        let mut batch = match waiting.remove(&next) {
+            Some(b) => b,
+            None => match done.recv() {
+                Ok(Ok(b)) if b.seq == next => b,
+                Ok(Ok(b)) => {
+                    waiting.insert(b.seq, b);
+                    continue;
+                }
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                // Every worker is gone before the end: the framing thread panicked.
+                Err(_) => return Ok(false),
+            },
+        };
+        next += 1;
+        let last = batch.end.is_some();
+        sequence(&mut batch)?;
+        if last {
+            return Ok(true);
+        }
+        // The framing thread may have stopped already; then the batch is simply dropped.
+        let _ = free.send(batch);
+    }
+}
+
+fn frame(mut reader: RecordReader, free: Receiver<Batch>, work: SyncSender<Batch>) {
+    let mut flavor = match reader.layout() {
+        Layout::JsonArray => Some(Flavor::Import),
+        // NDJSON could be Auth0's own export: the first record that parses tells.
+        Layout::Ndjson => None,
+    };
+    let mut seq = 0;
+    while let Ok(mut batch) = free.recv() {
+        batch.seq = seq;
+        seq += 1;
+        batch.len = 0;
+        batch.end = None;
+        let mut bytes = 0;
+        while batch.len < BATCH_RECORDS && bytes < BATCH_BYTES {
+            if batch.len == batch.records.len() {
+                batch.records.push(RawRecord::default());
+            }
+            let slot = &mut batch.records[batch.len];
+            if slot.bytes.capacity() > KEEP_RECORD_CAPACITY {
+                slot.bytes = Vec::new();
+            }
+            match reader.next_into(slot) {
+                Ok(true) => {
+                    bytes += slot.bytes.len();
+                    batch.len += 1;
+                }
+                Ok(false) => {
+                    batch.end = Some(Ok(()));
+                    break;
+                }
+                Err(e) => {
+                    batch.end = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        if flavor.is_none() {
+            flavor = decide_flavor(&batch.records[..batch.len]);
+        }
+        batch.flavor = flavor;
+        let last = batch.end.is_some();
+        if work.send(batch).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The flavor told by the first record that parses, if any does.
+fn decide_flavor(records: &[RawRecord]) -> Option<Flavor> {
+    records.iter().filter(|r| !r.oversized).find_map(|r| {
+        parse(&r.bytes).ok().map(|user| {
+            if export::looks_like_auth0_export(&user) {
+                Flavor::Auth0Export
+            } else {
+                Flavor::Import
+            }
+        })
+    })
+}
+
+fn work(queue: &Mutex<Receiver<Batch>>, done: SyncSender<Done>, context: Context) {
+    let mut scratch = Vec::new();
+    loop {
+        let next = match queue.lock() {
+            Ok(rx) => rx.recv(),
+            // Another worker panicked holding the lock (it cannot: `recv` does not panic).
+            Err(_) => return,
+        };
+        let Ok(mut batch) = next else { return };
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_batch(&mut batch, context, &mut scratch)
+        }));
+        let result = match checked {
+            Ok(()) => Ok(batch),
+            Err(panic) => Err(panic),
+        };
+        let failed = result.is_err();
+        if done.send(result).is_err() || failed {
+            return;
+        }
+    }
+}
+
+fn check_batch(batch: &mut Batch, context: Context, scratch: &mut Vec<u8>) {
+    batch.compact.clear();
+    batch.checked.clear();
+    let flavor = batch.flavor.unwrap_or(Flavor::Import);
+    for raw in &batch.records[..batch.len] {
+        let checked = check(raw, flavor, context, &mut batch.compact, scratch);
+        let fatal = matches!(checked.verdict, Verdict::Fatal(_));
+        batch.checked.push(checked);
+        if fatal {
+            break;
+        }
+    }
+}
+
+/// Parses a record. Valid UTF-8 (checked once, fast) lets serde_json skip validating each
+/// string; otherwise the slice parser reports the error exactly where it always did.
+fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// One record's verdict: what `Splitter` did record by record before the pipeline, minus
+/// everything that depends on other records.
+fn check(
+    raw: &RawRecord,
+    flavor: Flavor,
+    context: Context,
+    compact: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Checked {
+    let rejected = |reasons, user, parsed| Checked {
+        verdict: Verdict::Rejected { reasons, user },
+        parsed,
+        prefix_stripped: false,
+        fields_dropped: 0,
+    };
+    if raw.oversized {
+        let reason = Violation::new(
+            codes::RECORD_TOO_LARGE,
+            "",
+            format!(
+                "the record is over {} bytes as written in the input; one import request holds at most {} bytes of users",
+                raw.bytes.len(),
+                context.max_chunk_bytes
+            ),
+        );
+        return rejected(vec![reason], None, false);
+    }
+    let mut user = match parse(&raw.bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let at = locate(raw, &e);
+            if context.layout == Layout::JsonArray || (raw.index == 0 && e.is_eof()) {
+                let hint = if context.layout == Layout::Ndjson {
+                    " (the first line is not a complete JSON object: pretty-printed JSON must be a JSON array, NDJSON needs one user per line)"
+                } else {
+                    ""
+                };
+                return Checked {
+                    verdict: Verdict::Fatal(InputError::Syntax {
+                        at,
+                        message: format!(
+                            "record {}: {}{hint}",
+                            raw.index,
+                            strip_serde_position(&e)
+                        ),
+                    }),
+                    parsed: false,
+                    prefix_stripped: false,
+                    fields_dropped: 0,
+                };
+            }
+            let reason = Violation::new(
+                codes::INVALID_JSON,
+                "",
+                format!(
+                    "line {} is not valid JSON at column {}: {}",
+                    at.line,
+                    at.column,
+                    strip_serde_position(&e)
+                ),
+            );
+            return rejected(vec![reason], None, false);
+        }
+    };
+    let mut fields_dropped = 0u16;
+    if flavor == Flavor::Auth0Export {
+        if let Some(obj) = user.as_object() {
+            for (i, field) in EXPORT_ONLY_FIELDS.iter().enumerate() {
+                if obj.contains_key(*field) {
+                    fields_dropped |= 1 << i;
+                }
+            }
+        }
+        if fields_dropped != 0 {
+            export::drop_export_fields(&mut user, &mut Transformations::default());
+        }
+    }
+    let mut stripped = Transformations::default();
+    export::strip_id_prefix(&mut user, &mut stripped);
+    let prefix_stripped = stripped.user_id_prefix_stripped > 0;
+    let done = |verdict| Checked {
+        verdict,
+        parsed: true,
+        prefix_stripped,
+        fields_dropped,
+    };
+
+    let violations = check_user(&user);
+    if !violations.is_empty() {
+        return done(Verdict::Rejected {
+            reasons: violations,
+            user: Some(user),
+        });
+    }
+    let start = compact.len();
+    let changed = prefix_stripped || fields_dropped != 0;
+    let mut stripped_raw = false;
+    if !changed {
+        // Unchanged and without repeated keys, the raw bytes minus whitespace are the record.
+        let members = compact::strip_whitespace(&raw.bytes, compact);
+        stripped_raw = members == compact::count_members(&user);
+        if !stripped_raw {
+            compact.truncate(start);
+        }
+    }
+    // Escapes kept as written (`\u00e9`) can make the raw form longer than serde_json's; a
+    // record that only fits re-serialised is re-serialised.
+    if !stripped_raw || !chunk::fits_alone(context.max_chunk_bytes, compact.len() - start) {
+        compact.truncate(start);
+        // Writing a Value into a Vec cannot fail (no I/O, keys are strings).
+        if let Err(e) = serde_json::to_writer(&mut *compact, &user) {
+            compact.truncate(start);
+            let reason = Violation::new(codes::INVALID_JSON, "", e.to_string());
+            return done(Verdict::Rejected {
+                reasons: vec![reason],
+                user: Some(user),
+            });
+        }
+    }
+    let len = compact.len() - start;
+    if !chunk::fits_alone(context.max_chunk_bytes, len) {
+        compact.truncate(start);
+        let reason = Violation::new(
+            codes::RECORD_TOO_LARGE,
+            "",
+            format!(
+                "the record is {} bytes as compact JSON; a chunk holds at most {} bytes (including the array brackets)",
+                len,
+                context.max_chunk_bytes
+            ),
+        );
+        return done(Verdict::Rejected {
+            reasons: vec![reason],
+            user: Some(user),
+        });
+    }
+    let ids = duplicates::fingerprints(&user, scratch);
+    done(Verdict::Accepted {
+        start,
+        end: compact.len(),
+        ids,
+    })
+}
+
+/// Absolute position of a parse error inside a record.
+fn locate(raw: &RawRecord, e: &serde_json::Error) -> Position {
+    let err_line = e.line().max(1) as u64;
+    let err_col = e.column().max(1) as u64;
+    let mut offset_in_record = 0u64;
+    let mut seen = 1u64;
+    if err_line > 1 {
+        for (i, b) in raw.bytes.iter().enumerate() {
+            if *b == b'\n' {
+                seen += 1;
+                if seen == err_line {
+                    offset_in_record = i as u64 + 1;
+                    break;
+                }
+            }
+        }
+    }
+    let byte_offset = raw.byte_offset + offset_in_record + err_col - 1;
+    let column = if err_line == 1 {
+        raw.column + err_col - 1
+    } else {
+        err_col
+    };
+    Position {
+        line: raw.line + err_line - 1,
+        column,
+        byte_offset,
+    }
+}
+
+fn strip_serde_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
