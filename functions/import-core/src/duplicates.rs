@@ -25,22 +25,41 @@ pub enum IdentityKind {
     Email,
     Username,
     UserId,
+    /// Auth0 matches existing users on phone too (facts §7.2: "email, user ID, phone or
+    /// username"), so two records with one phone number would collide at Auth0.
+    PhoneNumber,
 }
 
 impl IdentityKind {
+    /// Every identity Auth0 matches users on, in the order they are checked.
+    pub const ALL: [IdentityKind; 4] = [
+        IdentityKind::Email,
+        IdentityKind::Username,
+        IdentityKind::UserId,
+        IdentityKind::PhoneNumber,
+    ];
+
     fn field(self) -> &'static str {
         match self {
             IdentityKind::Email => "email",
             IdentityKind::Username => "username",
             IdentityKind::UserId => "user_id",
+            IdentityKind::PhoneNumber => "phone_number",
         }
+    }
+
+    /// Emails and usernames are stored lower-cased (facts §4.2); ids and phones are compared
+    /// as given.
+    fn case_insensitive(self) -> bool {
+        matches!(self, IdentityKind::Email | IdentityKind::Username)
     }
 
     fn from_bits(bits: u32) -> Self {
         match bits {
             0 => IdentityKind::Email,
             1 => IdentityKind::Username,
-            _ => IdentityKind::UserId,
+            2 => IdentityKind::UserId,
+            _ => IdentityKind::PhoneNumber,
         }
     }
 
@@ -49,27 +68,29 @@ impl IdentityKind {
     }
 }
 
-/// The identities a record claims, normalised the way Auth0 compares them: emails and
-/// usernames are stored lower-cased (facts §4.2), user ids are compared as given.
+/// The identities a record claims, normalised the way Auth0 compares them.
 pub fn identities(user: &Value) -> Vec<(IdentityKind, String)> {
-    let mut out = Vec::with_capacity(3);
-    if let Some(email) = user.get("email").and_then(Value::as_str) {
-        out.push((IdentityKind::Email, email.to_lowercase()));
-    }
-    if let Some(username) = user.get("username").and_then(Value::as_str) {
-        out.push((IdentityKind::Username, username.to_lowercase()));
-    }
-    if let Some(id) = user.get("user_id").and_then(Value::as_str) {
-        out.push((IdentityKind::UserId, id.to_string()));
-    }
-    out
+    IdentityKind::ALL
+        .iter()
+        .filter_map(|&kind| {
+            let value = user.get(kind.field()).and_then(Value::as_str)?;
+            Some((
+                kind,
+                if kind.case_insensitive() {
+                    value.to_lowercase()
+                } else {
+                    value.to_string()
+                },
+            ))
+        })
+        .collect()
 }
 
 /// A record's identities as fingerprints, taken where the record is parsed (a pipeline worker)
 /// so the finder, on the sequencing thread, only has to spill them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprints {
-    items: [(IdentityKind, u128); 3],
+    items: [(IdentityKind, u128); IdentityKind::ALL.len()],
     len: usize,
 }
 
@@ -83,20 +104,16 @@ impl Fingerprints {
 /// all) are lower-cased into `scratch`, which the caller reuses across records.
 pub fn fingerprints(user: &Value, scratch: &mut Vec<u8>) -> Fingerprints {
     let mut out = Fingerprints {
-        items: [(IdentityKind::Email, 0); 3],
+        items: [(IdentityKind::Email, 0); IdentityKind::ALL.len()],
         len: 0,
     };
-    for kind in [
-        IdentityKind::Email,
-        IdentityKind::Username,
-        IdentityKind::UserId,
-    ] {
+    for kind in IdentityKind::ALL {
         let Some(value) = user.get(kind.field()).and_then(Value::as_str) else {
             continue;
         };
         scratch.clear();
         scratch.push(kind.bits() as u8);
-        if kind == IdentityKind::UserId {
+        if !kind.case_insensitive() {
             scratch.extend_from_slice(value.as_bytes());
         } else if value.is_ascii() {
             // For ASCII, `to_lowercase` is exactly the ASCII mapping.
@@ -308,7 +325,7 @@ fn resolve_groups(groups: Vec<Vec<Entry>>) -> Vec<Duplicate> {
                         first.index,
                         first.line,
                         kind.field(),
-                        if kind == IdentityKind::UserId { "" } else { " (compared case-insensitively)" },
+                        if kind.case_insensitive() { " (compared case-insensitively)" } else { "" },
                     ),
                 ));
             }
@@ -392,6 +409,9 @@ mod tests {
             json!({"email":"c@x.io","username":"ANN"}),
             json!({"email":"d@x.io","user_id":"1"}),
             json!({"email":"e@x.io","user_id":"1 "}),
+            json!({"email":"f@x.io","phone_number":"+15550100"}),
+            json!({"email":"g@x.io","phone_number":"+15550100"}),
+            json!({"email":"h@x.io","phone_number":"+1 5550100"}),
         ];
         assert_eq!(
             run(&users),
@@ -399,6 +419,7 @@ mod tests {
                 (2, vec!["email".to_string()]),
                 (3, vec!["username".to_string()]),
                 (4, vec!["user_id".to_string()]),
+                (7, vec!["phone_number".to_string()]),
             ]
         );
     }

@@ -26,6 +26,7 @@ fn record(id: u32, email_pool: u32, kind: &Kind, pad: usize, upper: bool) -> Val
         "email": email,
         "user_id": format!("legacy-{id}"),
         "given_name": "Zoë Ñúñez 张",
+        "phone_number": format!("+1555{:04}", id % (email_pool * 2)),
         "user_metadata": {"note": "é".repeat(pad), "n": id},
     });
     match kind {
@@ -110,6 +111,9 @@ fn expected_duplicates(records: &[Value], limit: usize) -> BTreeSet<u64> {
             r.get("user_id")
                 .and_then(Value::as_str)
                 .map(|s| (2, s.to_string())),
+            r.get("phone_number")
+                .and_then(Value::as_str)
+                .map(|s| (3, s.to_string())),
         ]
         .into_iter()
         .flatten()
