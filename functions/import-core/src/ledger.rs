@@ -332,6 +332,21 @@ impl<S: ObjectStore> Ledger<S> {
         self.store.mark_purgeable(key).await
     }
 
+    /// Whether any of the `slots` leases is free (or was never taken).
+    pub async fn any_slot_free(&self, slots: u32) -> Result<bool, String> {
+        for k in 0..slots {
+            match self.get::<SlotLease>(&crate::layout::slot_key(k)).await? {
+                None
+                | Some(Versioned {
+                    value: SlotLease::Free { .. },
+                    ..
+                }) => return Ok(true),
+                Some(_) => {}
+            }
+        }
+        Ok(false)
+    }
+
     /// Takes a free slot among `slots` for (run, seq). `None` when all are held.
     pub async fn acquire_slot(
         &self,

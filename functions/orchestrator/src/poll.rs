@@ -333,7 +333,15 @@ impl<S: ObjectStore> Poller<'_, S> {
             final_report: is_final,
             updated_at_ms: unix_now_ms(),
         };
-        if previous.as_ref() != Some(&progress) || !new_reports.is_empty() {
+        // Written only when something but the clock changed: one write per sweep per active
+        // run would be wasted requests.
+        let unchanged = previous.as_ref().is_some_and(|p| {
+            RunProgress {
+                updated_at_ms: p.updated_at_ms,
+                ..progress.clone()
+            } == *p
+        });
+        if !unchanged || !new_reports.is_empty() {
             self.ledger.put(&key, &progress).await?;
         }
         Ok(())

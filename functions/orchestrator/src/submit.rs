@@ -83,6 +83,18 @@ impl<S: ObjectStore> Submitter<'_, S> {
             self.activate(&run_id).await?;
         }
         let mut report = SubmitReport::default();
+        // Most triggers find every slot busy: say so after reading the leases, before reading
+        // any run. Holders that died are recovered here too.
+        if !self.ledger.any_slot_free(self.config.slots).await? {
+            report.slots_recovered += self
+                .ledger
+                .recover_slots(self.config.slots, unix_now_ms())
+                .await?;
+            if report.slots_recovered == 0 {
+                report.stopped = "all job slots are busy".into();
+                return Ok(report);
+            }
+        }
         let mut active = self.ledger.list(layout::ACTIVE_RUNS_PREFIX).await?;
         active.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
         for (key, _) in active {
