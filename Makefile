@@ -33,9 +33,11 @@ lint-infra:
 test-infra:
 	$(PYTHON) tests/infra/test_template.py
 
-## make bench: generate ~100 MB and ~1 GB exports, time the CLI vs a naive baseline, peak RSS.
+## make bench: generate ~100 MB and ~1 GB exports, time the CLI vs a naive baseline, peak RSS;
+## then the pipeline's makespan against the slot-bound optimum (emulator job time fixed).
 bench:
 	bash tests/bench/run_bench.sh
+	bash tests/bench/makespan.sh --configs "20x1000 20x3000 20x5000"
 
 build-cli:
 	$(CARGO) build --release -p auth0-s3-import

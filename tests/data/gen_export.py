@@ -21,8 +21,9 @@ Formats:
                fields (created_at, updated_at, last_login, logins_count, identities, sometimes
                last_ip) and - like a real export - no password hashes and no MFA secrets.
 
-Every email domain is a subdomain of example.com/.net/.org (RFC 2606) and phone numbers are in
-fictional ranges, so a file imported into a real tenant can never mail or text a real person.
+Every email domain is a subdomain of example.com/.net/.org (RFC 2606); MFA phone numbers are in
+fictional ranges and profile phone numbers use the unassigned country code +999, so a file
+imported into a real tenant can never mail or text a real person.
 """
 from __future__ import annotations
 
@@ -367,7 +368,9 @@ class Generator:
             else:
                 rec["picture"] = "https://cdn.legacy.example.com/avatars/%d/%s.png" % (i % 997, self.one(self.p.hex32)[:16])
         if r() < 0.08:
-            rec["phone_number"] = self.phone()
+            # Unique per user, as in a real store (Auth0 matches users on phone); +999 is an
+            # unassigned country code, so no number can reach a person.
+            rec["phone_number"] = "+999%011d" % i
             rec["phone_verified"] = r() < 0.5
         if r() < 0.02:
             rec["blocked"] = True
