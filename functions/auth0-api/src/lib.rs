@@ -19,10 +19,13 @@ const MAX_RATE_LIMIT_WAITS: u32 = 6;
 /// Tokens are replaced this long before they expire (or at half-life for short tokens).
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
+/// How a credentials refusal reads, so a caller holding only the text can recognise it.
+pub const CREDENTIALS_REFUSED: &str = "Auth0 refused the client credentials";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The secret's credentials do not get a token (wrong id/secret, API not authorised).
-    #[error("Auth0 refused the client credentials ({status}): {message}")]
+    #[error("{CREDENTIALS_REFUSED} ({status}): {message}")]
     Credentials { status: u16, message: String },
     #[error("the token endpoint could not be reached: {0}")]
     TokenTransport(String),

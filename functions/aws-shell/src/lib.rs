@@ -1,6 +1,7 @@
 //! AWS adapters for the functions: an S3 client set up for AWS or a loopback emulator, the
 //! S3 run folder (`RunSink`) with pipelined uploads, and S3 objects read as sync streams.
 
+pub mod lambda;
 pub mod ledger;
 pub mod secrets;
 

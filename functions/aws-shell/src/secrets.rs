@@ -38,4 +38,12 @@ impl ApiCache {
     pub async fn forget(&self) {
         *self.api.lock().await = None;
     }
+
+    /// After a failed invocation: if Auth0 refused the credentials, the operator will fix the
+    /// secret, so the next invocation reads it afresh.
+    pub async fn forget_if_refused(&self, error: &str) {
+        if error.contains(auth0_api::CREDENTIALS_REFUSED) {
+            self.forget().await;
+        }
+    }
 }

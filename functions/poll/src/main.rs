@@ -1,9 +1,6 @@
 //! Entry point of the `poll` Lambda: JSON logs, AWS clients, the cached Management API client,
 //! and the sweep loop, bounded by the invocation's own deadline.
 
-use std::time::{Duration, Instant};
-
-use auth0_api::unix_now_ms;
 use aws_shell::secrets::ApiCache;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use poll::Poller;
@@ -11,14 +8,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .without_time()
-        .init();
+    aws_shell::lambda::init_json_logs();
     let config = poll::config_from_env()?;
     let sdk = aws_config::load_from_env().await;
     let ledger = aws_shell::ledger::s3_ledger(aws_shell::s3_client(&sdk), &config.bucket);
@@ -27,8 +17,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let (config, ledger, secrets, apis) = (&config, &ledger, &secrets, &apis);
         async move {
-            let left_ms = event.context.deadline.saturating_sub(unix_now_ms());
-            let deadline = Instant::now() + Duration::from_millis(left_ms);
+            let deadline = aws_shell::lambda::deadline(event.context.deadline);
             let api = apis.get(secrets, &config.secret_id).await?;
             let poller = Poller {
                 ledger,
@@ -48,9 +37,7 @@ async fn main() -> Result<(), Error> {
                     Ok::<_, Error>(serde_json::to_value(report)?)
                 }
                 Err(e) => {
-                    if e.contains("client credentials") {
-                        apis.forget().await;
-                    }
+                    apis.forget_if_refused(&e).await;
                     Err(Error::from(e))
                 }
             }

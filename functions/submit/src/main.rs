@@ -1,23 +1,13 @@
 //! Entry point of the `submit` Lambda: JSON logs, AWS clients, the cached Management API
 //! client, and one handler for every trigger (S3 events and the schedule alike).
 
-use std::time::{Duration, Instant};
-
-use auth0_api::unix_now_ms;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use submit::{ApiCache, Submitter};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .without_time()
-        .init();
+    aws_shell::lambda::init_json_logs();
     let config = submit::config_from_env()?;
     let sdk = aws_config::load_from_env().await;
     let ledger = aws_shell::ledger::s3_ledger(aws_shell::s3_client(&sdk), &config.bucket);
@@ -26,8 +16,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let (config, ledger, secrets, apis) = (&config, &ledger, &secrets, &apis);
         async move {
-            let left_ms = event.context.deadline.saturating_sub(unix_now_ms());
-            let deadline = Instant::now() + Duration::from_millis(left_ms);
+            let deadline = aws_shell::lambda::deadline(event.context.deadline);
             let api = apis.get(secrets, &config.secret_id).await?;
             let submitter = Submitter {
                 ledger,
@@ -50,9 +39,7 @@ async fn main() -> Result<(), Error> {
                 }
                 Err(e) => {
                     // A credentials problem is fixed in the secret: read it afresh next time.
-                    if e.contains("client credentials") {
-                        apis.forget().await;
-                    }
+                    apis.forget_if_refused(&e).await;
                     Err(Error::from(e))
                 }
             }

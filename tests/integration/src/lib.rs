@@ -7,6 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use auth0_emulator::{Emulator, EmulatorConfig, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::Credentials;
 
@@ -71,6 +72,49 @@ impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The local world end-to-end tests, the demo and the benchmark start from: moto (S3 and
+/// Secrets Manager), the Auth0 emulator, one bucket, and the Auth0 secret naming the emulator.
+pub struct LocalWorld {
+    pub moto: MotoServer,
+    pub emulator: Emulator,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl LocalWorld {
+    pub async fn start(
+        bucket: &str,
+        secret_id: &str,
+        config: EmulatorConfig,
+    ) -> anyhow::Result<Self> {
+        let moto = MotoServer::start()?;
+        let sdk = moto.sdk_config().await;
+        let s3 = aws_shell::s3_client(&sdk);
+        s3.create_bucket().bucket(bucket).send().await?;
+        let emulator = Emulator::start(config)
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the emulator: {e}"))?;
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let secret = serde_json::json!({
+            "domain": emulator.base_url(),
+            "client_id": DEFAULT_CLIENT_ID,
+            "client_secret": DEFAULT_CLIENT_SECRET,
+        });
+        secrets
+            .create_secret()
+            .name(secret_id)
+            .secret_string(secret.to_string())
+            .send()
+            .await?;
+        Ok(LocalWorld {
+            moto,
+            emulator,
+            s3,
+            secrets,
+        })
     }
 }
 

@@ -5,17 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use auth0_emulator::{
-    Emulator, EmulatorConfig, Faults, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    DEFAULT_CONNECTION_ID,
-};
+use auth0_emulator::{Emulator, EmulatorConfig, Faults, DEFAULT_CONNECTION_ID};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_shell::ledger::s3_ledger;
 use import_core::layout;
 use import_core::ledger::SlotLease;
 use import_core::report::{RunProgress, RunReport};
 use integration::pipeline::Pipeline;
-use integration::MotoServer;
+use integration::{LocalWorld, MotoServer};
 use poll::PollConfig;
 use serde_json::{json, Value};
 use split::SplitConfig;
@@ -31,20 +28,10 @@ struct World {
 }
 
 async fn world(config: EmulatorConfig) -> World {
-    let moto = MotoServer::start().expect("moto");
-    let sdk = moto.sdk_config().await;
-    let s3 = aws_shell::s3_client(&sdk);
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let emulator = Emulator::start(config).await.unwrap();
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let secret = json!({"domain": emulator.base_url(), "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET});
-    secrets
-        .create_secret()
-        .name(SECRET)
-        .secret_string(secret.to_string())
-        .send()
+    let local = LocalWorld::start(BUCKET, SECRET, config)
         .await
-        .unwrap();
+        .expect("local world");
+    let (s3, secrets) = (local.s3.clone(), local.secrets.clone());
     let pipeline = Pipeline::new(
         s3_ledger(s3, BUCKET),
         secrets,
@@ -65,8 +52,8 @@ async fn world(config: EmulatorConfig) -> World {
         },
     );
     World {
-        _moto: moto,
-        emulator,
+        emulator: local.emulator,
+        _moto: local.moto,
         pipeline,
     }
 }

@@ -7,17 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use auth0_emulator::{
-    Emulator, EmulatorConfig, Faults, JobStatus, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    DEFAULT_CONNECTION_ID,
-};
+use auth0_emulator::{Emulator, EmulatorConfig, Faults, JobStatus, DEFAULT_CONNECTION_ID};
 use aws_lambda_events::event::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_shell::ledger::{s3_ledger, S3Ledger};
 use import_core::layout;
 use import_core::ledger::{JobRecord, JobState, SlotLease};
 use import_core::manifest::RunManifest;
-use integration::{s3_put_event, MotoServer};
+use integration::{s3_put_event, LocalWorld, MotoServer};
 use serde_json::{json, Value};
 use split::{RecordOutcome, SplitConfig};
 use submit::{ApiCache, SubmitConfig, SubmitReport, Submitter};
@@ -37,24 +34,10 @@ struct World {
 }
 
 async fn world(config: EmulatorConfig) -> World {
-    let moto = MotoServer::start().expect("moto");
-    let sdk = moto.sdk_config().await;
-    let s3 = aws_shell::s3_client(&sdk);
-    s3.create_bucket()
-        .bucket(BUCKET)
-        .send()
+    let local = LocalWorld::start(BUCKET, SECRET, config)
         .await
-        .expect("bucket");
-    let emulator = Emulator::start(config).await.expect("emulator");
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let secret = json!({"domain": emulator.base_url(), "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET});
-    secrets
-        .create_secret()
-        .name(SECRET)
-        .secret_string(secret.to_string())
-        .send()
-        .await
-        .expect("secret");
+        .expect("local world");
+    let (s3, secrets, emulator, moto) = (local.s3, local.secrets, local.emulator, local.moto);
     World {
         _moto: moto,
         ledger: s3_ledger(s3.clone(), BUCKET),

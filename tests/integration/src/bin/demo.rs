@@ -8,15 +8,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use auth0_emulator::{
-    Emulator, EmulatorConfig, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_CONNECTION_ID,
-};
+use auth0_emulator::{EmulatorConfig, DEFAULT_CONNECTION_ID};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_shell::ledger::s3_ledger;
 use import_core::layout;
 use import_core::report::{RunProgress, RunReport};
 use integration::pipeline::Pipeline;
-use integration::MotoServer;
+use integration::LocalWorld;
 use poll::PollConfig;
 use split::{RecordOutcome, SplitConfig};
 use submit::SubmitConfig;
@@ -34,36 +32,31 @@ async fn main() -> Result<()> {
     step("generating a sample export: 2,000 users, ~3% of them invalid, gzipped JSON array");
     generate(&root, &export)?;
 
-    step("starting moto (S3 + Secrets Manager) and the Auth0 emulator on loopback");
-    let moto = MotoServer::start()?;
-    let emulator = Emulator::start(EmulatorConfig {
-        job_base_time: Duration::from_millis(300),
-        job_time_per_user: Duration::from_millis(2),
-        ..EmulatorConfig::default()
-    })
+    step(&format!(
+        "starting moto (S3 + Secrets Manager) and the Auth0 emulator on loopback; bucket {BUCKET}, secret {SECRET}"
+    ));
+    let LocalWorld {
+        moto,
+        emulator,
+        s3,
+        secrets,
+    } = LocalWorld::start(
+        BUCKET,
+        SECRET,
+        EmulatorConfig {
+            job_base_time: Duration::from_millis(300),
+            job_time_per_user: Duration::from_millis(2),
+            ..EmulatorConfig::default()
+        },
+    )
     .await?;
     println!("   moto     {}", moto.endpoint());
     println!(
         "   Auth0    {} (emulated tenant, connection {DEFAULT_CONNECTION_ID})",
         emulator.base_url()
     );
-
-    step(&format!(
-        "creating the bucket {BUCKET} and the secret {SECRET}"
-    ));
-    let sdk = moto.sdk_config().await;
-    let s3 = aws_shell::s3_client(&sdk);
-    s3.create_bucket().bucket(BUCKET).send().await?;
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let secret = serde_json::json!({"domain": emulator.base_url(), "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET});
-    secrets
-        .create_secret()
-        .name(SECRET)
-        .secret_string(secret.to_string())
-        .send()
-        .await?;
     println!(
-        "   secret shape: {{\"domain\", \"client_id\", \"client_secret\"}} (values not shown)"
+        "   the secret holds {{\"domain\", \"client_id\", \"client_secret\"}} (values not shown)"
     );
 
     let key = format!("inbox/{DEFAULT_CONNECTION_ID}/legacy users.json.gz");

@@ -13,17 +13,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use auth0_emulator::{
-    Emulator, EmulatorConfig, JobView, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    DEFAULT_CONNECTION_ID,
-};
+use auth0_emulator::{EmulatorConfig, JobView, DEFAULT_CONNECTION_ID};
 use aws_lambda_events::event::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_shell::ledger::{s3_ledger, S3Ledger};
 use import_core::layout;
 use import_core::ledger::{JobRecord, JobState};
 use integration::pipeline::Pipeline;
-use integration::{s3_put_event, MotoServer};
+use integration::{s3_put_event, LocalWorld};
 use poll::PollConfig;
 use serde_json::{json, Value};
 use split::{RecordOutcome, SplitConfig};
@@ -175,30 +172,25 @@ async fn main() -> Result<()> {
     let job = Duration::from_millis(args.job_ms);
     let tick_every = Duration::from_millis(args.tick_ms);
 
-    let moto = MotoServer::start()?;
-    let sdk = moto.sdk_config().await;
-    let s3 = aws_shell::s3_client(&sdk);
-    for bucket in [BUCKET, CALIBRATION_BUCKET] {
-        s3.create_bucket().bucket(bucket).send().await?;
-    }
     // Job time fixed: a job is `pending` for job_base_time, then processes users × per-user
     // time (jobs.rs), so per-user 0 makes every job take exactly job_ms from its creation.
-    let emulator = Emulator::start(EmulatorConfig {
-        job_base_time: job,
-        job_time_per_user: Duration::ZERO,
-        max_active_jobs: args.slots as usize,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("starting the emulator: {e}"))?;
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let secret = json!({"domain": emulator.base_url(), "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET});
-    secrets
-        .create_secret()
-        .name(SECRET)
-        .secret_string(secret.to_string())
-        .send()
-        .await?;
+    let LocalWorld {
+        moto,
+        emulator,
+        s3,
+        secrets,
+    } = LocalWorld::start(
+        BUCKET,
+        SECRET,
+        EmulatorConfig {
+            job_base_time: job,
+            job_time_per_user: Duration::ZERO,
+            max_active_jobs: args.slots as usize,
+            ..EmulatorConfig::default()
+        },
+    )
+    .await?;
+    s3.create_bucket().bucket(CALIBRATION_BUCKET).send().await?;
     let split_config = SplitConfig {
         inbox_prefix: "inbox/".into(),
         max_chunk_bytes: MAX_CHUNK_BYTES,
