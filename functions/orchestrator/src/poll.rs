@@ -217,19 +217,15 @@ impl<S: ObjectStore> Poller<'_, S> {
             // Finished but its report was never written (a crash in between): rebuild it.
             JobState::Finished { job_id, .. } => (job_id.clone(), record.claimed_at_ms, false),
         };
-        let answer = match self.api.get_job(&job_id, self.deadline).await {
-            Ok(a) => a,
-            Err(ApiError::Transient(e)) => {
-                tracing::warn!(
-                    run_id,
-                    seq = record.seq,
-                    job_id,
-                    error = e,
-                    "job status not available this sweep"
-                );
-                return Ok(None);
-            }
-            Err(e) => return Err(e.to_string()),
+        let Some(answer) = this_sweep(
+            self.api.get_job(&job_id, self.deadline).await,
+            run_id,
+            record.seq,
+            &job_id,
+            "job status",
+        )?
+        else {
+            return Ok(None);
         };
         let end = match classify_job(answer.0, &answer.1, submitted_at_ms, now) {
             JobProgress::Active {
@@ -250,20 +246,17 @@ impl<S: ObjectStore> Poller<'_, S> {
             JobProgress::Ended(end) => end,
         };
         let (errors, details) = if matches!(end.status.as_str(), "completed" | "failed") {
-            match self.api.get_job_errors(&job_id, self.deadline).await {
-                Ok((status, body)) => parse_errors(status, &body),
-                Err(ApiError::Transient(e)) => {
-                    tracing::warn!(
-                        run_id,
-                        seq = record.seq,
-                        job_id,
-                        error = e,
-                        "job errors not available this sweep"
-                    );
-                    return Ok(None);
-                }
-                Err(e) => return Err(e.to_string()),
-            }
+            let Some((status, body)) = this_sweep(
+                self.api.get_job_errors(&job_id, self.deadline).await,
+                run_id,
+                record.seq,
+                &job_id,
+                "job errors",
+            )?
+            else {
+                return Ok(None);
+            };
+            parse_errors(status, &body)
         } else {
             (Vec::new(), None)
         };
@@ -542,6 +535,31 @@ impl<S: ObjectStore> Poller<'_, S> {
             "run report written"
         );
         Ok(())
+    }
+}
+
+/// An Auth0 answer for this sweep: `None` when Auth0 was not available (rate limit past the
+/// deadline, repeated 5xx), which the next sweep retries; an error only for a credentials fault.
+fn this_sweep<T>(
+    answer: Result<T, ApiError>,
+    run_id: &str,
+    seq: u32,
+    job_id: &str,
+    what: &str,
+) -> Result<Option<T>, String> {
+    match answer {
+        Ok(a) => Ok(Some(a)),
+        Err(ApiError::Transient(e)) => {
+            tracing::warn!(
+                run_id,
+                seq,
+                job_id,
+                error = e,
+                "{what} not available this sweep"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
