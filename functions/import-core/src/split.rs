@@ -163,11 +163,44 @@ pub fn reject_drop(
     reason: String,
     sink: &mut dyn RunSink,
 ) -> Result<SplitOutcome, SplitError> {
-    let options = SplitOptions::default();
-    let run = Splitter::new(source, run_id, &options)?;
     let failure = Failure::new(reason, None, 0);
-    let manifest = run.manifest(RunStatus::Failed, Some(failure));
+    let manifest = uncounted_manifest(run_id, source, None, DEFAULT_MAX_CHUNK_BYTES, Some(failure));
     commit(manifest, sink)
+}
+
+/// A run's manifest before anything is counted: failed when `failure` is given, and no rejects
+/// file or chunks. The splitter adds its counts on top.
+fn uncounted_manifest(
+    run_id: &str,
+    source: Source,
+    options: Option<DropOptions>,
+    max_chunk_bytes: usize,
+    failure: Option<Failure>,
+) -> RunManifest {
+    RunManifest {
+        manifest_version: MANIFEST_VERSION,
+        run_id: run_id.to_string(),
+        status: if failure.is_some() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Split
+        },
+        source,
+        options,
+        format: None,
+        failure,
+        users_in: 0,
+        users_accepted: 0,
+        users_rejected: 0,
+        conservation_holds: true,
+        rejects_by_code: BTreeMap::new(),
+        transformations: Transformations::default(),
+        max_chunk_bytes: max_chunk_bytes as u64,
+        max_request_bytes: multipart::AUTH0_MAX_REQUEST_BYTES as u64,
+        mean_chunk_fill: 0.0,
+        rejects_key: None,
+        chunks: Vec::new(),
+    }
 }
 
 struct Splitter {
@@ -400,7 +433,7 @@ impl Splitter {
         sink.put_file(REJECTS, self.rejects_file.path())
             .map_err(SplitError::Sink)?;
         sink.flush().map_err(SplitError::Sink)?;
-        let manifest = self.manifest(RunStatus::Split, None);
+        let manifest = self.manifest(None);
         commit(manifest, sink)
     }
 
@@ -419,36 +452,37 @@ impl Splitter {
         self.users_accepted = 0;
         self.users_rejected = 0;
         self.rejects_by_code.clear();
-        let manifest = self.manifest(RunStatus::Failed, Some(failure));
+        let manifest = self.manifest(Some(failure));
         commit(manifest, sink)
     }
 
-    fn manifest(&self, status: RunStatus, failure: Option<Failure>) -> RunManifest {
+    /// Failed when `failure` is given, else split.
+    fn manifest(&self, failure: Option<Failure>) -> RunManifest {
         let total: u64 = self.chunks.iter().map(|c| c.bytes).sum();
         let mean_chunk_fill = if self.chunks.is_empty() {
             0.0
         } else {
             total as f64 / (self.chunks.len() as f64 * self.max_chunk_bytes as f64)
         };
-        RunManifest {
-            manifest_version: MANIFEST_VERSION,
-            run_id: self.run_id.clone(),
-            status,
-            source: self.source.clone(),
-            options: self.drop_options.clone(),
-            format: self.format.clone(),
+        let base = uncounted_manifest(
+            &self.run_id,
+            self.source.clone(),
+            self.drop_options.clone(),
+            self.max_chunk_bytes,
             failure,
+        );
+        RunManifest {
+            format: self.format.clone(),
             users_in: self.users_in,
             users_accepted: self.users_accepted,
             users_rejected: self.users_rejected,
             conservation_holds: self.users_in == self.users_accepted + self.users_rejected,
             rejects_by_code: self.rejects_by_code.clone(),
             transformations: self.transformations.clone(),
-            max_chunk_bytes: self.max_chunk_bytes as u64,
-            max_request_bytes: multipart::AUTH0_MAX_REQUEST_BYTES as u64,
             mean_chunk_fill,
-            rejects_key: (status == RunStatus::Split).then(|| REJECTS.to_string()),
+            rejects_key: (base.status == RunStatus::Split).then(|| REJECTS.to_string()),
             chunks: self.chunks.clone(),
+            ..base
         }
     }
 }
