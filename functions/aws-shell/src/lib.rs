@@ -90,19 +90,20 @@ impl S3RunSink {
         format!("{}{}", self.prefix, key)
     }
 
-    /// Surfaces the first failure among uploads that already ended, and forgets the rest.
-    fn reap_finished(&mut self) -> Result<(), SinkError> {
-        let mut pending = Vec::with_capacity(self.in_flight.len());
-        let mut failure = None;
-        for task in self.in_flight.drain(..) {
-            if task.is_finished() {
-                match self.handle.block_on(task) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => failure = failure.or(Some(e)),
-                    Err(join) => failure = failure.or(Some(join.to_string())),
-                }
-            } else {
+    /// Waits for the uploads in flight (all of them, or only those already ended when
+    /// `only_ended`), forgets them, and surfaces the first failure among them.
+    fn settle(&mut self, only_ended: bool) -> Result<(), SinkError> {
+        let mut failure: Option<String> = None;
+        let mut pending = Vec::new();
+        for task in std::mem::take(&mut self.in_flight) {
+            if only_ended && !task.is_finished() {
                 pending.push(task);
+                continue;
+            }
+            match self.handle.block_on(task) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(join) => failure = failure.or(Some(join.to_string())),
             }
         }
         self.in_flight = pending;
@@ -115,7 +116,7 @@ impl S3RunSink {
 
 impl RunSink for S3RunSink {
     fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
-        self.reap_finished()?;
+        self.settle(true)?;
         let permit = self
             .handle
             .block_on(self.uploads.clone().acquire_owned())
@@ -197,18 +198,7 @@ impl RunSink for S3RunSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        let mut failure: Option<String> = None;
-        for task in self.in_flight.drain(..) {
-            match self.handle.block_on(task) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failure = failure.or(Some(e)),
-                Err(join) => failure = failure.or(Some(join.to_string())),
-            }
-        }
-        match failure {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
+        self.settle(false)
     }
 
     fn commit_manifest(&mut self, bytes: Vec<u8>) -> Result<bool, SinkError> {
