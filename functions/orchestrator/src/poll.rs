@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
 use auth0_api::{unix_now_ms, ApiError, ManagementApi};
+use futures_util::{stream, StreamExt, TryStreamExt};
 use import_core::jobs::{classify_job, parse_errors, ChunkReport, JobProgress};
 use import_core::layout;
 use import_core::ledger::{JobRecord, JobState};
@@ -18,6 +19,9 @@ use serde_json::Value;
 
 /// Kept back from the deadline so the last sweep's writes finish.
 const SAFETY_MARGIN: Duration = Duration::from_secs(15);
+/// Requests in flight when finalising a run (reading every chunk report, tagging every chunk):
+/// ~16× faster than one at a time, well under S3's per-prefix request rates.
+const FINALIZE_REQUESTS_IN_FLIGHT: usize = 16;
 /// Rows of report.csv repeated in report.html.
 const HTML_SAMPLE_ROWS: usize = 50;
 
@@ -344,16 +348,22 @@ impl<S: ObjectStore> Poller<'_, S> {
     /// rejects and every chunk report, then takes the run off the active list. Idempotent.
     async fn finalize(&self, run_id: &str, manifest: &RunManifest) -> Result<(), String> {
         let prefix = layout::run_prefix(run_id);
-        let mut reports = Vec::with_capacity(manifest.chunks.len());
-        for c in &manifest.chunks {
-            if let Some(r) = self
-                .ledger
-                .get::<ChunkReport>(&format!("{prefix}{}", report_key(c.seq)))
-                .await?
-            {
-                reports.push(r.value);
-            }
-        }
+        // One request per chunk: run them a few at a time, or a run of thousands of chunks
+        // would not finish within one invocation.
+        let report_keys: Vec<String> = manifest
+            .chunks
+            .iter()
+            .map(|c| format!("{prefix}{}", report_key(c.seq)))
+            .collect();
+        let reports: Vec<ChunkReport> = stream::iter(&report_keys)
+            .map(|key| self.ledger.get::<ChunkReport>(key))
+            .buffered(FINALIZE_REQUESTS_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|r| r.value)
+            .collect();
         let mut run_report = RunReport::build(manifest, &reports);
 
         let mut csv = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
@@ -502,11 +512,16 @@ impl<S: ObjectStore> Poller<'_, S> {
         }
         // The run is final and everything read from the chunks is written: their password
         // hashes may now age out under the bucket's retention rule.
-        for chunk in &manifest.chunks {
-            self.ledger
-                .mark_purgeable(&format!("{prefix}{}", chunk.key))
-                .await?;
-        }
+        let chunk_keys: Vec<String> = manifest
+            .chunks
+            .iter()
+            .map(|c| format!("{prefix}{}", c.key))
+            .collect();
+        stream::iter(&chunk_keys)
+            .map(|key| self.ledger.mark_purgeable(key))
+            .buffer_unordered(FINALIZE_REQUESTS_IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
         csv.flush().map_err(|e| e.to_string())?;
         self.ledger
             .put_file(&format!("{prefix}{REPORT_CSV}"), csv.path())
