@@ -1,16 +1,12 @@
 //! Compact JSON straight from the bytes as written: insignificant whitespace outside strings is
 //! dropped in one pass, so a record nobody changed need not be re-serialised from its parsed value.
 
-use serde_json::Value;
-
-/// Appends `json` to `out` without insignificant whitespace and returns how many object members
-/// (`:` outside strings) it holds, so the caller can tell duplicate keys apart (see
-/// `count_members`). `json` must already have parsed as JSON: strings, escapes included, are
-/// copied verbatim, so the result is the same value, not necessarily serde_json's spelling.
-pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) -> usize {
+/// Appends `json` to `out` without insignificant whitespace. `json` must already have parsed as
+/// JSON: strings, escapes included, are copied verbatim, so the result is the same value, not
+/// necessarily serde_json's spelling.
+pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) {
     out.reserve(json.len());
     let n = json.len();
-    let mut members = 0;
     // Bytes are copied in runs between dropped whitespace bytes, not one by one.
     let mut run = 0;
     let mut i = 0;
@@ -22,15 +18,10 @@ pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) -> usize {
                 i += 1;
                 run = i;
             }
-            b':' => {
-                members += 1;
-                i += 1;
-            }
             _ => i += 1,
         }
     }
     out.extend_from_slice(&json[run.min(n)..]);
-    members
 }
 
 /// The index just past the string whose contents start at `i` (or `json.len()` if it does not
@@ -76,14 +67,24 @@ pub(crate) fn find_quote_or_backslash(hay: &[u8]) -> Option<usize> {
         .map(|k| i + k)
 }
 
-/// Object members in a parsed value, nested ones included. Fewer than `strip_whitespace` counted
-/// in the raw bytes means an object repeated a key: the parsed value kept only the last copy,
-/// so the raw bytes are not the value that was validated.
-pub fn count_members(value: &Value) -> usize {
-    match value {
-        Value::Object(map) => map.len() + map.values().map(count_members).sum::<usize>(),
-        Value::Array(items) => items.iter().map(count_members).sum(),
-        _ => 0,
+/// Whether any object in `value` names the same key twice. Such a record cannot be taken from its
+/// raw bytes: Auth0 (JavaScript's `JSON.parse`) keeps the last copy of a repeated key, while the
+/// parsed value here keeps both; split re-reads it with last-copy-wins semantics instead.
+pub fn has_repeated_keys(value: &sonic_rs::Value) -> bool {
+    use sonic_rs::JsonContainerTrait;
+    if let Some(object) = value.as_object() {
+        // Records' objects are small (a dozen keys): comparing pairs beats building a set.
+        let keys: Vec<&str> = object.iter().map(|(key, _)| key).collect();
+        for (i, key) in keys.iter().enumerate() {
+            if keys[i + 1..].contains(key) {
+                return true;
+            }
+        }
+        object.iter().any(|(_, member)| has_repeated_keys(member))
+    } else if let Some(items) = value.as_array() {
+        items.iter().any(has_repeated_keys)
+    } else {
+        false
     }
 }
 
@@ -91,11 +92,12 @@ pub fn count_members(value: &Value) -> usize {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use serde_json::Value;
 
-    fn strip(s: &str) -> (String, usize) {
+    fn strip(s: &str) -> String {
         let mut out = Vec::new();
-        let members = strip_whitespace(s.as_bytes(), &mut out);
-        (String::from_utf8(out).unwrap(), members)
+        strip_whitespace(s.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
     }
 
     /// True when `s` has no whitespace outside its strings.
@@ -122,22 +124,22 @@ mod tests {
 
     #[test]
     fn keeps_strings_and_escapes_drops_the_rest() {
-        let (out, members) =
+        let out =
             strip("{ \"a b\" : [ 1 ,\t2.5e3 ],\r\n \"q\\\" :\" : \"x\\\\\" , \"u\":\"\\u00e9 \" }");
         assert_eq!(
             out,
             "{\"a b\":[1,2.5e3],\"q\\\" :\":\"x\\\\\",\"u\":\"\\u00e9 \"}"
         );
-        assert_eq!(members, 3);
     }
 
     #[test]
-    fn duplicate_keys_show_in_the_member_count() {
-        let raw = "{\"a\": 1, \"b\": {\"c\": 2, \"c\": 3}}";
-        let (_, members) = strip(raw);
-        let value: Value = serde_json::from_str(raw).unwrap();
-        assert_eq!(members, 4);
-        assert_eq!(count_members(&value), 3);
+    fn repeated_keys_are_found_at_any_depth_and_only_within_one_object() {
+        let repeated = |raw: &str| has_repeated_keys(&sonic_rs::from_str(raw).unwrap());
+        assert!(repeated(r#"{"a":1,"a":2}"#));
+        assert!(repeated(r#"{"a":{"b":[{"c":1,"d":2,"c":3}]}}"#));
+        assert!(!repeated(r#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#));
+        assert!(!repeated(r#"[{"a":1},{"b":2}]"#));
+        assert!(!repeated(r#""a""#));
     }
 
     fn json_value() -> impl Strategy<Value = Value> {
@@ -199,14 +201,15 @@ mod tests {
         fn stripped_bytes_are_the_same_value_and_compact(value in json_value(), seed in any::<u64>()) {
             let raw = loosen(&serde_json::to_string_pretty(&value).unwrap(), seed);
             let mut out = Vec::new();
-            let members = strip_whitespace(raw.as_bytes(), &mut out);
+            strip_whitespace(raw.as_bytes(), &mut out);
             // Compared with what the parser makes of the input (serde_json's float parsing is
             // not always exact, so `value` itself may differ in the last digit).
             let parsed: Value = serde_json::from_str(&raw).unwrap();
             let back: Value = serde_json::from_slice(&out).unwrap();
             prop_assert_eq!(&back, &parsed);
             prop_assert!(is_compact(&out), "{}", String::from_utf8_lossy(&out));
-            prop_assert_eq!(members, count_members(&value));
+            // Generated from a map, the value has no repeated keys: nor has its parsed text.
+            prop_assert!(!has_repeated_keys(&sonic_rs::from_slice(&out).unwrap()));
             // serde_json's own compact form is already stripped: the pass leaves it alone.
             let compact = serde_json::to_vec(&value).unwrap();
             let mut again = Vec::new();

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use serde_json::Value;
+use sonic_rs::{JsonValueTrait, Value};
 
 use crate::violation::Violation;
 
@@ -73,7 +73,7 @@ pub fn identities(user: &Value) -> Vec<(IdentityKind, String)> {
     IdentityKind::ALL
         .iter()
         .filter_map(|&kind| {
-            let value = user.get(kind.field()).and_then(Value::as_str)?;
+            let value = user.get(kind.field()).and_then(|v| v.as_str())?;
             Some((
                 kind,
                 if kind.case_insensitive() {
@@ -108,7 +108,7 @@ pub fn fingerprints(user: &Value, scratch: &mut Vec<u8>) -> Fingerprints {
         len: 0,
     };
     for kind in IdentityKind::ALL {
-        let Some(value) = user.get(kind.field()).and_then(Value::as_str) else {
+        let Some(value) = user.get(kind.field()).and_then(|v| v.as_str()) else {
             continue;
         };
         scratch.clear();
@@ -374,7 +374,7 @@ fn fingerprint(kind: IdentityKind, value: &str) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use sonic_rs::json;
 
     fn run(users: &[Value]) -> Vec<(u64, Vec<String>)> {
         let mut finder = DuplicateFinder::new(None).unwrap();

@@ -50,6 +50,15 @@ pub fn drop_export_fields(record: &mut Value, counts: &mut Transformations) {
     }
 }
 
+/// Whether `strip_id_prefix` would change `record` (for records read as `sonic_rs` values).
+pub fn has_id_prefix(record: &sonic_rs::Value) -> bool {
+    use sonic_rs::JsonValueTrait;
+    record
+        .get("user_id")
+        .and_then(|id| id.as_str())
+        .is_some_and(|id| id.starts_with(AUTH0_ID_PREFIX))
+}
+
 /// Removes a leading `auth0|` from `user_id`, in any flavour: left on, Auth0 would store
 /// `auth0|auth0|…` and the user's id would silently change.
 pub fn strip_id_prefix(record: &mut Value, counts: &mut Transformations) {

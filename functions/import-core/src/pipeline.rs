@@ -19,7 +19,7 @@ use crate::duplicates::{self, Fingerprints};
 use crate::export::{self, EXPORT_ONLY_FIELDS};
 use crate::input::{InputError, Layout, Position, RawRecord, RecordReader};
 use crate::manifest::{Flavor, Transformations};
-use crate::rules::check_user;
+use crate::rules::{self, check_user};
 use crate::split::codes;
 use crate::violation::Violation;
 
@@ -319,6 +319,30 @@ fn check(
         );
         return rejected(vec![reason], None, false);
     }
+    if flavor == Flavor::Import {
+        if let Some(accepted) = accept_as_written(raw, context, compact, scratch) {
+            return accepted;
+        }
+    }
+    check_fully(raw, flavor, context, compact, scratch)
+}
+
+/// `check` for a record `accept_as_written` did not take: parsed with `serde_json` (which places
+/// syntax errors exactly and keeps the last copy of a repeated key, as Auth0 does), reshaped for
+/// the run's flavor, then checked, compacted and fingerprinted.
+fn check_fully(
+    raw: &RawRecord,
+    flavor: Flavor,
+    context: Context,
+    compact: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Checked {
+    let rejected = |reasons, user, parsed| Checked {
+        verdict: Verdict::Rejected { reasons, user },
+        parsed,
+        prefix_stripped: false,
+        fields_dropped: 0,
+    };
     let mut user = match parse(&raw.bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -379,7 +403,19 @@ fn check(
         fields_dropped,
     };
 
-    let violations = check_user(&user);
+    // The rules read `sonic_rs` values; this record's value as it will be imported (keys repeated
+    // in the input already collapsed to their last copy, as Auth0 reads them).
+    let shaped = match rules::to_sonic(&user) {
+        Ok(shaped) => shaped,
+        Err(e) => {
+            let reason = Violation::new(codes::INVALID_JSON, "", e.to_string());
+            return done(Verdict::Rejected {
+                reasons: vec![reason],
+                user: Some(user),
+            });
+        }
+    };
+    let violations = check_user(&shaped);
     if !violations.is_empty() {
         return done(Verdict::Rejected {
             reasons: violations,
@@ -391,8 +427,9 @@ fn check(
     let mut stripped_raw = false;
     if !changed {
         // Unchanged and without repeated keys, the raw bytes minus whitespace are the record.
-        let members = compact::strip_whitespace(&raw.bytes, compact);
-        stripped_raw = members == compact::count_members(&user);
+        compact::strip_whitespace(&raw.bytes, compact);
+        stripped_raw = sonic_rs::from_slice::<sonic_rs::Value>(&compact[start..])
+            .is_ok_and(|raw_value| !compact::has_repeated_keys(&raw_value));
         if !stripped_raw {
             compact.truncate(start);
         }
@@ -428,11 +465,48 @@ fn check(
             user: Some(user),
         });
     }
-    let ids = duplicates::fingerprints(&user, scratch);
+    let ids = duplicates::fingerprints(&shaped, scratch);
     done(Verdict::Accepted {
         start,
         end: compact.len(),
         ids,
+    })
+}
+
+/// The common case, taken first: a record that parses, needs no change, repeats no key, passes
+/// every rule and fits in a chunk is accepted from its own bytes, read once into a `sonic_rs`
+/// value (an order of magnitude cheaper than a `serde_json` one). `None` sends the record down
+/// the full path in `check`, which reads it again with `serde_json` and either reshapes it or
+/// says exactly what is wrong: both paths apply the same rules (`check_user`) to the same value,
+/// so the verdict does not depend on the path taken.
+fn accept_as_written(
+    raw: &RawRecord,
+    context: Context,
+    compact: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Option<Checked> {
+    let user: sonic_rs::Value = sonic_rs::from_slice(&raw.bytes).ok()?;
+    if compact::has_repeated_keys(&user)
+        || export::has_id_prefix(&user)
+        || !check_user(&user).is_empty()
+    {
+        return None;
+    }
+    let start = compact.len();
+    compact::strip_whitespace(&raw.bytes, compact);
+    if !chunk::fits_alone(context.max_chunk_bytes, compact.len() - start) {
+        compact.truncate(start);
+        return None;
+    }
+    Some(Checked {
+        verdict: Verdict::Accepted {
+            start,
+            end: compact.len(),
+            ids: duplicates::fingerprints(&user, scratch),
+        },
+        parsed: true,
+        prefix_stripped: false,
+        fields_dropped: 0,
     })
 }
 
@@ -471,5 +545,166 @@ fn strip_serde_position(e: &serde_json::Error) -> String {
     match text.find(" at line ") {
         Some(i) => text[..i].to_string(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::rules::testkit::{near_miss_json, published_examples};
+
+    const CONTEXT: Context = Context {
+        layout: Layout::Ndjson,
+        max_chunk_bytes: 500_000,
+    };
+
+    fn raw(text: &str) -> RawRecord {
+        RawRecord {
+            index: 3,
+            line: 4,
+            column: 1,
+            byte_offset: 100,
+            bytes: text.as_bytes().to_vec(),
+            oversized: false,
+        }
+    }
+
+    /// What a verdict says, comparable across paths: the accepted bytes and fingerprints, or the
+    /// reject codes.
+    fn outcome(checked: &Checked, compact: &[u8]) -> (Option<Vec<u8>>, Vec<String>, String) {
+        match &checked.verdict {
+            Verdict::Accepted { start, end, ids } => (
+                Some(compact[*start..*end].to_vec()),
+                Vec::new(),
+                format!("{:?}", ids.iter().collect::<Vec<_>>()),
+            ),
+            Verdict::Rejected { reasons, .. } => (
+                None,
+                reasons.iter().map(|r| r.code.clone()).collect(),
+                String::new(),
+            ),
+            Verdict::Fatal(e) => (None, Vec::new(), e.to_string()),
+        }
+    }
+
+    /// The fast path may only take a record the full path accepts, with the same bytes and the
+    /// same identities; `check`'s verdict is the full path's whichever path answered.
+    fn assert_paths_agree(text: &str) -> Result<bool, TestCaseError> {
+        let record = raw(text);
+        let (mut fast_out, mut full_out, mut both_out) = (Vec::new(), Vec::new(), Vec::new());
+        let mut scratch = Vec::new();
+        let fast = accept_as_written(&record, CONTEXT, &mut fast_out, &mut scratch);
+        let full = check_fully(
+            &record,
+            Flavor::Import,
+            CONTEXT,
+            &mut full_out,
+            &mut scratch,
+        );
+        let both = check(
+            &record,
+            Flavor::Import,
+            CONTEXT,
+            &mut both_out,
+            &mut scratch,
+        );
+        let full = outcome(&full, &full_out);
+        prop_assert_eq!(&outcome(&both, &both_out), &full, "{}", text);
+        if let Some(fast) = &fast {
+            prop_assert_eq!(&outcome(fast, &fast_out), &full, "{}", text);
+        }
+        Ok(fast.is_some())
+    }
+
+    /// `value` as text with a key of its first object member written twice (`{"k":v,...,"k":v2}`).
+    fn with_repeated_key(value: &Value, replacement: &Value) -> Option<String> {
+        let object = value.as_object()?;
+        let (key, _) = object.iter().next()?;
+        let text = serde_json::to_string(value).ok()?;
+        let body = text.strip_suffix('}')?;
+        Some(format!(
+            "{body},{}:{}}}",
+            serde_json::to_string(key).ok()?,
+            serde_json::to_string(replacement).ok()?
+        ))
+    }
+
+    #[test]
+    fn valid_records_take_the_fast_path_and_agree() {
+        for user in published_examples() {
+            let text = serde_json::to_string_pretty(&user).unwrap();
+            assert!(
+                assert_paths_agree(&text).unwrap(),
+                "not taken as written: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_needing_the_full_path_do_not_take_the_fast_one() {
+        let mut scratch = Vec::new();
+        for text in [
+            // A repeated key: Auth0 keeps the last copy, which here is invalid.
+            r#"{"email":"a@example.com","email":"not an email"}"#,
+            // A repeated key whose last copy is valid: accepted, but not from its raw bytes.
+            r#"{"email":"not an email","email":"a@example.com"}"#,
+            // The id prefix comes off.
+            r#"{"email":"a@example.com","user_id":"auth0|42"}"#,
+            // Broken JSON and rule violations are explained by the full path.
+            r#"{"email":"a@example.com""#,
+            r#"{"email":"a@example.com","blocked":"yes"}"#,
+        ] {
+            let mut out = Vec::new();
+            assert!(
+                accept_as_written(&raw(text), CONTEXT, &mut out, &mut scratch).is_none(),
+                "{text}"
+            );
+            assert_paths_agree(text).unwrap();
+        }
+        // The second record above is accepted (by the full path), re-serialised with one email.
+        let mut out = Vec::new();
+        let checked = check(
+            &raw(r#"{"email":"not an email","email":"a@example.com"}"#),
+            Flavor::Import,
+            CONTEXT,
+            &mut out,
+            &mut scratch,
+        );
+        assert_eq!(
+            outcome(&checked, &out).0.as_deref(),
+            Some(br#"{"email":"a@example.com"}"#.as_slice())
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_agrees_with_full_path_on_near_misses(user in near_miss_json()) {
+            assert_paths_agree(&serde_json::to_string(&user).unwrap())?;
+        }
+
+        #[test]
+        fn fast_path_agrees_on_examples_with_one_member_changed(
+            pick in any::<prop::sample::Index>(),
+            member in any::<prop::sample::Index>(),
+            value in near_miss_json(),
+            repeat in any::<bool>(),
+        ) {
+            let examples = published_examples();
+            let mut user = pick.get(&examples).clone();
+            if repeat {
+                if let Some(text) = with_repeated_key(&user, &value) {
+                    assert_paths_agree(&text)?;
+                }
+            }
+            if let Some(object) = user.as_object_mut() {
+                let keys: Vec<String> = object.keys().cloned().collect();
+                let key = member.get(&keys).clone();
+                object.insert(key, value);
+            }
+            assert_paths_agree(&serde_json::to_string(&user).unwrap())?;
+        }
     }
 }

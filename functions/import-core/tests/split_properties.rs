@@ -98,7 +98,7 @@ fn expected_duplicates(records: &[Value], limit: usize) -> BTreeSet<u64> {
     let mut dups = BTreeSet::new();
     for (i, r) in records.iter().enumerate() {
         let compact = serde_json::to_vec(r).unwrap();
-        if !import_core::rules::check_user(r).is_empty() || compact.len() + 2 > limit {
+        if !import_core::rules::check_serde_user(r).is_empty() || compact.len() + 2 > limit {
             continue;
         }
         let ids: Vec<(u8, String)> = [
@@ -137,6 +137,9 @@ proptest! {
         max_chunk_bytes in 1024usize..12_000,
         ndjson in any::<bool>(),
     ) {
+        // An empty file is not an NDJSON run but a failed one ("the input is empty", see input.rs
+        // `empty_array_and_empty_input`); an empty JSON array is a run with zero chunks and stays in.
+        prop_assume!(!(ndjson && specs.is_empty()));
         let records: Vec<Value> = specs
             .iter()
             .enumerate()

@@ -11,7 +11,7 @@
 //!   hash fails with code `CONFLICT` (facts §7.2 quotes the message; the code is not recorded).
 
 use import_core::redact::redact_user;
-use import_core::rules::check_user;
+use import_core::rules::check_serde_user;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -257,7 +257,7 @@ fn already_provided(provided: &[Identifiers], wanted: &Identifiers) -> Option<&'
 
 /// Auth0's per-user rule violations as job errors, or None when the record passes.
 fn violations(user: &Value) -> Option<Vec<Value>> {
-    let found = check_user(user);
+    let found = check_serde_user(user);
     if found.is_empty() {
         return None;
     }

@@ -11,7 +11,7 @@
 //! `MINIMUM`/`MAXIMUM`, or `INVALID_FORMAT` for a scrypt cost that is not a power of two.
 //! No message ever contains a hash, salt or key value.
 
-use serde_json::{Map, Value};
+use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
 
 use super::{code, violation, Path};
 use crate::violation::Violation;
@@ -336,8 +336,8 @@ const LDAP_SCHEMES: &[LdapScheme] = &[
 /// The pattern the server reports for `password_hash` (facts §3.1/§4.4), matched by hand.
 pub(crate) const PASSWORD_HASH_PATTERN: &str = r"^\$2[ab]?\$10+\$[./A-Za-z0-9]{53}$";
 
-pub(crate) fn check_password_hash_pattern(record: &Map<String, Value>, out: &mut Vec<Violation>) {
-    let Some(hash) = record.get("password_hash").and_then(Value::as_str) else {
+pub(crate) fn check_password_hash_pattern(record: &Object, out: &mut Vec<Violation>) {
+    let Some(hash) = record.get(&"password_hash").and_then(Value::as_str) else {
         return;
     };
     if !matches_password_hash_pattern(hash) {
@@ -377,8 +377,8 @@ fn is_bcrypt_char(b: u8) -> bool {
 }
 
 /// Auth0 rejects a record carrying both hash fields ("Forbidden attribute in appUser", §3.1).
-pub(crate) fn check_hash_fields_exclusive(record: &Map<String, Value>, out: &mut Vec<Violation>) {
-    if record.contains_key("password_hash") && record.contains_key("custom_password_hash") {
+pub(crate) fn check_hash_fields_exclusive(record: &Object, out: &mut Vec<Violation>) {
+    if record.contains_key(&"password_hash") && record.contains_key(&"custom_password_hash") {
         out.push(violation(
             code::NOT_PASSED,
             &Path::Root.key("custom_password_hash"),
@@ -390,9 +390,9 @@ pub(crate) fn check_hash_fields_exclusive(record: &Map<String, Value>, out: &mut
     }
 }
 
-pub(crate) fn check_custom_password_hash(record: &Map<String, Value>, out: &mut Vec<Violation>) {
+pub(crate) fn check_custom_password_hash(record: &Object, out: &mut Vec<Violation>) {
     let Some(cph) = record
-        .get("custom_password_hash")
+        .get(&"custom_password_hash")
         .and_then(Value::as_object)
     else {
         return;
@@ -400,7 +400,7 @@ pub(crate) fn check_custom_password_hash(record: &Map<String, Value>, out: &mut 
     // An unknown or missing algorithm is the schema's ENUM_MISMATCH/OBJECT_REQUIRED; without
     // one there is no row to apply.
     let Some(rule) = cph
-        .get("algorithm")
+        .get(&"algorithm")
         .and_then(Value::as_str)
         .and_then(algorithm_rule)
     else {
@@ -408,9 +408,9 @@ pub(crate) fn check_custom_password_hash(record: &Map<String, Value>, out: &mut 
     };
     let root = Path::Root;
     let base = root.key("custom_password_hash");
-    let hash = cph.get("hash").and_then(Value::as_object);
+    let hash = cph.get(&"hash").and_then(Value::as_object);
 
-    if let (Salt::Forbidden { why }, true) = (rule.salt, cph.contains_key("salt")) {
+    if let (Salt::Forbidden { why }, true) = (rule.salt, cph.contains_key(&"salt")) {
         out.push(violation(
             code::NOT_PASSED,
             &base.key("salt"),
@@ -423,11 +423,11 @@ pub(crate) fn check_custom_password_hash(record: &Map<String, Value>, out: &mut 
     let keylen = check_scrypt_params(rule, cph, &base, out);
     if let Some(hash) = hash {
         check_hash_value(rule, hash, keylen, &base.key("hash"), out);
-        if let Some(key) = hash.get("key").and_then(Value::as_object) {
+        if let Some(key) = hash.get(&"key").and_then(Value::as_object) {
             check_encoded_secret(key, "hash.key", &base.key("hash").key("key"), out);
         }
     }
-    if let Some(salt) = cph.get("salt").and_then(Value::as_object) {
+    if let Some(salt) = cph.get(&"salt").and_then(Value::as_object) {
         check_encoded_secret(salt, "salt", &base.key("salt"), out);
     }
 }
@@ -438,12 +438,12 @@ pub(crate) fn algorithm_rule(name: &str) -> Option<&'static AlgorithmRule> {
 
 fn check_hmac_fields(
     rule: &AlgorithmRule,
-    hash: &Map<String, Value>,
+    hash: &Object,
     path: &Path<'_>,
     out: &mut Vec<Violation>,
 ) {
     for field in HMAC_FIELDS {
-        let present = hash.contains_key(*field);
+        let present = hash.contains_key(field);
         if rule.params == Params::Hmac && !present {
             out.push(violation(
                 code::OBJECT_REQUIRED,
@@ -467,14 +467,14 @@ fn check_hmac_fields(
 /// is usable, so the hash length can be checked against it.
 fn check_scrypt_params(
     rule: &AlgorithmRule,
-    cph: &Map<String, Value>,
+    cph: &Object,
     base: &Path<'_>,
     out: &mut Vec<Violation>,
 ) -> Option<usize> {
     let mut keylen = None;
     for param in SCRYPT_PARAMS {
         let path = base.key(param.name);
-        let value = cph.get(param.name);
+        let value = cph.get(&param.name);
         if rule.params != Params::Scrypt {
             if value.is_some() {
                 out.push(violation(
@@ -577,7 +577,7 @@ fn integer_param(value: &Value) -> IntegerParam {
 
 fn check_hash_value(
     rule: &AlgorithmRule,
-    hash: &Map<String, Value>,
+    hash: &Object,
     keylen: Option<usize>,
     path: &Path<'_>,
     out: &mut Vec<Violation>,
@@ -585,9 +585,9 @@ fn check_hash_value(
     // The published schema has no `required` inside `hash`, but a hash without a value verifies
     // nothing, and without an encoding its bytes cannot be read the way the source system wrote
     // them; we require both rather than let the user discover it at login.
-    let value = match hash.get("value") {
-        Some(Value::String(value)) => Some(value.as_str()),
-        Some(_) => None, // wrong type: the schema walker reported it
+    let value = match hash.get(&"value").map(Value::as_str) {
+        Some(Some(value)) => Some(value),
+        Some(None) => None, // wrong type: the schema walker reported it
         None => {
             out.push(violation(
                 code::OBJECT_REQUIRED,
@@ -600,8 +600,8 @@ fn check_hash_value(
             None
         }
     };
-    let encoding = match hash.get("encoding") {
-        Some(Value::String(name)) => match Encoding::parse(name) {
+    let encoding = match hash.get(&"encoding").map(Value::as_str) {
+        Some(Some(name)) => match Encoding::parse(name) {
             Some(encoding) if rule.encodings.contains(&encoding) => Some(encoding),
             Some(_) => {
                 out.push(violation(
@@ -617,7 +617,7 @@ fn check_hash_value(
             }
             None => None, // not in the schema enum: the schema walker reported it
         },
-        Some(_) => None,
+        Some(None) => None,
         None => {
             out.push(violation(
                 code::OBJECT_REQUIRED,
@@ -640,7 +640,7 @@ fn check_value_shape(
     rule: &AlgorithmRule,
     value: &str,
     encoding: Encoding,
-    hash: &Map<String, Value>,
+    hash: &Object,
     keylen: Option<usize>,
     path: &Path<'_>,
     out: &mut Vec<Violation>,
@@ -648,7 +648,7 @@ fn check_value_shape(
     let expected_bytes = match rule.value {
         ValueShape::Digest { bytes } => Some(bytes),
         ValueShape::HmacDigest => hash
-            .get("digest")
+            .get(&"digest")
             .and_then(Value::as_str)
             .and_then(|digest| HMAC_DIGEST_BYTES.iter().find(|(name, _)| *name == digest))
             .map(|(_, bytes)| *bytes),
@@ -693,13 +693,13 @@ fn check_value_shape(
 }
 
 /// Names what produced the hash in a length message ("sha256", "hmac with sha512", "scrypt with this keylen").
-struct ProducerName<'r>(&'r AlgorithmRule, &'r Map<String, Value>);
+struct ProducerName<'r>(&'r AlgorithmRule, &'r Object);
 
 impl std::fmt::Display for ProducerName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0.value {
             ValueShape::HmacDigest => {
-                let digest = self.1.get("digest").and_then(Value::as_str).unwrap_or("?");
+                let digest = self.1.get(&"digest").and_then(Value::as_str).unwrap_or("?");
                 write!(f, "hmac with {digest}")
             }
             ValueShape::ScryptKey => f.write_str("scrypt with this keylen"),
@@ -723,16 +723,11 @@ impl std::fmt::Display for EncodingList {
 }
 
 /// `salt` and `hash.key`: when their encoding (default utf8) is hex or base64, the value must decode.
-fn check_encoded_secret(
-    object: &Map<String, Value>,
-    label: &str,
-    path: &Path<'_>,
-    out: &mut Vec<Violation>,
-) {
-    let Some(value) = object.get("value").and_then(Value::as_str) else {
+fn check_encoded_secret(object: &Object, label: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
+    let Some(value) = object.get(&"value").and_then(Value::as_str) else {
         return;
     };
-    let encoding = match object.get("encoding") {
+    let encoding = match object.get(&"encoding") {
         None => Encoding::Utf8,
         Some(name) => match name.as_str().and_then(Encoding::parse) {
             Some(encoding) => encoding,
@@ -1108,7 +1103,7 @@ mod tests {
     #[test]
     fn password_hash_message_points_to_custom_password_hash_without_the_hash() {
         let bad = BCRYPT_2B_10.replacen("$2b$", "$2y$", 1);
-        let violations = super::super::check_user(&with("password_hash", json!(bad)));
+        let violations = super::super::testkit::check(&with("password_hash", json!(bad)));
         assert_eq!(violations.len(), 1);
         assert!(violations[0].message.contains("custom_password_hash"));
         assert!(!violations[0].message.contains(&bad[7..]));
@@ -1470,18 +1465,24 @@ mod tests {
 
     #[test]
     fn integer_params_read_like_javascript() {
-        assert_eq!(integer_param(&json!(8)), IntegerParam::Value(8));
-        assert_eq!(integer_param(&json!(8.0)), IntegerParam::Value(8));
-        assert_eq!(integer_param(&json!(1.5)), IntegerParam::NotInteger);
+        assert_eq!(integer_param(&sonic_rs::json!(8)), IntegerParam::Value(8));
+        assert_eq!(integer_param(&sonic_rs::json!(8.0)), IntegerParam::Value(8));
         assert_eq!(
-            integer_param(&json!(MAX_SAFE_INTEGER + 1)),
+            integer_param(&sonic_rs::json!(1.5)),
+            IntegerParam::NotInteger
+        );
+        assert_eq!(
+            integer_param(&sonic_rs::json!(MAX_SAFE_INTEGER + 1)),
             IntegerParam::OutOfRange { negative: false }
         );
         assert_eq!(
-            integer_param(&json!(i64::MIN)),
+            integer_param(&sonic_rs::json!(i64::MIN)),
             IntegerParam::OutOfRange { negative: true }
         );
-        assert_eq!(integer_param(&json!("8")), IntegerParam::NotInteger);
+        assert_eq!(
+            integer_param(&sonic_rs::json!("8")),
+            IntegerParam::NotInteger
+        );
     }
 
     #[test]
@@ -1509,7 +1510,7 @@ mod tests {
             "salt": { "value": "SALT-MATERIAL-789", "encoding": "base64" },
             "keylen": 3
         }));
-        let violations = super::super::check_user(&user);
+        let violations = super::super::testkit::check(&user);
         assert!(violations.len() >= 3, "{violations:?}");
         for v in &violations {
             for secret in [key, "HASH-MATERIAL-456", "SALT-MATERIAL-789"] {

@@ -1,7 +1,7 @@
 //! Rules on `app_metadata` and `user_metadata` beyond the schema's "any object" (facts §4.3):
 //! Auth0-reserved `app_metadata` keys, and field names containing `.` or `$`.
 
-use serde_json::{Map, Value};
+use sonic_rs::{JsonContainerTrait, Object, Value};
 
 use super::{code, violation, Path};
 use crate::violation::Violation;
@@ -34,17 +34,14 @@ const METADATA_FIELDS: &[&str] = &["app_metadata", "user_metadata"];
 
 /// Auth0 reports a forbidden attribute with `NOT_PASSED` (as for the hash XOR, §3.1), so a
 /// reserved key uses the same code.
-pub(crate) fn check_reserved_app_metadata_keys(
-    record: &Map<String, Value>,
-    out: &mut Vec<Violation>,
-) {
-    let Some(app_metadata) = record.get("app_metadata").and_then(Value::as_object) else {
+pub(crate) fn check_reserved_app_metadata_keys(record: &Object, out: &mut Vec<Violation>) {
+    let Some(app_metadata) = record.get(&"app_metadata").and_then(Value::as_object) else {
         return;
     };
     let root = Path::Root;
     let base = root.key("app_metadata");
-    for key in app_metadata.keys() {
-        if RESERVED_APP_METADATA_KEYS.contains(&key.as_str()) {
+    for key in app_metadata.iter().map(|(key, _)| key) {
+        if RESERVED_APP_METADATA_KEYS.contains(&key) {
             out.push(violation(
                 code::NOT_PASSED,
                 &base.key(key),
@@ -62,14 +59,14 @@ pub(crate) fn check_reserved_app_metadata_keys(
 /// rule, and walking arbitrarily deep values on millions of records would cost more than a rare
 /// nested violation is worth. The code is `PATTERN` (a name that fails a character rule) rather than
 /// a new code of ours, to keep the code list small and Auth0-shaped.
-pub(crate) fn check_metadata_field_names(record: &Map<String, Value>, out: &mut Vec<Violation>) {
+pub(crate) fn check_metadata_field_names(record: &Object, out: &mut Vec<Violation>) {
     let root = Path::Root;
     for field in METADATA_FIELDS {
-        let Some(metadata) = record.get(*field).and_then(Value::as_object) else {
+        let Some(metadata) = record.get(field).and_then(Value::as_object) else {
             continue;
         };
         let base = root.key(field);
-        for key in metadata.keys() {
+        for key in metadata.iter().map(|(key, _)| key) {
             if key.contains(['.', '$']) {
                 out.push(violation(
                     code::PATTERN,
@@ -97,7 +94,7 @@ mod tests {
         for key in RESERVED_APP_METADATA_KEYS {
             let mut metadata = serde_json::Map::new();
             metadata.insert(key.to_string(), json!(1));
-            let user = with("app_metadata", Value::Object(metadata));
+            let user = with("app_metadata", serde_json::Value::Object(metadata));
             assert_finding(&user, code::NOT_PASSED, &format!("app_metadata.{key}"));
         }
     }

@@ -25,13 +25,13 @@ mod schema;
 
 use std::fmt::{self, Write as _};
 
-use serde_json::{Map, Value};
+use sonic_rs::{JsonContainerTrait, Object, Value};
 
 use crate::violation::Violation;
 
 /// Every rule Auth0 applies to one user object of an import file, before any job is spent.
 /// Returns all violations (empty = importable). `user` is any JSON value (non-objects get one INVALID_TYPE violation).
-pub fn check_user(user: &serde_json::Value) -> Vec<crate::violation::Violation> {
+pub fn check_user(user: &Value) -> Vec<Violation> {
     let mut out = Vec::new();
     schema::check_value(&schema::USER_KIND, user, &Path::Root, &mut out);
     // The prose rules only make sense on an object; the schema walker already reported anything else.
@@ -43,10 +43,31 @@ pub fn check_user(user: &serde_json::Value) -> Vec<crate::violation::Violation> 
     out
 }
 
+/// `check_user` for a record held as a `serde_json::Value` (the emulator, and split's path for
+/// records it had to re-shape): the same rules, on the same value converted member by member.
+pub fn check_serde_user(user: &serde_json::Value) -> Vec<Violation> {
+    match to_sonic(user) {
+        Ok(user) => check_user(&user),
+        // Converting a parsed JSON value cannot fail (its keys are strings); if it ever did, the
+        // record must not pass unchecked.
+        Err(e) => vec![Violation::new(
+            code::INVALID_TYPE,
+            "",
+            format!("record: could not be checked: {e}"),
+        )],
+    }
+}
+
+/// `user` as the rules read it, through its JSON text (member order kept).
+pub fn to_sonic(user: &serde_json::Value) -> Result<Value, sonic_rs::Error> {
+    let text = serde_json::to_vec(user).map_err(<sonic_rs::Error as serde::de::Error>::custom)?;
+    sonic_rs::from_slice(&text)
+}
+
 /// A rule that is not expressible in the published schema. Each one tolerates any JSON shape: the
 /// schema walker reports wrong types, so these rules skip values of the wrong type instead of
 /// reporting them twice.
-type RecordRule = fn(&Map<String, Value>, &mut Vec<Violation>);
+type RecordRule = fn(&Object, &mut Vec<Violation>);
 
 /// The prose-only and observed-only rules, in the order their violations are reported.
 const RECORD_RULES: &[RecordRule] = &[
@@ -137,22 +158,27 @@ pub(crate) fn violation(code: &str, path: &Path<'_>, detail: fmt::Arguments<'_>)
 #[cfg(test)]
 pub(crate) mod testkit {
     //! Helpers shared by the rule tests: run `check_user` and look at `(code, path)` pairs only,
-    //! since message wording is free to change.
+    //! since message wording is free to change. Tests build records as `serde_json` values (its
+    //! `json!` and `Map` are handy in strategies); `check` reads their text the way split does.
 
-    use serde_json::Value;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
 
     use super::check_user;
+    use crate::violation::Violation;
+
+    /// `check_user` on `user` as split sees it: its JSON text parsed by `sonic_rs`.
+    pub(crate) fn check(user: &Value) -> Vec<Violation> {
+        check_user(&super::to_sonic(user).expect("serde_json's text parses"))
+    }
 
     pub(crate) fn findings(user: &Value) -> Vec<(String, String)> {
-        check_user(user)
-            .into_iter()
-            .map(|v| (v.code, v.path))
-            .collect()
+        check(user).into_iter().map(|v| (v.code, v.path)).collect()
     }
 
     #[track_caller]
     pub(crate) fn assert_clean(user: &Value) {
-        let violations = check_user(user);
+        let violations = check(user);
         assert!(
             violations.is_empty(),
             "expected no violations for {user}, got {violations:#?}"
@@ -168,54 +194,11 @@ pub(crate) mod testkit {
         );
     }
 
-    /// The smallest importable record, to which each test adds the one field it is about.
-    pub(crate) fn with(field: &str, value: Value) -> Value {
-        let mut user = serde_json::json!({ "email": "jane.doe@example.com" });
-        if let Some(map) = user.as_object_mut() {
-            map.insert(field.to_string(), value);
-        }
-        user
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-    use serde_json::{json, Value};
-
-    use super::testkit::{assert_clean, assert_finding, findings};
-    use super::*;
-
-    #[test]
-    fn path_renders_dotted_with_indices() {
-        let root = Path::Root;
-        let factors = root.key("mfa_factors");
-        let first = factors.index(0);
-        let totp = first.key("totp");
-        assert_eq!(totp.key("secret").render(), "mfa_factors[0].totp.secret");
-        assert_eq!(root.render(), "");
-    }
-
-    #[test]
-    fn non_object_record_gets_one_invalid_type() {
-        for user in [json!([]), json!("x"), json!(1), json!(null), json!(true)] {
-            let found = findings(&user);
-            assert_eq!(found, vec![(code::INVALID_TYPE.to_string(), String::new())]);
-        }
-    }
-
-    #[test]
-    fn messages_start_with_path() {
-        let violations = check_user(&json!({ "email": "a@example.com", "blocked": "yes" }));
-        assert_eq!(violations.len(), 1);
-        assert!(violations[0].message.starts_with("blocked: "));
-    }
-
     /// Auth0's published example records (docs "bulk user import schema" page), one per algorithm.
     /// The digest, HMAC, scrypt, PBKDF2 and LDAP values were computed for the password "Passw0rd!"
     /// (md4 is the RFC 1320 vector for "abc"), so encodings and lengths are genuine; the bcrypt and
     /// argon2 values have the genuine layout and lengths.
-    fn published_examples() -> Vec<Value> {
+    pub(crate) fn published_examples() -> Vec<Value> {
         vec![
             json!({
                 "email": "antoine@contoso.com",
@@ -322,51 +305,9 @@ mod tests {
         ]
     }
 
-    fn cph(custom_password_hash: Value) -> Value {
-        json!({
-            "email": "jane.doe@contoso.com",
-            "email_verified": true,
-            "custom_password_hash": custom_password_hash
-        })
-    }
-
-    #[test]
-    fn published_examples_pass() {
-        for user in published_examples() {
-            assert_clean(&user);
-        }
-    }
-
-    #[test]
-    fn all_problems_of_a_record_are_reported_together() {
-        let user = json!({ "email_verified": "true", "nickname": 3 });
-        let found = findings(&user);
-        assert_finding(&user, code::OBJECT_REQUIRED, "email");
-        assert_finding(&user, code::INVALID_TYPE, "email_verified");
-        assert_finding(&user, code::INVALID_TYPE, "nickname");
-        assert_eq!(found.len(), 3);
-    }
-
-    fn arbitrary_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            ".{0,24}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 48, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-                prop::collection::vec((".{0,8}", inner), 0..8)
-                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
-            ]
-        })
-    }
-
     /// JSON built from the field names and values the rules care about, so the fuzzer reaches
     /// the deep per-algorithm and MFA code paths instead of stopping at "unknown key".
-    fn near_miss_json() -> impl Strategy<Value = Value> {
+    pub(crate) fn near_miss_json() -> impl Strategy<Value = Value> {
         let names = prop::sample::select(vec![
             "email",
             "user_id",
@@ -457,15 +398,102 @@ mod tests {
         })
     }
 
+    fn cph(custom_password_hash: Value) -> Value {
+        json!({
+            "email": "jane.doe@contoso.com",
+            "email_verified": true,
+            "custom_password_hash": custom_password_hash
+        })
+    }
+
+    /// The smallest importable record, to which each test adds the one field it is about.
+    pub(crate) fn with(field: &str, value: Value) -> Value {
+        let mut user = serde_json::json!({ "email": "jane.doe@example.com" });
+        if let Some(map) = user.as_object_mut() {
+            map.insert(field.to_string(), value);
+        }
+        user
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::testkit::{
+        assert_clean, assert_finding, check, findings, near_miss_json, published_examples,
+    };
+    use super::*;
+
+    #[test]
+    fn path_renders_dotted_with_indices() {
+        let root = Path::Root;
+        let factors = root.key("mfa_factors");
+        let first = factors.index(0);
+        let totp = first.key("totp");
+        assert_eq!(totp.key("secret").render(), "mfa_factors[0].totp.secret");
+        assert_eq!(root.render(), "");
+    }
+
+    #[test]
+    fn non_object_record_gets_one_invalid_type() {
+        for user in [json!([]), json!("x"), json!(1), json!(null), json!(true)] {
+            let found = findings(&user);
+            assert_eq!(found, vec![(code::INVALID_TYPE.to_string(), String::new())]);
+        }
+    }
+
+    #[test]
+    fn messages_start_with_path() {
+        let violations = check(&json!({ "email": "a@example.com", "blocked": "yes" }));
+        assert_eq!(violations.len(), 1);
+        assert!(violations[0].message.starts_with("blocked: "));
+    }
+
+    #[test]
+    fn published_examples_pass() {
+        for user in published_examples() {
+            assert_clean(&user);
+        }
+    }
+
+    #[test]
+    fn all_problems_of_a_record_are_reported_together() {
+        let user = json!({ "email_verified": "true", "nickname": 3 });
+        let found = findings(&user);
+        assert_finding(&user, code::OBJECT_REQUIRED, "email");
+        assert_finding(&user, code::INVALID_TYPE, "email_verified");
+        assert_finding(&user, code::INVALID_TYPE, "nickname");
+        assert_eq!(found.len(), 3);
+    }
+
+    fn arbitrary_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,24}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::vec((".{0,8}", inner), 0..8)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
         #[test]
         fn check_user_never_panics_on_arbitrary_json(user in arbitrary_json()) {
-            let _ = check_user(&user);
+            let _ = check(&user);
         }
 
         #[test]
         fn check_user_never_panics_on_near_miss_records(user in near_miss_json()) {
-            let violations = check_user(&user);
+            let violations = check(&user);
             for v in violations {
                 prop_assert!(!v.code.is_empty());
                 let prefix = if v.path.is_empty() { "record" } else { v.path.as_str() };

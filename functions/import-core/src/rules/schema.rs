@@ -1,7 +1,7 @@
 //! Auth0's published per-user schema (`definitions.user`, facts §4.2–4.7) as Rust data, and the
 //! walker that applies it with z-schema's codes; a test cross-checks the data against the JSON file.
 
-use serde_json::{Map, Value};
+use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Object, Value};
 
 use super::{code, email, violation, Path};
 use crate::violation::Violation;
@@ -290,27 +290,24 @@ pub(crate) static USER_KIND: Kind = Kind::Object(&USER);
 /// `JSON.parse`, where `8.0` and `8` are the same number, and z-schema classifies numbers by
 /// value (`n % 1 === 0`). So `8.0` is accepted as an integer and `1.5` is not.
 pub(crate) fn is_integer(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => {
-            n.is_i64()
-                || n.is_u64()
-                || n.as_f64()
-                    .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
-        }
-        _ => false,
-    }
+    value.is_i64()
+        || value.is_u64()
+        || (value.is_number()
+            && value
+                .as_f64()
+                .is_some_and(|f| f.is_finite() && f.fract() == 0.0))
 }
 
 /// z-schema's type names, for "Expected type X but found type Y".
 fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) if is_integer(value) => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+    match value.get_type() {
+        JsonType::Null => "null",
+        JsonType::Boolean => "boolean",
+        JsonType::Number if is_integer(value) => "integer",
+        JsonType::Number => "number",
+        JsonType::String => "string",
+        JsonType::Array => "array",
+        JsonType::Object => "object",
     }
 }
 
@@ -387,12 +384,7 @@ fn check_string(rule: &StringRule, s: &str, path: &Path<'_>, out: &mut Vec<Viola
     }
 }
 
-fn check_object(
-    shape: &ObjectShape,
-    map: &Map<String, Value>,
-    path: &Path<'_>,
-    out: &mut Vec<Violation>,
-) {
+fn check_object(shape: &ObjectShape, map: &Object, path: &Path<'_>, out: &mut Vec<Violation>) {
     if let Some(max) = shape.max_properties {
         if map.len() > max {
             out.push(violation(
@@ -421,7 +413,7 @@ fn check_object(
         }
     }
     for name in shape.required {
-        if !map.contains_key(*name) {
+        if !map.contains_key(name) {
             out.push(violation(
                 code::OBJECT_REQUIRED,
                 &path.key(name),
@@ -581,9 +573,9 @@ mod tests {
 
     fn compare_object(shape: &ObjectShape, node: &Value, at: &mut Vec<&'static str>) {
         let here = describe(at);
-        let published: &Map<String, Value> = match node.get("properties") {
+        let published: &serde_json::Map<String, Value> = match node.get("properties") {
             Some(p) => p.as_object().unwrap(),
-            None => &Map::new(),
+            None => &serde_json::Map::new(),
         };
         let ours: Vec<&str> = shape.properties.iter().map(|p| p.name).collect();
         let theirs: Vec<&str> = published.keys().map(String::as_str).collect();
@@ -664,7 +656,7 @@ mod tests {
 
     #[test]
     fn invalid_type_message_names_both_types() {
-        let violations = super::super::check_user(&with("email_verified", json!("yes")));
+        let violations = super::super::testkit::check(&with("email_verified", json!("yes")));
         assert_eq!(violations.len(), 1);
         assert!(violations[0]
             .message
@@ -811,7 +803,7 @@ mod tests {
     #[test]
     fn pattern_message_never_contains_the_secret() {
         let user = factors(json!([{ "totp": { "secret": "lowercase-secret-value" } }]));
-        let violations = super::super::check_user(&user);
+        let violations = super::super::testkit::check(&user);
         assert_eq!(violations.len(), 1);
         assert!(!violations[0].message.contains("lowercase-secret-value"));
     }
