@@ -73,14 +73,27 @@ pub(crate) fn find_quote_or_backslash(hay: &[u8]) -> Option<usize> {
 pub fn has_repeated_keys(value: &sonic_rs::Value) -> bool {
     use sonic_rs::JsonContainerTrait;
     if let Some(object) = value.as_object() {
-        // Records' objects are small (a dozen keys): comparing pairs beats building a set.
-        let keys: Vec<&str> = object.iter().map(|(key, _)| key).collect();
-        for (i, key) in keys.iter().enumerate() {
-            if keys[i + 1..].contains(key) {
+        // Records' objects are small (a dozen keys): comparing pairs, in place, beats building
+        // a set.
+        // Keys are gathered on the stack (a heap Vec only for objects over 32 keys).
+        const ON_STACK: usize = 32;
+        let mut stack = [""; ON_STACK];
+        let mut heap = Vec::new();
+        let keys: &mut [&str] = if object.len() <= ON_STACK {
+            &mut stack[..object.len()]
+        } else {
+            heap.resize(object.len(), "");
+            &mut heap
+        };
+        for (slot, (key, member)) in keys.iter_mut().zip(object.iter()) {
+            if has_repeated_keys(member) {
                 return true;
             }
+            *slot = key;
         }
-        object.iter().any(|(_, member)| has_repeated_keys(member))
+        keys.iter()
+            .enumerate()
+            .any(|(i, key)| keys[i + 1..].contains(key))
     } else if let Some(items) = value.as_array() {
         items.iter().any(has_repeated_keys)
     } else {
