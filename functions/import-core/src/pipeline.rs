@@ -473,7 +473,7 @@ fn check_fully(
     })
 }
 
-/// The common case, taken first: a record that parses, needs no change, repeats no key, passes
+/// The common case, taken first: a record that parses, needs no change, passes
 /// every rule and fits in a chunk is accepted from its own bytes, read once into a `sonic_rs`
 /// value (an order of magnitude cheaper than a `serde_json` one). `None` sends the record down
 /// the full path in `check`, which reads it again with `serde_json` and either reshapes it or
@@ -486,10 +486,10 @@ fn accept_as_written(
     scratch: &mut Vec<u8>,
 ) -> Option<Checked> {
     let user: sonic_rs::Value = sonic_rs::from_slice(&raw.bytes).ok()?;
-    if compact::has_repeated_keys(&user)
-        || export::has_id_prefix(&user)
-        || !check_user(&user).is_empty()
-    {
+    // A key repeated where the rules read values by key is a violation here (`REPEATED_KEY`), so
+    // such records take the full path. Repeats inside free-form metadata stay as written: the
+    // rules read metadata key names only, and Auth0 reads the last copy as the input says.
+    if export::has_id_prefix(&user) || !check_user(&user).is_empty() {
         return None;
     }
     let start = compact.len();
@@ -664,6 +664,15 @@ mod tests {
             );
             assert_paths_agree(text).unwrap();
         }
+        // A repeat inside free-form metadata does not change what the rules read: taken as
+        // written, both copies kept (Auth0 reads the last, as the input says).
+        let text = r#"{"email":"a@example.com","user_metadata":{"plan":"free","plan":"pro"}}"#;
+        let mut out = Vec::new();
+        let fast = accept_as_written(&raw(text), CONTEXT, &mut out, &mut scratch);
+        assert_eq!(
+            fast.map(|checked| outcome(&checked, &out).0),
+            Some(Some(text.as_bytes().to_vec()))
+        );
         // The second record above is accepted (by the full path), re-serialised with one email.
         let mut out = Vec::new();
         let checked = check(

@@ -98,6 +98,10 @@ pub(crate) mod code {
     pub const NOT_PASSED: &str = "NOT_PASSED";
     pub const MINIMUM: &str = "MINIMUM";
     pub const MAXIMUM: &str = "MAXIMUM";
+    /// Ours: a key repeated inside one object of the record as written. Only split's fast path
+    /// (the record's own text) can see it, and it then re-reads the record keeping the last copy,
+    /// as Auth0 does; so it never reaches a report.
+    pub const REPEATED_KEY: &str = "REPEATED_KEY";
 }
 
 /// Where a value sits inside the record, built on the stack while walking and rendered to a

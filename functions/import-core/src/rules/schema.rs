@@ -312,7 +312,36 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 pub(crate) fn find_property<'s>(shape: &'s ObjectShape, name: &str) -> Option<&'s Property> {
-    shape.properties.iter().find(|p| p.name == name)
+    // The first byte rules out nearly every other name before any string comparison.
+    let first = name.as_bytes().first();
+    shape
+        .properties
+        .iter()
+        .find(|p| p.name.as_bytes().first() == first && p.name == name)
+}
+
+/// A key `map` holds more than once (only possible in a value parsed from text as written, where
+/// every copy is kept; Auth0's `JSON.parse` keeps the last). Checked on the objects the rules read
+/// by key: free-form metadata is read for its key names only, which repeats do not change.
+fn repeated_key(map: &Object) -> Option<&str> {
+    // Gathered on the stack: schema objects have at most a couple of dozen keys.
+    const ON_STACK: usize = 32;
+    if map.len() > ON_STACK {
+        let keys: Vec<&str> = map.iter().map(|(key, _)| key).collect();
+        return first_repeat(&keys);
+    }
+    let mut keys = [""; ON_STACK];
+    for (slot, (key, _)) in keys.iter_mut().zip(map.iter()) {
+        *slot = key;
+    }
+    first_repeat(&keys[..map.len()])
+}
+
+fn first_repeat<'k>(keys: &[&'k str]) -> Option<&'k str> {
+    keys.iter()
+        .enumerate()
+        .find(|(i, key)| keys[i + 1..].contains(key))
+        .map(|(_, key)| *key)
 }
 
 /// Applies `kind` to `value`, appending every violation found (it does not stop at the first).
@@ -396,6 +425,17 @@ fn check_object(shape: &ObjectShape, map: &Object, path: &Path<'_>, out: &mut Ve
                 ),
             ));
         }
+    }
+    // Free-form objects (no properties of their own) are read for key names only.
+    let read_by_key = !shape.properties.is_empty();
+    if let Some(key) = repeated_key(map).filter(|_| read_by_key) {
+        out.push(violation(
+            code::REPEATED_KEY,
+            &path.key(key),
+            format_args!(
+                "{key} appears more than once in this object; JSON.parse keeps only the last copy"
+            ),
+        ));
     }
     for (key, value) in map {
         let child = path.key(key);
@@ -496,6 +536,34 @@ mod tests {
 
     /// Compares our data with the published schema node by node, so a field Auth0 adds, removes
     /// or retypes makes this test fail and points at the place to update.
+    #[test]
+    fn repeated_key_is_found_where_values_are_read_by_key_only() {
+        // Only a value parsed from text as written can repeat a key (serde_json's maps cannot).
+        let check = |text: &str| -> Vec<(String, String)> {
+            super::super::check_user(&sonic_rs::from_str(text).unwrap())
+                .into_iter()
+                .map(|v| (v.code, v.path))
+                .collect()
+        };
+        assert_eq!(
+            check(r#"{"email":"a@example.com","name":"A","email":"b@example.com"}"#),
+            vec![(code::REPEATED_KEY.to_string(), "email".to_string())]
+        );
+        // (The item also counts two factors: that is the schema's maxProperties speaking.)
+        assert!(check(
+            r#"{"email":"a@example.com","mfa_factors":[{"totp":{"secret":"ABC234"},"totp":{"secret":"ABC234"}}]}"#
+        )
+        .contains(&(
+            code::REPEATED_KEY.to_string(),
+            "mfa_factors[0].totp".to_string()
+        )));
+        // Free-form metadata is read for its key names, which a repeat does not change.
+        assert!(
+            check(r#"{"email":"a@example.com","user_metadata":{"x":1,"x":{"y":1,"y":2}}}"#)
+                .is_empty()
+        );
+    }
+
     #[test]
     fn data_matches_published_schema() {
         let schema: Value = serde_json::from_str(PUBLISHED_SCHEMA).unwrap();
