@@ -98,7 +98,8 @@ pub(crate) fn check_email(address: &str) -> Result<(), EmailProblem> {
     if address.chars().any(is_space) {
         return Err(EmailProblem::Whitespace);
     }
-    if address.encode_utf16().count() > MAX_ADDRESS {
+    // UTF-16 units never outnumber UTF-8 bytes: only long addresses need counting.
+    if address.len() > MAX_ADDRESS && address.encode_utf16().count() > MAX_ADDRESS {
         return Err(EmailProblem::TooLong);
     }
     let (local, domain) = split_at_sign(address)?;
@@ -145,7 +146,12 @@ fn check_local_part(local: &str) -> Result<(), EmailProblem> {
 /// outside it, which JavaScript sees as surrogate pairs, are rejected as they are there).
 fn is_local_char(c: char) -> bool {
     if c.is_ascii() {
-        return c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        return c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '!' | '#' | '$' | '%' | '&' | '\'' | '*' | '+' | '-' | '/' | '=' | '?' | '^' | '_'
+                    | '`' | '{' | '|' | '}' | '~'
+            );
     }
     is_utf8_letter_range(c)
 }
@@ -179,7 +185,7 @@ fn check_domain_label(label: &str) -> Result<(), EmailProblem> {
     if label.is_empty() {
         return Err(EmailProblem::DomainEmptyLabel);
     }
-    if label.encode_utf16().count() > MAX_LABEL {
+    if label.len() > MAX_LABEL && label.encode_utf16().count() > MAX_LABEL {
         return Err(EmailProblem::DomainLabelTooLong);
     }
     if label.starts_with('-') || label.ends_with('-') {
