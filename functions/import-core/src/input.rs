@@ -6,6 +6,8 @@ use std::io::{self, BufRead, BufReader, Read};
 use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
+use crate::scan::{Block, Strings, BLOCK};
+
 const READ_BUFFER: usize = 256 * 1024;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const UTF8_BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
@@ -344,8 +346,7 @@ impl RecordReader {
     /// nesting and strings only; the value's own syntax is checked when the record is parsed.
     fn scan_value(&mut self, record: &mut RawRecord) -> Result<(), InputError> {
         let mut depth: usize = 0;
-        let mut in_string = false;
-        let mut escaped = false;
+        let mut strings = Strings::default();
         loop {
             let offset = self.offset;
             let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
@@ -358,61 +359,55 @@ impl RecordReader {
                     ),
                 });
             }
-            let mut i = 0;
             let mut end = None;
             let mut newline_at = None;
             let mut bad = None;
-            while i < buf.len() {
-                if in_string {
-                    if escaped {
-                        escaped = false;
-                        i += 1;
-                        continue;
-                    }
-                    match crate::compact::find_quote_or_backslash(&buf[i..]) {
-                        Some(k) => {
-                            i += k;
-                            if buf[i] == b'\\' {
-                                escaped = true;
-                            } else {
-                                in_string = false;
+            // 64 bytes at a time: only the bytes that shape the value, outside strings, are
+            // looked at one by one.
+            let mut base = 0;
+            'blocks: while base < buf.len() {
+                let block = Block::new(&buf[base..]);
+                let outside = !strings.inside(&block) & block.valid();
+                let mut shaping = outside
+                    & (block.eq(b'{')
+                        | block.eq(b'[')
+                        | block.eq(b'}')
+                        | block.eq(b']')
+                        | block.eq(b',')
+                        | block.eq(b'\n')
+                        | block.non_ascii());
+                while shaping != 0 {
+                    let i = base + shaping.trailing_zeros() as usize;
+                    shaping &= shaping - 1;
+                    match buf[i] {
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            if depth == 0 {
+                                end = Some(i);
+                                break 'blocks;
                             }
-                            i += 1;
+                            depth -= 1;
+                            if depth == 0 {
+                                end = Some(i + 1);
+                                break 'blocks;
+                            }
                         }
-                        None => i = buf.len(),
-                    }
-                    continue;
-                }
-                let b = buf[i];
-                match b {
-                    b'"' => in_string = true,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        if depth == 0 {
+                        b',' if depth == 0 => {
                             end = Some(i);
-                            break;
+                            break 'blocks;
                         }
-                        depth -= 1;
-                        if depth == 0 {
-                            end = Some(i + 1);
-                            break;
+                        b',' => {}
+                        b'\n' => {
+                            self.line += 1;
+                            newline_at = Some(i);
+                        }
+                        _ => {
+                            bad = Some(i);
+                            break 'blocks;
                         }
                     }
-                    b',' if depth == 0 => {
-                        end = Some(i);
-                        break;
-                    }
-                    b'\n' => {
-                        self.line += 1;
-                        newline_at = Some(i);
-                    }
-                    0x80..=0xff => {
-                        bad = Some(i);
-                        break;
-                    }
-                    _ => {}
                 }
-                i += 1;
+                base += BLOCK;
             }
             let take = end.or(bad).unwrap_or(buf.len());
             let base = self.offset;
@@ -546,6 +541,54 @@ mod tests {
             (0, 2, 4)
         );
         assert_eq!((recs[1].index, recs[1].line), (1, 3));
+    }
+
+    /// A source that hands out its bytes a few at a time, so buffer ends fall anywhere (inside
+    /// strings, right after a backslash, between a record and its comma).
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        sizes: Vec<usize>,
+        reads: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let size = self.sizes[self.reads % self.sizes.len()];
+            self.reads += 1;
+            let n = size.min(buf.len()).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    proptest::proptest! {
+        /// Every element of a JSON array comes out whole, whatever its strings hold and wherever
+        /// the source's reads end, with the line it starts on.
+        #[test]
+        fn array_elements_survive_any_read_boundaries(
+            strings in proptest::collection::vec("[a-z\"\\\\,\\[\\]{}: \u{e9}\n]{0,90}", 1..12),
+            sizes in proptest::collection::vec(1usize..80, 1..8),
+        ) {
+            let elements: Vec<serde_json::Value> = strings
+                .iter()
+                .enumerate()
+                .map(|(i, s)| serde_json::json!({"email": s, "n": [i, {"k": s}], "z": null}))
+                .collect();
+            let text = serde_json::to_vec_pretty(&elements).unwrap();
+            let source = Trickle { data: text.clone(), at: 0, sizes, reads: 0 };
+            let mut reader = RecordReader::open(source, 1 << 20).unwrap();
+            let mut record = RawRecord::default();
+            let mut got = Vec::new();
+            while reader.next_into(&mut record).unwrap() {
+                let value: serde_json::Value = serde_json::from_slice(&record.bytes).unwrap();
+                let starts = text[..record.byte_offset as usize].iter().filter(|&&b| b == b'\n').count();
+                proptest::prop_assert_eq!(record.line, starts as u64 + 1);
+                got.push(value);
+            }
+            proptest::prop_assert_eq!(got, elements);
+        }
     }
 
     #[test]

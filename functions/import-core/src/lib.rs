@@ -17,5 +17,6 @@ pub mod pipeline;
 pub mod redact;
 pub mod report;
 pub mod rules;
+mod scan;
 pub mod split;
 pub mod violation;

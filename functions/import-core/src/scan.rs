@@ -1,0 +1,284 @@
+//! JSON's coarse structure a block of 64 bytes at a time: which bytes sit inside strings, and
+//! where given characters are, as bit masks (bit `i` = byte `i` of the block). Framing and
+//! compaction only need that coarse structure, and finding it for 64 bytes at once is several
+//! times cheaper than looking at one byte at a time. Bytes are compared 16 at a time with SSE2
+//! (part of every x86_64 CPU); other targets get the same masks from a plain loop.
+
+/// Bytes per block.
+pub(crate) const BLOCK: usize = 64;
+
+/// Filler for the unused end of a short block: not a quote, backslash, whitespace, structural
+/// character or non-ASCII byte, so it changes no mask.
+const FILLER: u8 = b'0';
+
+/// One block of input, padded with `FILLER` when the input ends before 64 bytes.
+pub(crate) struct Block {
+    bytes: [u8; BLOCK],
+    /// How many of `bytes` are input.
+    len: usize,
+}
+
+impl Block {
+    /// The first 64 bytes of `piece`, or all of it padded.
+    #[inline]
+    pub(crate) fn new(piece: &[u8]) -> Block {
+        // A fixed-size copy is a few register moves; only a short block pays for a memcpy.
+        if let Some(full) = piece.first_chunk::<BLOCK>() {
+            return Block {
+                bytes: *full,
+                len: BLOCK,
+            };
+        }
+        let mut bytes = [FILLER; BLOCK];
+        bytes[..piece.len()].copy_from_slice(piece);
+        Block {
+            bytes,
+            len: piece.len(),
+        }
+    }
+
+    /// Bits of the bytes that are input (all 64 for a full block).
+    #[inline]
+    pub(crate) fn valid(&self) -> u64 {
+        if self.len == BLOCK {
+            !0
+        } else {
+            (1u64 << self.len) - 1
+        }
+    }
+
+    /// Bytes equal to `byte`.
+    #[inline]
+    pub(crate) fn eq(&self, byte: u8) -> u64 {
+        masks::eq(&self.bytes, byte)
+    }
+
+    /// Bytes at or below `byte` (unsigned).
+    #[inline]
+    pub(crate) fn at_most(&self, byte: u8) -> u64 {
+        masks::at_most(&self.bytes, byte)
+    }
+
+    /// Bytes with the high bit set (non-ASCII).
+    #[inline]
+    pub(crate) fn non_ascii(&self) -> u64 {
+        masks::high_bit(&self.bytes)
+    }
+}
+
+/// Whether a scan is inside a string, carried from one block to the next.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Strings {
+    in_string: bool,
+    /// The previous byte was a backslash inside a string: the next byte is escaped.
+    escaped: bool,
+}
+
+impl Strings {
+    /// The block's bytes that are inside a string, its opening quote included and its closing
+    /// quote not; advances the state past the block's input bytes.
+    #[inline]
+    pub(crate) fn inside(&mut self, block: &Block) -> u64 {
+        let quotes = block.eq(b'"');
+        let backslashes = block.eq(b'\\');
+        if backslashes == 0 && !self.escaped {
+            // Without escapes every quote toggles: a prefix XOR of the quotes marks each
+            // string from its opening quote up to (not including) its closing one.
+            let carried = if self.in_string { !0 } else { 0 };
+            let inside = prefix_xor(quotes) ^ carried;
+            // The filler holds no quote, so the last bit is the state after the last input byte.
+            self.in_string = inside >> 63 != 0;
+            return inside & block.valid();
+        }
+        // Escapes are rare: such a block is walked byte by byte.
+        let mut inside = 0u64;
+        for (i, &b) in block.bytes[..block.len].iter().enumerate() {
+            let bit = 1u64 << i;
+            if !self.in_string {
+                if b == b'"' {
+                    self.in_string = true;
+                    inside |= bit;
+                }
+            } else if self.escaped {
+                self.escaped = false;
+                inside |= bit;
+            } else if b == b'\\' {
+                self.escaped = true;
+                inside |= bit;
+            } else if b == b'"' {
+                self.in_string = false;
+            } else {
+                inside |= bit;
+            }
+        }
+        inside
+    }
+}
+
+/// Bit `i` = XOR of bits `0..=i`.
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+#[cfg(target_arch = "x86_64")]
+mod masks {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+
+    use super::BLOCK;
+
+    /// The block as four 16-byte lanes.
+    #[inline]
+    fn lanes(bytes: &[u8; BLOCK]) -> [__m128i; 4] {
+        let at = |k: usize| bytes[k * 16..k * 16 + 16].as_ptr().cast::<__m128i>();
+        // SAFETY: each pointer addresses 16 in-bounds bytes of `bytes` (unaligned loads are
+        // allowed by loadu); SSE2 is part of the x86_64 baseline.
+        unsafe {
+            [
+                _mm_loadu_si128(at(0)),
+                _mm_loadu_si128(at(1)),
+                _mm_loadu_si128(at(2)),
+                _mm_loadu_si128(at(3)),
+            ]
+        }
+    }
+
+    /// The high bit of every byte of the four lanes, as one word.
+    #[inline]
+    fn movemask(lanes: [__m128i; 4]) -> u64 {
+        // SAFETY: SSE2 is part of the x86_64 baseline.
+        let mask = |lane| u64::from(unsafe { _mm_movemask_epi8(lane) } as u16);
+        mask(lanes[0]) | mask(lanes[1]) << 16 | mask(lanes[2]) << 32 | mask(lanes[3]) << 48
+    }
+
+    #[inline]
+    pub(super) fn eq(bytes: &[u8; BLOCK], byte: u8) -> u64 {
+        // SAFETY: SSE2 is part of the x86_64 baseline.
+        unsafe {
+            let needle = _mm_set1_epi8(byte as i8);
+            movemask(lanes(bytes).map(|lane| _mm_cmpeq_epi8(lane, needle)))
+        }
+    }
+
+    #[inline]
+    pub(super) fn at_most(bytes: &[u8; BLOCK], byte: u8) -> u64 {
+        // SAFETY: SSE2 is part of the x86_64 baseline.
+        unsafe {
+            // b <= byte (unsigned) exactly when max(b, byte) == byte.
+            let limit = _mm_set1_epi8(byte as i8);
+            movemask(lanes(bytes).map(|lane| _mm_cmpeq_epi8(_mm_max_epu8(lane, limit), limit)))
+        }
+    }
+
+    #[inline]
+    pub(super) fn high_bit(bytes: &[u8; BLOCK]) -> u64 {
+        movemask(lanes(bytes))
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod masks {
+    use super::BLOCK;
+
+    fn mask(bytes: &[u8; BLOCK], test: impl Fn(u8) -> bool) -> u64 {
+        bytes
+            .iter()
+            .enumerate()
+            .fold(0, |mask, (i, &b)| mask | u64::from(test(b)) << i)
+    }
+
+    #[inline]
+    pub(super) fn eq(bytes: &[u8; BLOCK], byte: u8) -> u64 {
+        mask(bytes, |b| b == byte)
+    }
+
+    #[inline]
+    pub(super) fn at_most(bytes: &[u8; BLOCK], byte: u8) -> u64 {
+        mask(bytes, |b| b <= byte)
+    }
+
+    #[inline]
+    pub(super) fn high_bit(bytes: &[u8; BLOCK]) -> u64 {
+        mask(bytes, |b| b >= 0x80)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The inside-string mask byte by byte, the obvious way, over a whole input.
+    fn inside_reference(input: &[u8]) -> Vec<bool> {
+        let (mut in_string, mut escaped) = (false, false);
+        input
+            .iter()
+            .map(|&b| {
+                if !in_string {
+                    in_string = b == b'"';
+                    in_string
+                } else if escaped {
+                    escaped = false;
+                    true
+                } else if b == b'\\' {
+                    escaped = true;
+                    true
+                } else if b == b'"' {
+                    in_string = false;
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect()
+    }
+
+    fn bits(mask: u64, len: usize) -> Vec<bool> {
+        (0..len).map(|i| mask >> i & 1 == 1).collect()
+    }
+
+    #[test]
+    fn masks_mark_the_bytes_asked_for() {
+        let block = Block::new(b"{\"a\": [1, \"\xc3\xa9\"]}\n");
+        assert_eq!(block.eq(b'"'), 0b10_0100_0000_1010);
+        assert_eq!(block.at_most(b' '), 1 << 5 | 1 << 9 | 1 << 16);
+        assert_eq!(block.non_ascii(), 0b11 << 11);
+        assert_eq!(block.valid(), (1 << 17) - 1);
+        assert_eq!(Block::new(&[b'x'; 70]).valid(), !0);
+    }
+
+    proptest! {
+        /// Across blocks of any size (as buffers end anywhere), the masks say what a byte-by-byte
+        /// walk says, escapes and escaped backslashes included.
+        #[test]
+        fn inside_matches_a_byte_by_byte_walk(
+            input in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), Just(b'a'), Just(b' '), Just(b'{'), Just(0xc3u8)],
+                0..300,
+            ),
+            cuts in proptest::collection::vec(1usize..=BLOCK, 1..12),
+        ) {
+            let expected = inside_reference(&input);
+            let mut strings = Strings::default();
+            let mut got = Vec::new();
+            let mut at = 0;
+            let mut k = 0;
+            while at < input.len() {
+                let len = cuts[k % cuts.len()].min(input.len() - at);
+                k += 1;
+                let block = Block::new(&input[at..at + len]);
+                got.extend(bits(strings.inside(&block), len));
+                at += len;
+            }
+            prop_assert_eq!(got, expected);
+        }
+    }
+}
