@@ -103,12 +103,20 @@ impl Fingerprints {
 /// The fingerprints of `identities(user)`, without a `String` per identity: ASCII values (nearly
 /// all) are lower-cased into `scratch`, which the caller reuses across records.
 pub fn fingerprints(user: &Value, scratch: &mut Vec<u8>) -> Fingerprints {
+    fingerprints_of(|field| user.get(field).and_then(|v| v.as_str()), scratch)
+}
+
+/// `fingerprints` of a record whose string fields `field` looks up (by name).
+pub fn fingerprints_of<'v>(
+    field: impl Fn(&str) -> Option<&'v str>,
+    scratch: &mut Vec<u8>,
+) -> Fingerprints {
     let mut out = Fingerprints {
         items: [(IdentityKind::Email, 0); IdentityKind::ALL.len()],
         len: 0,
     };
     for kind in IdentityKind::ALL {
-        let Some(value) = user.get(kind.field()).and_then(|v| v.as_str()) else {
+        let Some(value) = field(kind.field()) else {
             continue;
         };
         scratch.clear();

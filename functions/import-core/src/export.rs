@@ -50,13 +50,9 @@ pub fn drop_export_fields(record: &mut Value, counts: &mut Transformations) {
     }
 }
 
-/// Whether `strip_id_prefix` would change `record` (for records read as `sonic_rs` values).
-pub fn has_id_prefix(record: &sonic_rs::Value) -> bool {
-    use sonic_rs::JsonValueTrait;
-    record
-        .get("user_id")
-        .and_then(|id| id.as_str())
-        .is_some_and(|id| id.starts_with(AUTH0_ID_PREFIX))
+/// Whether `strip_id_prefix` would change a record with this `user_id`.
+pub fn has_id_prefix(user_id: Option<&str>) -> bool {
+    user_id.is_some_and(|id| id.starts_with(AUTH0_ID_PREFIX))
 }
 
 /// Removes a leading `auth0|` from `user_id`, in any flavour: left on, Auth0 would store

@@ -19,7 +19,7 @@ use crate::duplicates::{self, Fingerprints};
 use crate::export::{self, EXPORT_ONLY_FIELDS};
 use crate::input::{InputError, Layout, Position, RawRecord, RecordReader};
 use crate::manifest::{Flavor, Transformations};
-use crate::rules::{self, check_user};
+use crate::rules::{self, check_user, Members};
 use crate::split::codes;
 use crate::violation::Violation;
 
@@ -486,10 +486,13 @@ fn accept_as_written(
     scratch: &mut Vec<u8>,
 ) -> Option<Checked> {
     let user: sonic_rs::Value = sonic_rs::from_slice(&raw.bytes).ok()?;
+    let members = Members::of(sonic_rs::JsonContainerTrait::as_object(&user)?);
     // A key repeated where the rules read values by key is a violation here (`REPEATED_KEY`), so
     // such records take the full path. Repeats inside free-form metadata stay as written: the
     // rules read metadata key names only, and Auth0 reads the last copy as the input says.
-    if export::has_id_prefix(&user) || !check_user(&user).is_empty() {
+    if export::has_id_prefix(members.str("user_id"))
+        || !rules::check_record(&user, &members).is_empty()
+    {
         return None;
     }
     let start = compact.len();
@@ -502,7 +505,7 @@ fn accept_as_written(
         verdict: Verdict::Accepted {
             start,
             end: compact.len(),
-            ids: duplicates::fingerprints(&user, scratch),
+            ids: duplicates::fingerprints_of(|field| members.str(field), scratch),
         },
         parsed: true,
         prefix_stripped: false,

@@ -13,7 +13,7 @@
 
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
 
-use super::{code, violation, Path};
+use super::{code, violation, Members, Path};
 use crate::violation::Violation;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -336,8 +336,8 @@ const LDAP_SCHEMES: &[LdapScheme] = &[
 /// The pattern the server reports for `password_hash` (facts §3.1/§4.4), matched by hand.
 pub(crate) const PASSWORD_HASH_PATTERN: &str = r"^\$2[ab]?\$10+\$[./A-Za-z0-9]{53}$";
 
-pub(crate) fn check_password_hash_pattern(record: &Object, out: &mut Vec<Violation>) {
-    let Some(hash) = record.get(&"password_hash").and_then(Value::as_str) else {
+pub(crate) fn check_password_hash_pattern(record: &Members<'_>, out: &mut Vec<Violation>) {
+    let Some(hash) = record.get("password_hash").and_then(Value::as_str) else {
         return;
     };
     if !matches_password_hash_pattern(hash) {
@@ -377,8 +377,8 @@ fn is_bcrypt_char(b: u8) -> bool {
 }
 
 /// Auth0 rejects a record carrying both hash fields ("Forbidden attribute in appUser", §3.1).
-pub(crate) fn check_hash_fields_exclusive(record: &Object, out: &mut Vec<Violation>) {
-    if record.contains_key(&"password_hash") && record.contains_key(&"custom_password_hash") {
+pub(crate) fn check_hash_fields_exclusive(record: &Members<'_>, out: &mut Vec<Violation>) {
+    if record.contains_key("password_hash") && record.contains_key("custom_password_hash") {
         out.push(violation(
             code::NOT_PASSED,
             &Path::Root.key("custom_password_hash"),
@@ -390,9 +390,9 @@ pub(crate) fn check_hash_fields_exclusive(record: &Object, out: &mut Vec<Violati
     }
 }
 
-pub(crate) fn check_custom_password_hash(record: &Object, out: &mut Vec<Violation>) {
+pub(crate) fn check_custom_password_hash(record: &Members<'_>, out: &mut Vec<Violation>) {
     let Some(cph) = record
-        .get(&"custom_password_hash")
+        .get("custom_password_hash")
         .and_then(Value::as_object)
     else {
         return;

@@ -1,9 +1,9 @@
 //! Rules on `app_metadata` and `user_metadata` beyond the schema's "any object" (facts §4.3):
 //! Auth0-reserved `app_metadata` keys, and field names containing `.` or `$`.
 
-use sonic_rs::{JsonContainerTrait, Object, Value};
+use sonic_rs::{JsonContainerTrait, Value};
 
-use super::{code, violation, Path};
+use super::{code, violation, Members, Path};
 use crate::violation::Violation;
 
 /// Keys Auth0 keeps for itself inside `app_metadata` (facts §4.3, current list; matched exactly,
@@ -34,8 +34,8 @@ const METADATA_FIELDS: &[&str] = &["app_metadata", "user_metadata"];
 
 /// Auth0 reports a forbidden attribute with `NOT_PASSED` (as for the hash XOR, §3.1), so a
 /// reserved key uses the same code.
-pub(crate) fn check_reserved_app_metadata_keys(record: &Object, out: &mut Vec<Violation>) {
-    let Some(app_metadata) = record.get(&"app_metadata").and_then(Value::as_object) else {
+pub(crate) fn check_reserved_app_metadata_keys(record: &Members<'_>, out: &mut Vec<Violation>) {
+    let Some(app_metadata) = record.get("app_metadata").and_then(Value::as_object) else {
         return;
     };
     let root = Path::Root;
@@ -59,7 +59,7 @@ pub(crate) fn check_reserved_app_metadata_keys(record: &Object, out: &mut Vec<Vi
 /// rule, and walking arbitrarily deep values on millions of records would cost more than a rare
 /// nested violation is worth. The code is `PATTERN` (a name that fails a character rule) rather than
 /// a new code of ours, to keep the code list small and Auth0-shaped.
-pub(crate) fn check_metadata_field_names(record: &Object, out: &mut Vec<Violation>) {
+pub(crate) fn check_metadata_field_names(record: &Members<'_>, out: &mut Vec<Violation>) {
     let root = Path::Root;
     for field in METADATA_FIELDS {
         let Some(metadata) = record.get(field).and_then(Value::as_object) else {

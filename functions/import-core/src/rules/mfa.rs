@@ -3,7 +3,7 @@
 
 use sonic_rs::{JsonContainerTrait, Object, Value};
 
-use super::{code, violation, Path};
+use super::{code, violation, Members, Path};
 use crate::violation::Violation;
 
 /// The factor kinds, for the message; the schema's `MFA_FACTOR` shape is what enforces them.
@@ -14,8 +14,8 @@ const FACTOR_KINDS: &str = "totp, phone or email";
 /// Auth0 documents `MFA_FACTORS_FAILED`. A factor with nothing in it would enroll nothing, and
 /// most likely marks an export that lost the secret, so we reject it before a job is spent,
 /// with `OBJECT_REQUIRED` because a required factor is missing from the item.
-pub(crate) fn check_factor_not_empty(record: &Object, out: &mut Vec<Violation>) {
-    let Some(factors) = record.get(&"mfa_factors").and_then(Value::as_array) else {
+pub(crate) fn check_factor_not_empty(record: &Members<'_>, out: &mut Vec<Violation>) {
+    let Some(factors) = record.get("mfa_factors").and_then(Value::as_array) else {
         return;
     };
     let root = Path::Root;

@@ -25,22 +25,65 @@ mod schema;
 
 use std::fmt::{self, Write as _};
 
-use sonic_rs::{JsonContainerTrait, Object, Value};
+use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
 
 use crate::violation::Violation;
 
 /// Every rule Auth0 applies to one user object of an import file, before any job is spent.
 /// Returns all violations (empty = importable). `user` is any JSON value (non-objects get one INVALID_TYPE violation).
 pub fn check_user(user: &Value) -> Vec<Violation> {
-    let mut out = Vec::new();
-    schema::check_value(&schema::USER_KIND, user, &Path::Root, &mut out);
-    // The prose rules only make sense on an object; the schema walker already reported anything else.
-    if let Some(record) = user.as_object() {
-        for rule in RECORD_RULES {
-            rule(record, &mut out);
+    match user.as_object() {
+        Some(record) => check_record(user, &Members::of(record)),
+        None => {
+            // The prose rules only make sense on an object: the schema walker reports the rest.
+            let mut out = Vec::new();
+            schema::check_value(&schema::USER_KIND, user, &Path::Root, &mut out);
+            out
         }
     }
+}
+
+/// `check_user` for a record that is an object whose members the caller already gathered
+/// (split reuses them for the record's identities).
+pub fn check_record(user: &Value, members: &Members<'_>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    schema::check_value(&schema::USER_KIND, user, &Path::Root, &mut out);
+    for rule in RECORD_RULES {
+        rule(members, &mut out);
+    }
     out
+}
+
+/// A record's top-level members, gathered once: the rules look fields up a dozen times per
+/// record, and comparing plain strings is much cheaper than walking the parsed value each time.
+/// Like `Object::get`, a lookup finds the first copy of a repeated key (a record with one takes
+/// split's full path anyway, see `code::REPEATED_KEY`).
+pub struct Members<'v> {
+    pairs: Vec<(&'v str, &'v Value)>,
+}
+
+impl<'v> Members<'v> {
+    pub fn of(object: &'v Object) -> Self {
+        Members {
+            pairs: object.iter().collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'v Value> {
+        self.pairs
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| *value)
+    }
+
+    /// The member `key` when it is a string.
+    pub fn str(&self, key: &str) -> Option<&'v str> {
+        self.get(key).and_then(|value| value.as_str())
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
 }
 
 /// `check_user` for a record held as a `serde_json::Value` (the emulator, and split's path for
@@ -67,7 +110,7 @@ pub fn to_sonic(user: &serde_json::Value) -> Result<Value, sonic_rs::Error> {
 /// A rule that is not expressible in the published schema. Each one tolerates any JSON shape: the
 /// schema walker reports wrong types, so these rules skip values of the wrong type instead of
 /// reporting them twice.
-type RecordRule = fn(&Object, &mut Vec<Violation>);
+type RecordRule = fn(&Members<'_>, &mut Vec<Violation>);
 
 /// The prose-only and observed-only rules, in the order their violations are reported.
 const RECORD_RULES: &[RecordRule] = &[

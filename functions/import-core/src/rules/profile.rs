@@ -11,9 +11,9 @@
 //!   the profile docs and Create-User, UNCONFIRMED for import, §4.2/§9.10): not enforced.
 //! - `user_id`'s 255-character Create-User maximum: not enforced, for the same reason.
 
-use sonic_rs::{JsonValueTrait, Object, Value};
+use sonic_rs::{JsonValueTrait, Value};
 
-use super::{code, violation, Path};
+use super::{code, violation, Members, Path};
 use crate::violation::Violation;
 
 /// Create-User's pattern for `user_id`, which we apply to imports (see `check_user_id`).
@@ -23,8 +23,8 @@ const USER_ID_PATTERN: &str = r"^\S*$";
 /// enforces `^\S*$`; import is UNCONFIRMED, but such an id cannot round-trip cleanly into
 /// `auth0|<id>` (URLs, log searches, the `/users/{id}` path), and an empty one is surely an export
 /// bug rather than an intended id. Omitting `user_id` altogether is fine: Auth0 then generates one.
-pub(crate) fn check_user_id(record: &Object, out: &mut Vec<Violation>) {
-    let Some(user_id) = record.get(&"user_id").and_then(Value::as_str) else {
+pub(crate) fn check_user_id(record: &Members<'_>, out: &mut Vec<Violation>) {
+    let Some(user_id) = record.get("user_id").and_then(Value::as_str) else {
         return;
     };
     let path = Path::Root.key("user_id");
