@@ -95,7 +95,13 @@ pub(crate) fn check_email(address: &str) -> Result<(), EmailProblem> {
     if address.is_empty() {
         return Err(EmailProblem::Empty);
     }
-    if address.chars().any(is_space) {
+    // For ASCII (nearly every address), `is_space` is exactly these bytes.
+    let has_space = if address.is_ascii() {
+        address.bytes().any(is_ascii_space)
+    } else {
+        address.chars().any(is_space)
+    };
+    if has_space {
         return Err(EmailProblem::Whitespace);
     }
     // UTF-16 units never outnumber UTF-8 bytes: only long addresses need counting.
@@ -105,6 +111,11 @@ pub(crate) fn check_email(address: &str) -> Result<(), EmailProblem> {
     let (local, domain) = split_at_sign(address)?;
     check_local_part(local)?;
     check_domain(domain)
+}
+
+/// `is_space` for an ASCII byte.
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | b' ')
 }
 
 /// JavaScript's `\s` is wider than Rust's `char::is_whitespace` by the byte-order mark.
@@ -243,6 +254,13 @@ fn is_top_level_domain(tld: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_space_is_is_space_on_ascii() {
+        for b in 0u8..128 {
+            assert_eq!(is_ascii_space(b), is_space(char::from(b)), "byte {b}");
+        }
+    }
 
     #[test]
     fn accepts_ordinary_and_international_addresses() {

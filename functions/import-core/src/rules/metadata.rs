@@ -67,7 +67,7 @@ pub(crate) fn check_metadata_field_names(record: &Members<'_>, out: &mut Vec<Vio
         };
         let base = root.key(field);
         for key in metadata.iter().map(|(key, _)| key) {
-            if key.contains(['.', '$']) {
+            if key.bytes().any(|b| b == b'.' || b == b'$') {
                 out.push(violation(
                     code::PATTERN,
                     &base.key(key),
