@@ -49,6 +49,28 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn get_into(&self, key: &str, file: &mut std::fs::File) -> Result<bool, String> {
+        use std::io::Write as _;
+        let failed = |e: &dyn std::fmt::Display| format!("GET s3://{}/{key}: {e}", self.bucket);
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(mut out) => {
+                while let Some(piece) = out.body.try_next().await.map_err(|e| failed(&e))? {
+                    file.write_all(&piece).map_err(|e| failed(&e))?;
+                }
+                Ok(true)
+            }
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(failed(&describe(&e))),
+        }
+    }
+
     async fn put_bytes(
         &self,
         key: &str,

@@ -61,6 +61,17 @@ impl ObjectStore for FolderStore {
         }))
     }
 
+    async fn get_into(&self, key: &str, file: &mut fs::File) -> Result<bool, String> {
+        let path = self.path(key);
+        let mut source = match fs::File::open(&path) {
+            Ok(source) => source,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        std::io::copy(&mut source, file).map_err(|e| format!("copying {}: {e}", path.display()))?;
+        Ok(true)
+    }
+
     async fn put_bytes(
         &self,
         key: &str,

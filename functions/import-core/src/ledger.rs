@@ -218,6 +218,9 @@ pub enum WriteIf<'a> {
 #[allow(async_fn_in_trait)]
 pub trait ObjectStore: Sync {
     async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, String>;
+    /// Appends the object at `key` to `file` without holding all of it in memory (for objects
+    /// that grow with the input, such as `rejects.ndjson`). `Ok(false)` when there is none.
+    async fn get_into(&self, key: &str, file: &mut std::fs::File) -> Result<bool, String>;
     /// `Ok(false)` when the condition did not hold (nothing was written).
     async fn put_bytes(
         &self,
@@ -259,6 +262,10 @@ impl<S: ObjectStore> Ledger<S> {
 
     pub async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, String> {
         self.store.get_bytes(key).await
+    }
+
+    pub async fn get_into(&self, key: &str, file: &mut std::fs::File) -> Result<bool, String> {
+        self.store.get_into(key, file).await
     }
 
     pub async fn get<T: serde::de::DeserializeOwned>(

@@ -3,7 +3,7 @@
 //! reports when its last chunk is final. Auth0 forgets jobs after 24 h; these reports stay.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};
 
 use auth0_api::{unix_now_ms, ApiError, ManagementApi};
@@ -380,18 +380,24 @@ impl<S: ObjectStore> Poller<'_, S> {
             .map_err(|e| e.to_string())?;
 
         // Split's rejects: one row each, and their indexes to place chunk records in the input.
-        let mut rejected = BTreeSet::new();
-        if let Some((bytes, _)) = self
+        // The file grows with the input (a redacted record per reject), so it is read from a
+        // temp file a line at a time, never whole; only the indexes are kept (8 bytes each).
+        let mut rejected: Vec<u64> = Vec::new();
+        let mut rejects = tempfile::tempfile().map_err(|e| e.to_string())?;
+        if self
             .ledger
-            .get_bytes(&format!("{prefix}{}", layout::REJECTS))
+            .get_into(&format!("{prefix}{}", layout::REJECTS), &mut rejects)
             .await?
         {
-            for line in BufReader::new(bytes.as_slice()).lines() {
+            rejects
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| e.to_string())?;
+            for line in BufReader::new(&rejects).lines() {
                 let line = line.map_err(|e| e.to_string())?;
                 let Ok(r) = serde_json::from_str::<RejectEntry>(&line) else {
                     continue;
                 };
-                rejected.insert(r.index);
+                rejected.push(r.index);
                 let email = r
                     .user
                     .as_ref()
@@ -424,6 +430,10 @@ impl<S: ObjectStore> Poller<'_, S> {
             }
         }
 
+        // In-drop duplicates are found late, so the file is not in index order throughout.
+        rejected.sort_unstable();
+        rejected.dedup();
+
         // Auth0's failures and unknowns, with the original records for a re-drop.
         let mut failed_count = 0u64;
         failed_users.write_all(b"[").map_err(|e| e.to_string())?;
@@ -447,7 +457,7 @@ impl<S: ObjectStore> Poller<'_, S> {
             // Chunk position → input index: a chunk holds, in order, every index in its range
             // that split did not reject.
             let indexes: Vec<u64> = (chunk.first_index..=chunk.last_index)
-                .filter(|i| !rejected.contains(i))
+                .filter(|i| rejected.binary_search(i).is_err())
                 .collect();
             let mut picked: Vec<(usize, String, String)> = Vec::new();
             if r.errors.is_empty() {
