@@ -426,9 +426,12 @@ fn check_object(shape: &ObjectShape, map: &Object, path: &Path<'_>, out: &mut Ve
             ));
         }
     }
-    // Free-form objects (no properties of their own) are read for key names only.
-    let read_by_key = !shape.properties.is_empty();
-    if let Some(key) = repeated_key(map).filter(|_| read_by_key) {
+    // A free-form object (metadata: no properties of its own, any others allowed) has nothing
+    // more to check, and is read for its key names only, which repeats do not change.
+    if shape.properties.is_empty() && shape.additional_properties && shape.required.is_empty() {
+        return;
+    }
+    if let Some(key) = repeated_key(map) {
         out.push(violation(
             code::REPEATED_KEY,
             &path.key(key),
