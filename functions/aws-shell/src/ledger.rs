@@ -1,6 +1,7 @@
 //! S3 as the ledger's store: conditional writes (`If-None-Match: *`, `If-Match`) are the
 //! compare-and-swap that makes claims and slot leases safe across concurrent invocations.
 
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 pub use import_core::ledger::{Ledger, Versioned};
@@ -25,8 +26,9 @@ pub fn s3_ledger(client: Client, bucket: &str) -> S3Ledger {
     })
 }
 
-impl ObjectStore for S3Store {
-    async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, String> {
+impl S3Store {
+    /// The object at `key`, its body not read yet; `None` when there is none.
+    async fn get_object(&self, key: &str) -> Result<Option<GetObjectOutput>, String> {
         match self
             .client
             .get_object()
@@ -35,40 +37,37 @@ impl ObjectStore for S3Store {
             .send()
             .await
         {
-            Ok(out) => {
-                let etag = out.e_tag().unwrap_or_default().to_string();
-                let body = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| format!("GET s3://{}/{key}: {e}", self.bucket))?;
-                Ok(Some((body.into_bytes().to_vec(), etag)))
-            }
+            Ok(out) => Ok(Some(out)),
             Err(e) if status_of(&e) == Some(404) => Ok(None),
             Err(e) => Err(format!("GET s3://{}/{key}: {}", self.bucket, describe(&e))),
         }
     }
+}
+
+impl ObjectStore for S3Store {
+    async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, String> {
+        let Some(out) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("GET s3://{}/{key}: {e}", self.bucket))?;
+        Ok(Some((body.into_bytes().to_vec(), etag)))
+    }
 
     async fn get_into(&self, key: &str, file: &mut std::fs::File) -> Result<bool, String> {
         use std::io::Write as _;
+        let Some(mut out) = self.get_object(key).await? else {
+            return Ok(false);
+        };
         let failed = |e: &dyn std::fmt::Display| format!("GET s3://{}/{key}: {e}", self.bucket);
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(mut out) => {
-                while let Some(piece) = out.body.try_next().await.map_err(|e| failed(&e))? {
-                    file.write_all(&piece).map_err(|e| failed(&e))?;
-                }
-                Ok(true)
-            }
-            Err(e) if status_of(&e) == Some(404) => Ok(false),
-            Err(e) => Err(failed(&describe(&e))),
+        while let Some(piece) = out.body.try_next().await.map_err(|e| failed(&e))? {
+            file.write_all(&piece).map_err(|e| failed(&e))?;
         }
+        Ok(true)
     }
 
     async fn put_bytes(

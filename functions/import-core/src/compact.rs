@@ -97,24 +97,7 @@ mod tests {
 
     /// True when `s` has no whitespace outside its strings.
     fn is_compact(s: &[u8]) -> bool {
-        let mut in_string = false;
-        let mut escaped = false;
-        for &b in s {
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_string = false;
-                }
-            } else if b == b'"' {
-                in_string = true;
-            } else if b.is_ascii_whitespace() {
-                return false;
-            }
-        }
-        true
+        strip_reference(s) == s
     }
 
     #[test]

@@ -301,6 +301,24 @@ fn check(
     compact: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
 ) -> Checked {
+    if flavor == Flavor::Import && !raw.oversized {
+        if let Some(accepted) = accept_as_written(raw, context, compact, scratch) {
+            return accepted;
+        }
+    }
+    check_fully(raw, flavor, context, compact, scratch)
+}
+
+/// `check` for a record `accept_as_written` did not take (or an oversized one, rejected): parsed
+/// with `serde_json` (which places syntax errors exactly and keeps the last copy of a repeated
+/// key, as Auth0 does), reshaped for the run's flavor, then checked, compacted and fingerprinted.
+fn check_fully(
+    raw: &RawRecord,
+    flavor: Flavor,
+    context: Context,
+    compact: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Checked {
     let rejected = |reasons, user, parsed| Checked {
         verdict: Verdict::Rejected { reasons, user },
         parsed,
@@ -319,30 +337,6 @@ fn check(
         );
         return rejected(vec![reason], None, false);
     }
-    if flavor == Flavor::Import {
-        if let Some(accepted) = accept_as_written(raw, context, compact, scratch) {
-            return accepted;
-        }
-    }
-    check_fully(raw, flavor, context, compact, scratch)
-}
-
-/// `check` for a record `accept_as_written` did not take: parsed with `serde_json` (which places
-/// syntax errors exactly and keeps the last copy of a repeated key, as Auth0 does), reshaped for
-/// the run's flavor, then checked, compacted and fingerprinted.
-fn check_fully(
-    raw: &RawRecord,
-    flavor: Flavor,
-    context: Context,
-    compact: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
-) -> Checked {
-    let rejected = |reasons, user, parsed| Checked {
-        verdict: Verdict::Rejected { reasons, user },
-        parsed,
-        prefix_stripped: false,
-        fields_dropped: 0,
-    };
     let mut user = match parse(&raw.bytes) {
         Ok(v) => v,
         Err(e) => {
