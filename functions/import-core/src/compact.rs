@@ -3,15 +3,19 @@
 
 use crate::scan::{Block, Strings, BLOCK};
 
-/// Appends `json` to `out` without insignificant whitespace. `json` must already have parsed as
-/// JSON: strings, escapes included, are copied verbatim, so the result is the same value, not
-/// necessarily serde_json's spelling.
-pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) {
+/// Appends `json` to `out` without insignificant whitespace, and returns how many objects and
+/// arrays it opens (a bound on how deep it nests). For JSON that parses, strings (escapes
+/// included) are copied verbatim, so the result is the same value, not necessarily serde_json's
+/// spelling; for JSON that does not, the result means nothing.
+pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) -> usize {
     out.reserve(json.len());
     let mut strings = Strings::default();
+    let mut containers = 0;
     for piece in json.chunks(BLOCK) {
         let block = Block::new(piece);
         let inside = strings.inside(&block);
+        let opens = (block.eq(b'{') | block.eq(b'[')) & !inside & block.valid();
+        containers += opens.count_ones() as usize;
         // Outside strings of valid JSON, a byte at or below ' ' is whitespace.
         let mut drop = block.at_most(b' ') & !inside & block.valid();
         // Bytes are copied in runs between dropped whitespace bytes, not one by one.
@@ -24,6 +28,7 @@ pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) {
         }
         out.extend_from_slice(&piece[run..]);
     }
+    containers
 }
 
 /// Whether any object in `value` names the same key twice. Such a record cannot be taken from its
@@ -87,6 +92,15 @@ mod tests {
             out.push(b);
         }
         out
+    }
+
+    /// Objects and arrays in a value, nested ones included.
+    fn count_containers(value: &Value) -> usize {
+        match value {
+            Value::Object(map) => 1 + map.values().map(count_containers).sum::<usize>(),
+            Value::Array(items) => 1 + items.iter().map(count_containers).sum::<usize>(),
+            _ => 0,
+        }
     }
 
     fn strip(s: &str) -> String {
@@ -174,11 +188,12 @@ mod tests {
         fn stripped_bytes_are_the_same_value_and_compact(value in json_value(), seed in any::<u64>()) {
             let raw = loosen(&serde_json::to_string_pretty(&value).unwrap(), seed);
             let mut out = Vec::new();
-            strip_whitespace(raw.as_bytes(), &mut out);
+            let containers = strip_whitespace(raw.as_bytes(), &mut out);
             prop_assert_eq!(&out, &strip_reference(raw.as_bytes()));
             // Compared with what the parser makes of the input (serde_json's float parsing is
             // not always exact, so `value` itself may differ in the last digit).
             let parsed: Value = serde_json::from_str(&raw).unwrap();
+            prop_assert_eq!(containers, count_containers(&parsed));
             let back: Value = serde_json::from_slice(&out).unwrap();
             prop_assert_eq!(&back, &parsed);
             prop_assert!(is_compact(&out), "{}", String::from_utf8_lossy(&out));

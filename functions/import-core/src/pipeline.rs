@@ -479,7 +479,40 @@ fn accept_as_written(
     compact: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
 ) -> Option<Checked> {
-    let user: sonic_rs::Value = sonic_rs::from_slice(&raw.bytes).ok()?;
+    let start = compact.len();
+    let containers = compact::strip_whitespace(&raw.bytes, compact);
+    let ids = if containers <= MAX_FAST_CONTAINERS
+        && chunk::fits_alone(context.max_chunk_bytes, compact.len() - start)
+    {
+        passes_as_written(&raw.bytes, scratch)
+    } else {
+        None
+    };
+    let Some(ids) = ids else {
+        compact.truncate(start);
+        return None;
+    };
+    Some(Checked {
+        verdict: Verdict::Accepted {
+            start,
+            end: compact.len(),
+            ids,
+        },
+        parsed: true,
+        prefix_stripped: false,
+        fields_dropped: 0,
+    })
+}
+
+/// Objects and arrays a record may open and still take the fast path: `sonic_rs` parses
+/// recursively, and a record nested thousands deep would overflow a worker's stack. Nesting is
+/// at most this count, and the full path's `serde_json` refuses more than 128 levels itself.
+const MAX_FAST_CONTAINERS: usize = 128;
+
+/// The identities of a record that parses, needs no reshaping and passes every rule; `None`
+/// otherwise.
+fn passes_as_written(bytes: &[u8], scratch: &mut Vec<u8>) -> Option<Fingerprints> {
+    let user: sonic_rs::Value = sonic_rs::from_slice(bytes).ok()?;
     let members = Members::of(sonic_rs::JsonContainerTrait::as_object(&user)?);
     // A key repeated where the rules read values by key is a violation here (`REPEATED_KEY`), so
     // such records take the full path. Repeats inside free-form metadata stay as written: the
@@ -489,22 +522,10 @@ fn accept_as_written(
     {
         return None;
     }
-    let start = compact.len();
-    compact::strip_whitespace(&raw.bytes, compact);
-    if !chunk::fits_alone(context.max_chunk_bytes, compact.len() - start) {
-        compact.truncate(start);
-        return None;
-    }
-    Some(Checked {
-        verdict: Verdict::Accepted {
-            start,
-            end: compact.len(),
-            ids: duplicates::fingerprints_of(|field| members.str(field), scratch),
-        },
-        parsed: true,
-        prefix_stripped: false,
-        fields_dropped: 0,
-    })
+    Some(duplicates::fingerprints_of(
+        |field| members.str(field),
+        scratch,
+    ))
 }
 
 /// Absolute position of a parse error inside a record.
@@ -683,6 +704,43 @@ mod tests {
             outcome(&checked, &out).0.as_deref(),
             Some(br#"{"email":"a@example.com"}"#.as_slice())
         );
+    }
+
+    #[test]
+    fn deeply_nested_records_are_refused_without_overflowing_the_stack() {
+        // Tests run on 2 MiB threads, like the pipeline's workers.
+        let depth = 100_000;
+        let text = format!(
+            r#"{{"email":"a@example.com","user_metadata":{{"x":{}{}}}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let mut out = Vec::new();
+        let checked = check(
+            &raw(&text),
+            Flavor::Import,
+            CONTEXT,
+            &mut out,
+            &mut Vec::new(),
+        );
+        assert_eq!(
+            outcome(&checked, &out).1,
+            vec![codes::INVALID_JSON.to_string()]
+        );
+        // Many containers, shallow: over the fast path's count, and accepted by the full path.
+        let text = format!(
+            r#"{{"email":"a@example.com","user_metadata":{{"x":[{}{{}}]}}}}"#,
+            "{},".repeat(199)
+        );
+        assert!(!assert_paths_agree(&text).unwrap());
+        let checked = check(
+            &raw(&text),
+            Flavor::Import,
+            CONTEXT,
+            &mut out,
+            &mut Vec::new(),
+        );
+        assert!(matches!(checked.verdict, Verdict::Accepted { .. }));
     }
 
     proptest! {
