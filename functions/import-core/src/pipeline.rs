@@ -707,6 +707,64 @@ mod tests {
     }
 
     #[test]
+    fn both_parsers_draw_the_line_of_json_syntax_in_the_same_place() {
+        // Each goes after a valid email member; sonic_rs and serde_json were checked to agree on
+        // every one (numbers out of range, control characters, lone surrogates, bad UTF-8, ...).
+        let values: [&[u8]; 21] = [
+            b"1e400",
+            b"1e-400",
+            b"-0",
+            b"123456789012345678901234567890",
+            b"01",
+            b"1.",
+            b".5",
+            b"+1",
+            b"NaN",
+            b"tru",
+            b"\"x\ty\"",
+            b"\"x\x01y\"",
+            b"\"\\u00\"",
+            b"\"\\x\"",
+            b"\"\\uDC00\"",
+            b"\"\\uD800\\uDC00\"",
+            b"\"\xed\xa0\x80\"",
+            b"\"\xc0\xaf\"",
+            b"\"\\/\"",
+            b"[1,]",
+            b"{\"k\":1}  ",
+        ];
+        let mut scratch = Vec::new();
+        for value in values {
+            let mut bytes = br#"{"email":"a@example.com","user_metadata":{"v":"#.to_vec();
+            bytes.extend_from_slice(value);
+            bytes.extend_from_slice(b"}}");
+            let record = RawRecord { bytes, ..raw("") };
+            let mut fast_out = Vec::new();
+            let mut full_out = Vec::new();
+            let fast = accept_as_written(&record, CONTEXT, &mut fast_out, &mut scratch);
+            let full = check_fully(
+                &record,
+                Flavor::Import,
+                CONTEXT,
+                &mut full_out,
+                &mut scratch,
+            );
+            let shown = String::from_utf8_lossy(value);
+            match fast {
+                Some(fast) => assert_eq!(
+                    outcome(&fast, &fast_out),
+                    outcome(&full, &full_out),
+                    "{shown}"
+                ),
+                None => assert!(
+                    !matches!(full.verdict, Verdict::Accepted { .. }),
+                    "the full path accepts {shown}, the fast path does not"
+                ),
+            }
+        }
+    }
+
+    #[test]
     fn deeply_nested_records_are_refused_without_overflowing_the_stack() {
         // Tests run on 2 MiB threads, like the pipeline's workers.
         let depth = 100_000;
