@@ -368,14 +368,23 @@ impl RecordReader {
             'blocks: while base < buf.len() {
                 let block = Block::new(&buf[base..]);
                 let outside = !strings.inside(&block) & block.valid();
-                let mut shaping = outside
-                    & (block.eq(b'{')
-                        | block.eq(b'[')
-                        | block.eq(b'}')
-                        | block.eq(b']')
-                        | block.eq(b',')
-                        | block.eq(b'\n')
-                        | block.non_ascii());
+                let opens = outside & (block.eq(b'{') | block.eq(b'['));
+                let closes = outside & (block.eq(b'}') | block.eq(b']'));
+                let newlines = outside & block.eq(b'\n');
+                let non_ascii = outside & block.non_ascii();
+                if non_ascii == 0 && (closes.count_ones() as usize) < depth {
+                    // Fewer closing brackets than open ones: the value cannot end in this block
+                    // (and its commas are nested), so only the counts matter.
+                    depth = depth + opens.count_ones() as usize - closes.count_ones() as usize;
+                    if newlines != 0 {
+                        self.line += u64::from(newlines.count_ones());
+                        newline_at = Some(base + (63 - newlines.leading_zeros()) as usize);
+                    }
+                    base += BLOCK;
+                    continue;
+                }
+                let mut shaping =
+                    opens | closes | newlines | non_ascii | (outside & block.eq(b','));
                 while shaping != 0 {
                     let i = base + shaping.trailing_zeros() as usize;
                     shaping &= shaping - 1;
