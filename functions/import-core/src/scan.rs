@@ -37,6 +37,12 @@ impl Block {
         }
     }
 
+    /// The block's bytes, filler included.
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8; BLOCK] {
+        &self.bytes
+    }
+
     /// Bits of the bytes that are input (all 64 for a full block).
     #[inline]
     pub(crate) fn valid(&self) -> u64 {
