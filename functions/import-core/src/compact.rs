@@ -56,32 +56,34 @@ pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) -> usize {
 pub fn has_repeated_keys(value: &sonic_rs::Value) -> bool {
     use sonic_rs::JsonContainerTrait;
     if let Some(object) = value.as_object() {
-        // Records' objects are small (a dozen keys): comparing pairs, in place, beats building
-        // a set.
-        // Keys are gathered on the stack (a heap Vec only for objects over 32 keys).
-        const ON_STACK: usize = 32;
-        let mut stack = [""; ON_STACK];
-        let mut heap = Vec::new();
-        let keys: &mut [&str] = if object.len() <= ON_STACK {
-            &mut stack[..object.len()]
-        } else {
-            heap.resize(object.len(), "");
-            &mut heap
-        };
-        for (slot, (key, member)) in keys.iter_mut().zip(object.iter()) {
-            if has_repeated_keys(member) {
-                return true;
-            }
-            *slot = key;
-        }
-        keys.iter()
-            .enumerate()
-            .any(|(i, key)| keys[i + 1..].contains(key))
+        repeated_key(object).is_some() || object.iter().any(|(_, member)| has_repeated_keys(member))
     } else if let Some(items) = value.as_array() {
         items.iter().any(has_repeated_keys)
     } else {
         false
     }
+}
+
+/// The first key `object` holds more than once, if any. Records' objects are small (a dozen
+/// keys): their keys are gathered on the stack (a heap Vec only past 32) and compared in pairs,
+/// which beats building a set.
+pub(crate) fn repeated_key(object: &sonic_rs::Object) -> Option<&str> {
+    const ON_STACK: usize = 32;
+    let mut stack = [""; ON_STACK];
+    let mut heap = Vec::new();
+    let keys: &mut [&str] = if object.len() <= ON_STACK {
+        &mut stack[..object.len()]
+    } else {
+        heap.resize(object.len(), "");
+        &mut heap
+    };
+    for (slot, (key, _)) in keys.iter_mut().zip(object.iter()) {
+        *slot = key;
+    }
+    keys.iter()
+        .enumerate()
+        .find(|(i, key)| keys[i + 1..].contains(key))
+        .map(|(_, key)| *key)
 }
 
 #[cfg(test)]

@@ -579,20 +579,20 @@ mod tests {
         max_chunk_bytes: 500_000,
     };
 
-    fn raw(text: &str) -> RawRecord {
+    fn raw(text: impl AsRef<[u8]>) -> RawRecord {
         RawRecord {
             index: 3,
             line: 4,
             column: 1,
             byte_offset: 100,
-            bytes: text.as_bytes().to_vec(),
+            bytes: text.as_ref().to_vec(),
             oversized: false,
         }
     }
 
     /// What a verdict says, comparable across paths: the accepted bytes and fingerprints, or the
     /// reject codes.
-    fn outcome(checked: &Checked, compact: &[u8]) -> (Option<Vec<u8>>, Vec<String>, String) {
+    fn outcome(checked: &Checked, compact: &[u8]) -> Outcome {
         match &checked.verdict {
             Verdict::Accepted { start, end, ids } => (
                 Some(compact[*start..*end].to_vec()),
@@ -608,10 +608,20 @@ mod tests {
         }
     }
 
+    /// What `outcome` returns: accepted bytes, reject codes, identities or fatal error.
+    type Outcome = (Option<Vec<u8>>, Vec<String>, String);
+
     /// The fast path may only take a record the full path accepts, with the same bytes and the
-    /// same identities; `check`'s verdict is the full path's whichever path answered.
+    /// same identities; `check`'s verdict is the full path's whichever path answered. Returns
+    /// whether the fast path took the record.
     fn assert_paths_agree(text: &str) -> Result<bool, TestCaseError> {
+        paths_agree(text.as_bytes()).map(|(taken, _)| taken)
+    }
+
+    /// `assert_paths_agree` for any bytes, also returning the full path's outcome.
+    fn paths_agree(text: &[u8]) -> Result<(bool, Outcome), TestCaseError> {
         let record = raw(text);
+        let shown = String::from_utf8_lossy(text);
         let (mut fast_out, mut full_out, mut both_out) = (Vec::new(), Vec::new(), Vec::new());
         let mut scratch = Vec::new();
         let fast = accept_as_written(&record, CONTEXT, &mut fast_out, &mut scratch);
@@ -630,11 +640,11 @@ mod tests {
             &mut scratch,
         );
         let full = outcome(&full, &full_out);
-        prop_assert_eq!(&outcome(&both, &both_out), &full, "{}", text);
+        prop_assert_eq!(&outcome(&both, &both_out), &full, "{}", shown);
         if let Some(fast) = &fast {
-            prop_assert_eq!(&outcome(fast, &fast_out), &full, "{}", text);
+            prop_assert_eq!(&outcome(fast, &fast_out), &full, "{}", shown);
         }
-        Ok(fast.is_some())
+        Ok((fast.is_some(), full))
     }
 
     /// `value` as text with a key of its first object member written twice (`{"k":v,...,"k":v2}`).
@@ -733,34 +743,16 @@ mod tests {
             b"[1,]",
             b"{\"k\":1}  ",
         ];
-        let mut scratch = Vec::new();
         for value in values {
             let mut bytes = br#"{"email":"a@example.com","user_metadata":{"v":"#.to_vec();
             bytes.extend_from_slice(value);
             bytes.extend_from_slice(b"}}");
-            let record = RawRecord { bytes, ..raw("") };
-            let mut fast_out = Vec::new();
-            let mut full_out = Vec::new();
-            let fast = accept_as_written(&record, CONTEXT, &mut fast_out, &mut scratch);
-            let full = check_fully(
-                &record,
-                Flavor::Import,
-                CONTEXT,
-                &mut full_out,
-                &mut scratch,
+            let (taken, full) = paths_agree(&bytes).unwrap();
+            assert!(
+                taken || full.0.is_none(),
+                "the full path accepts {}, the fast path does not",
+                String::from_utf8_lossy(value)
             );
-            let shown = String::from_utf8_lossy(value);
-            match fast {
-                Some(fast) => assert_eq!(
-                    outcome(&fast, &fast_out),
-                    outcome(&full, &full_out),
-                    "{shown}"
-                ),
-                None => assert!(
-                    !matches!(full.verdict, Verdict::Accepted { .. }),
-                    "the full path accepts {shown}, the fast path does not"
-                ),
-            }
         }
     }
 

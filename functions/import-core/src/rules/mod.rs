@@ -86,8 +86,8 @@ impl<'v> Members<'v> {
     }
 }
 
-/// `check_user` for a record held as a `serde_json::Value` (the emulator, and split's path for
-/// records it had to re-shape): the same rules, on the same value converted member by member.
+/// `check_user` for a record held as a `serde_json::Value` (the emulator, and tests): the same
+/// rules, on the same value read back from its JSON text.
 pub fn check_serde_user(user: &serde_json::Value) -> Vec<Violation> {
     match to_sonic(user) {
         Ok(user) => check_user(&user),

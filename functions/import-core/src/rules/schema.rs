@@ -4,6 +4,7 @@
 use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Object, Value};
 
 use super::{code, email, violation, Path};
+use crate::compact;
 use crate::violation::Violation;
 
 /// The JSON type (and, for strings, the constraints) a property must have.
@@ -320,30 +321,6 @@ pub(crate) fn find_property<'s>(shape: &'s ObjectShape, name: &str) -> Option<&'
         .find(|p| p.name.as_bytes().first() == first && p.name == name)
 }
 
-/// A key `map` holds more than once (only possible in a value parsed from text as written, where
-/// every copy is kept; Auth0's `JSON.parse` keeps the last). Checked on the objects the rules read
-/// by key: free-form metadata is read for its key names only, which repeats do not change.
-fn repeated_key(map: &Object) -> Option<&str> {
-    // Gathered on the stack: schema objects have at most a couple of dozen keys.
-    const ON_STACK: usize = 32;
-    if map.len() > ON_STACK {
-        let keys: Vec<&str> = map.iter().map(|(key, _)| key).collect();
-        return first_repeat(&keys);
-    }
-    let mut keys = [""; ON_STACK];
-    for (slot, (key, _)) in keys.iter_mut().zip(map.iter()) {
-        *slot = key;
-    }
-    first_repeat(&keys[..map.len()])
-}
-
-fn first_repeat<'k>(keys: &[&'k str]) -> Option<&'k str> {
-    keys.iter()
-        .enumerate()
-        .find(|(i, key)| keys[i + 1..].contains(key))
-        .map(|(_, key)| *key)
-}
-
 /// Applies `kind` to `value`, appending every violation found (it does not stop at the first).
 pub(crate) fn check_value(kind: &Kind, value: &Value, path: &Path<'_>, out: &mut Vec<Violation>) {
     let expected = match kind {
@@ -431,7 +408,9 @@ fn check_object(shape: &ObjectShape, map: &Object, path: &Path<'_>, out: &mut Ve
     if shape.properties.is_empty() && shape.additional_properties && shape.required.is_empty() {
         return;
     }
-    if let Some(key) = repeated_key(map) {
+    // Only a value parsed from text as written can repeat a key (every copy is kept there;
+    // Auth0's `JSON.parse` keeps the last).
+    if let Some(key) = compact::repeated_key(map) {
         out.push(violation(
             code::REPEATED_KEY,
             &path.key(key),
@@ -537,8 +516,6 @@ mod tests {
 
     const PUBLISHED_SCHEMA: &str = include_str!("../../schema/user-import.schema.json");
 
-    /// Compares our data with the published schema node by node, so a field Auth0 adds, removes
-    /// or retypes makes this test fail and points at the place to update.
     #[test]
     fn repeated_key_is_found_where_values_are_read_by_key_only() {
         // Only a value parsed from text as written can repeat a key (serde_json's maps cannot).
@@ -567,6 +544,8 @@ mod tests {
         );
     }
 
+    /// Compares our data with the published schema node by node, so a field Auth0 adds, removes
+    /// or retypes makes this test fail and points at the place to update.
     #[test]
     fn data_matches_published_schema() {
         let schema: Value = serde_json::from_str(PUBLISHED_SCHEMA).unwrap();
