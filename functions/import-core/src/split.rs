@@ -373,7 +373,9 @@ impl Splitter {
         Ok(())
     }
 
-    /// Takes later copies of a user back out of the chunks they were packed into.
+    /// Takes later copies of a user back out of the chunks they were packed into. The chunk is
+    /// re-framed, not re-parsed: the records it keeps go back byte for byte as they were packed,
+    /// and only the removed ones are parsed (for the reject entry).
     fn remove_duplicates(
         &mut self,
         duplicates: Vec<Duplicate>,
@@ -385,34 +387,64 @@ impl Splitter {
         }
         for (seq, dups) in by_chunk {
             let key = chunk_key(seq);
+            let Some(entry_at) = self.chunks.iter().position(|c| c.seq == seq) else {
+                return Err(io::Error::other(format!(
+                    "a duplicate was placed in chunk {key}, which this run never published"
+                ))
+                .into());
+            };
             let bytes = sink.get(&key).map_err(SplitError::Sink)?;
-            let users: Vec<Value> = serde_json::from_slice(&bytes).map_err(io::Error::from)?;
+            let packed = bytes.len();
+            let unreadable = |e: InputError| {
+                io::Error::other(format!(
+                    "chunk {key}, written by this run, no longer reads as a JSON array: {e}"
+                ))
+            };
+            let mut records =
+                RecordReader::open(io::Cursor::new(bytes), usize::MAX).map_err(unreadable)?;
             let drop: BTreeMap<u32, &Duplicate> = dups.iter().map(|d| (d.at.position, d)).collect();
-            let mut kept = Vec::with_capacity(users.len());
-            for (pos, user) in users.into_iter().enumerate() {
-                match drop.get(&(pos as u32)) {
+            let mut kept = Vec::with_capacity(packed);
+            let mut kept_users = 0u32;
+            let mut position = 0u32;
+            let mut record = RawRecord::default();
+            kept.push(b'[');
+            while records.next_into(&mut record).map_err(unreadable)? {
+                match drop.get(&position) {
                     Some(d) => {
+                        let user: Value =
+                            serde_json::from_slice(&record.bytes).map_err(io::Error::from)?;
                         self.users_accepted -= 1;
                         // Duplicates were accepted records: their byte offset is not kept in
                         // the spill index, their line is.
                         self.write_reject(d.at.index, d.at.line, 0, d.reasons.clone(), Some(user))?;
                     }
-                    None => kept.push(user),
+                    None => {
+                        if kept_users > 0 {
+                            kept.push(b',');
+                        }
+                        kept.extend_from_slice(&record.bytes);
+                        kept_users += 1;
+                    }
                 }
+                position += 1;
             }
-            let Some(entry_at) = self.chunks.iter().position(|c| c.seq == seq) else {
-                continue;
-            };
-            if kept.is_empty() {
+            kept.push(b']');
+            if position != self.chunks[entry_at].users {
+                return Err(io::Error::other(format!(
+                    "chunk {key} holds {position} users, but {} were packed into it",
+                    self.chunks[entry_at].users
+                ))
+                .into());
+            }
+            if kept_users == 0 {
                 sink.delete(&key).map_err(SplitError::Sink)?;
                 self.chunks.remove(entry_at);
                 continue;
             }
-            let bytes = serde_json::to_vec(&kept).map_err(io::Error::from)?;
             let entry = &mut self.chunks[entry_at];
-            entry.users = kept.len() as u32;
-            entry.bytes = bytes.len() as u64;
-            sink.put(&key, bytes).map_err(SplitError::Sink)?;
+            entry.users = kept_users;
+            entry.bytes = kept.len() as u64;
+            sink.put(&key, kept).map_err(SplitError::Sink)?;
         }
         Ok(())
     }
@@ -714,6 +746,29 @@ mod tests {
         for c in &m.chunks {
             assert!(c.bytes <= 8192);
         }
+    }
+
+    /// Removing a later duplicate rewrites its chunk, and the records kept there are the bytes
+    /// they were packed as: spellings a re-serialiser would change (`\u00e9`, `1.0E2`) survive, and so do integers
+    /// past 64 bits, which a re-serialiser would have rounded.
+    #[test]
+    fn removing_a_duplicate_keeps_the_other_records_byte_for_byte() {
+        let first = r#"{"email":"a@example.com","name":"Caf\u00e9 \/ Bar","user_metadata":{"n":1.0E2,"big":123456789012345678901234567890}}"#;
+        let later = r#"{"email":"A@Example.COM","name":"second copy"}"#;
+        let third = r#"{"email":"c@example.com","user_metadata":{"x":[1, 2.50]}}"#;
+        let input = format!("[\n{first},\n{later},\n{third}\n]\n");
+        let (m, objects) = same_for_any_worker_count(input.as_bytes());
+        assert!(m.conservation_holds);
+        assert_eq!((m.users_accepted, m.users_rejected), (2, 1));
+        assert_eq!(m.rejects_by_code.get("DUPLICATED_USER"), Some(&1));
+        assert_eq!(reject_indexes(&objects), BTreeSet::from([1]));
+        let [chunk] = &m.chunks[..] else {
+            panic!("one chunk expected: {:?}", m.chunks);
+        };
+        let third_compact = third.replace(", ", ",");
+        let expected = format!("[{first},{third_compact}]");
+        assert_eq!(String::from_utf8_lossy(&objects[&chunk.key]), expected);
+        assert_eq!((chunk.users, chunk.bytes), (2, expected.len() as u64));
     }
 
     #[test]
