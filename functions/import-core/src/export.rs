@@ -69,6 +69,110 @@ pub fn strip_id_prefix(record: &mut Value, counts: &mut Transformations) {
     }
 }
 
+/// What `reshape_compact` changed: the same facts `drop_export_fields` and `strip_id_prefix`
+/// count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reshaped {
+    /// Bit `i` set: `EXPORT_ONLY_FIELDS[i]` was dropped.
+    pub fields_dropped: u16,
+    pub prefix_stripped: bool,
+}
+
+/// `drop_export_fields` (when `drop_fields`) and `strip_id_prefix` done on a record's compact
+/// JSON text, so the members left keep their bytes as written: appends the reshaped object to
+/// `out`. `record` must be a compact JSON object that parses; `None` (and `out` as it was) where
+/// the text alone cannot show what the parsed value holds: a key written with an escape, or
+/// anything that is not such an object. Keys repeated in `record` are the caller's concern (both
+/// copies are treated alike here, while a parser keeps the last).
+pub fn reshape_compact(record: &[u8], drop_fields: bool, out: &mut Vec<u8>) -> Option<Reshaped> {
+    let start = out.len();
+    let reshaped = reshape_members(record, drop_fields, out);
+    if reshaped.is_none() {
+        out.truncate(start);
+    }
+    reshaped
+}
+
+fn reshape_members(record: &[u8], drop_fields: bool, out: &mut Vec<u8>) -> Option<Reshaped> {
+    let body = record.strip_prefix(b"{")?.strip_suffix(b"}")?;
+    let mut reshaped = Reshaped::default();
+    let mut kept = 0usize;
+    let mut at = 0;
+    out.push(b'{');
+    while at < body.len() {
+        let key_end = string_end(body, at)?;
+        let key = &body[at + 1..key_end - 1];
+        if key.contains(&b'\\') || body.get(key_end) != Some(&b':') {
+            return None;
+        }
+        let value_start = key_end + 1;
+        let value_end = value_end(body, value_start)?;
+        let value = &body[value_start..value_end];
+        let dropped = drop_fields
+            .then(|| EXPORT_ONLY_FIELDS.iter().position(|f| f.as_bytes() == key))
+            .flatten();
+        if let Some(field) = dropped {
+            reshaped.fields_dropped |= 1 << field;
+        } else {
+            if kept > 0 {
+                out.push(b',');
+            }
+            kept += 1;
+            let unprefixed = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_prefix(AUTH0_ID_PREFIX.as_bytes()));
+            match unprefixed {
+                Some(rest) if key == b"user_id" => {
+                    out.extend_from_slice(&body[at..value_start]);
+                    out.push(b'"');
+                    out.extend_from_slice(rest);
+                    reshaped.prefix_stripped = true;
+                }
+                _ => out.extend_from_slice(&body[at..value_end]),
+            }
+        }
+        at = value_end + 1;
+    }
+    out.push(b'}');
+    Some(reshaped)
+}
+
+/// Index just past the string that opens at `body[at]`.
+fn string_end(body: &[u8], at: usize) -> Option<usize> {
+    if body.get(at) != Some(&b'"') {
+        return None;
+    }
+    let mut i = at + 1;
+    while i < body.len() {
+        match body[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Index of the `,` that ends the compact value starting at `body[at]`, or `body.len()`.
+fn value_end(body: &[u8], at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = at;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                i = string_end(body, i)?;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            b',' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    (depth == 0 && i > at).then_some(body.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::chunk;
 use crate::compact;
 use crate::duplicates::{self, Fingerprints};
-use crate::export::{self, EXPORT_ONLY_FIELDS};
+use crate::export::{self, Reshaped, EXPORT_ONLY_FIELDS};
 use crate::input::{InputError, Layout, Position, RawRecord, RecordReader};
 use crate::manifest::{Flavor, Transformations};
 use crate::rules::{self, check_user, Members};
@@ -301,8 +301,8 @@ fn check(
     compact: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
 ) -> Checked {
-    if flavor == Flavor::Import && !raw.oversized {
-        if let Some(accepted) = accept_as_written(raw, context, compact, scratch) {
+    if !raw.oversized {
+        if let Some(accepted) = accept_as_written(raw, flavor, context, compact, scratch) {
             return accepted;
         }
     }
@@ -417,16 +417,22 @@ fn check_fully(
         });
     }
     let start = compact.len();
-    let changed = prefix_stripped || fields_dropped != 0;
-    let mut stripped_raw = false;
-    if !changed {
-        // Unchanged and without repeated keys, the raw bytes minus whitespace are the record.
-        compact::strip_whitespace(&raw.bytes, compact);
-        stripped_raw = sonic_rs::from_slice::<sonic_rs::Value>(&compact[start..])
-            .is_ok_and(|raw_value| !compact::has_repeated_keys(&raw_value));
-        if !stripped_raw {
-            compact.truncate(start);
-        }
+    // Without repeated keys, the raw bytes minus whitespace are the record, and an export record
+    // reshaped from that text is the reshaped value.
+    compact::strip_whitespace(&raw.bytes, compact);
+    let mut stripped_raw = sonic_rs::from_slice::<sonic_rs::Value>(&compact[start..])
+        .is_ok_and(|raw_value| !compact::has_repeated_keys(&raw_value));
+    if stripped_raw && (prefix_stripped || fields_dropped != 0) {
+        let text = compact.split_off(start);
+        let wanted = Reshaped {
+            fields_dropped,
+            prefix_stripped,
+        };
+        let drop_fields = flavor == Flavor::Auth0Export;
+        stripped_raw = export::reshape_compact(&text, drop_fields, compact) == Some(wanted);
+    }
+    if !stripped_raw {
+        compact.truncate(start);
     }
     // Escapes kept as written (`\u00e9`) can make the raw form longer than serde_json's; a
     // record that only fits re-serialised is re-serialised.
@@ -475,20 +481,21 @@ fn check_fully(
 /// so the verdict does not depend on the path taken.
 fn accept_as_written(
     raw: &RawRecord,
+    flavor: Flavor,
     context: Context,
     compact: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
 ) -> Option<Checked> {
     let start = compact.len();
     let containers = compact::strip_whitespace(&raw.bytes, compact);
-    let ids = if containers <= MAX_FAST_CONTAINERS
+    let passed = if containers <= MAX_FAST_CONTAINERS
         && chunk::fits_alone(context.max_chunk_bytes, compact.len() - start)
     {
-        passes_as_written(&raw.bytes, scratch)
+        passes_reshaped(raw, flavor, compact, start, scratch)
     } else {
         None
     };
-    let Some(ids) = ids else {
+    let Some((ids, reshaped)) = passed else {
         compact.truncate(start);
         return None;
     };
@@ -499,9 +506,48 @@ fn accept_as_written(
             ids,
         },
         parsed: true,
-        prefix_stripped: false,
-        fields_dropped: 0,
+        prefix_stripped: reshaped.prefix_stripped,
+        fields_dropped: reshaped.fields_dropped,
     })
+}
+
+/// `passes_as_written` for a record whose compact text is `compact[start..]`, reshaped first
+/// when the run's flavor asks it (export-only fields dropped, the `auth0|` prefix taken off
+/// `user_id`): the reshaped text replaces the record's in `compact`, and it is what the rules
+/// read. The raw record is parsed first all the same, so bytes a dropped member held are
+/// checked to be JSON, as the full path checks them.
+fn passes_reshaped(
+    raw: &RawRecord,
+    flavor: Flavor,
+    compact: &mut Vec<u8>,
+    start: usize,
+    scratch: &mut Vec<u8>,
+) -> Option<(Fingerprints, Reshaped)> {
+    let user: sonic_rs::Value = sonic_rs::from_slice(&raw.bytes).ok()?;
+    let members = Members::of(sonic_rs::JsonContainerTrait::as_object(&user)?);
+    let drop_fields = flavor == Flavor::Auth0Export;
+    let mut wanted = Reshaped {
+        fields_dropped: 0,
+        prefix_stripped: export::has_id_prefix(members.str("user_id")),
+    };
+    if drop_fields {
+        for (i, field) in EXPORT_ONLY_FIELDS.iter().enumerate() {
+            if members.get(field).is_some() {
+                wanted.fields_dropped |= 1 << i;
+            }
+        }
+    }
+    if wanted == Reshaped::default() {
+        return Some((checked_as_written(&user, &members, scratch)?, wanted));
+    }
+    let mut text = Vec::with_capacity(compact.len() - start);
+    if export::reshape_compact(&compact[start..], drop_fields, &mut text)? != wanted {
+        return None;
+    }
+    let ids = passes_as_written(&text, scratch)?;
+    compact.truncate(start);
+    compact.extend_from_slice(&text);
+    Some((ids, wanted))
 }
 
 /// Objects and arrays a record may open and still take the fast path: `sonic_rs` parses
@@ -514,11 +560,20 @@ const MAX_FAST_CONTAINERS: usize = 128;
 fn passes_as_written(bytes: &[u8], scratch: &mut Vec<u8>) -> Option<Fingerprints> {
     let user: sonic_rs::Value = sonic_rs::from_slice(bytes).ok()?;
     let members = Members::of(sonic_rs::JsonContainerTrait::as_object(&user)?);
+    checked_as_written(&user, &members, scratch)
+}
+
+/// `passes_as_written` once the record is parsed.
+fn checked_as_written(
+    user: &sonic_rs::Value,
+    members: &Members<'_>,
+    scratch: &mut Vec<u8>,
+) -> Option<Fingerprints> {
     // A key repeated where the rules read values by key is a violation here (`REPEATED_KEY`), so
     // such records take the full path. Repeats inside free-form metadata stay as written: the
     // rules read metadata key names only, and Auth0 reads the last copy as the input says.
     if export::has_id_prefix(members.str("user_id"))
-        || !rules::check_record(&user, &members).is_empty()
+        || !rules::check_record(user, members).is_empty()
     {
         return None;
     }
@@ -598,18 +653,21 @@ mod tests {
                 Some(compact[*start..*end].to_vec()),
                 Vec::new(),
                 format!("{:?}", ids.iter().collect::<Vec<_>>()),
+                (checked.prefix_stripped, checked.fields_dropped),
             ),
             Verdict::Rejected { reasons, .. } => (
                 None,
                 reasons.iter().map(|r| r.code.clone()).collect(),
                 String::new(),
+                (checked.prefix_stripped, checked.fields_dropped),
             ),
-            Verdict::Fatal(e) => (None, Vec::new(), e.to_string()),
+            Verdict::Fatal(e) => (None, Vec::new(), e.to_string(), (false, 0)),
         }
     }
 
-    /// What `outcome` returns: accepted bytes, reject codes, identities or fatal error.
-    type Outcome = (Option<Vec<u8>>, Vec<String>, String);
+    /// What `outcome` returns: accepted bytes, reject codes, identities or fatal error, and the
+    /// transformations counted (`auth0|` prefix stripped, export-only fields dropped).
+    type Outcome = (Option<Vec<u8>>, Vec<String>, String, (bool, u16));
 
     /// The fast path may only take a record the full path accepts, with the same bytes and the
     /// same identities; `check`'s verdict is the full path's whichever path answered. Returns
@@ -620,25 +678,18 @@ mod tests {
 
     /// `assert_paths_agree` for any bytes, also returning the full path's outcome.
     fn paths_agree(text: &[u8]) -> Result<(bool, Outcome), TestCaseError> {
+        paths_agree_in(Flavor::Import, text)
+    }
+
+    /// `paths_agree` in a run of the given flavor.
+    fn paths_agree_in(flavor: Flavor, text: &[u8]) -> Result<(bool, Outcome), TestCaseError> {
         let record = raw(text);
         let shown = String::from_utf8_lossy(text);
         let (mut fast_out, mut full_out, mut both_out) = (Vec::new(), Vec::new(), Vec::new());
         let mut scratch = Vec::new();
-        let fast = accept_as_written(&record, CONTEXT, &mut fast_out, &mut scratch);
-        let full = check_fully(
-            &record,
-            Flavor::Import,
-            CONTEXT,
-            &mut full_out,
-            &mut scratch,
-        );
-        let both = check(
-            &record,
-            Flavor::Import,
-            CONTEXT,
-            &mut both_out,
-            &mut scratch,
-        );
+        let fast = accept_as_written(&record, flavor, CONTEXT, &mut fast_out, &mut scratch);
+        let full = check_fully(&record, flavor, CONTEXT, &mut full_out, &mut scratch);
+        let both = check(&record, flavor, CONTEXT, &mut both_out, &mut scratch);
         let full = outcome(&full, &full_out);
         prop_assert_eq!(&outcome(&both, &both_out), &full, "{}", shown);
         if let Some(fast) = &fast {
@@ -679,15 +730,16 @@ mod tests {
             r#"{"email":"a@example.com","email":"not an email"}"#,
             // A repeated key whose last copy is valid: accepted, but not from its raw bytes.
             r#"{"email":"not an email","email":"a@example.com"}"#,
-            // The id prefix comes off.
-            r#"{"email":"a@example.com","user_id":"auth0|42"}"#,
+            // A prefix written with an escape: the text alone does not show it.
+            r#"{"email":"a@example.com","user_id":"auth0\u007c42"}"#,
             // Broken JSON and rule violations are explained by the full path.
             r#"{"email":"a@example.com""#,
             r#"{"email":"a@example.com","blocked":"yes"}"#,
         ] {
             let mut out = Vec::new();
             assert!(
-                accept_as_written(&raw(text), CONTEXT, &mut out, &mut scratch).is_none(),
+                accept_as_written(&raw(text), Flavor::Import, CONTEXT, &mut out, &mut scratch)
+                    .is_none(),
                 "{text}"
             );
             assert_paths_agree(text).unwrap();
@@ -696,7 +748,7 @@ mod tests {
         // written, both copies kept (Auth0 reads the last, as the input says).
         let text = r#"{"email":"a@example.com","user_metadata":{"plan":"free","plan":"pro"}}"#;
         let mut out = Vec::new();
-        let fast = accept_as_written(&raw(text), CONTEXT, &mut out, &mut scratch);
+        let fast = accept_as_written(&raw(text), Flavor::Import, CONTEXT, &mut out, &mut scratch);
         assert_eq!(
             fast.map(|checked| outcome(&checked, &out).0),
             Some(Some(text.as_bytes().to_vec()))
@@ -714,6 +766,74 @@ mod tests {
             outcome(&checked, &out).0.as_deref(),
             Some(br#"{"email":"a@example.com"}"#.as_slice())
         );
+    }
+
+    #[test]
+    fn export_records_are_reshaped_from_their_text() {
+        let text = concat!(
+            r#"{"user_id": "auth0|5f3c", "email": "b\u00e9a@example.com", "#,
+            r#""created_at": "2020-01-01T00:00:00.000Z", "identities": [{"provider": "auth0", "#,
+            r#""user_id": "5f3c", "isSocial": false}], "name": "B\u00e9a, \"Bee\"", "#,
+            r#""logins_count": 12, "user_metadata": {"n": 1.0E2}}"#,
+        );
+        let mut out = Vec::new();
+        let fast = accept_as_written(
+            &raw(text),
+            Flavor::Auth0Export,
+            CONTEXT,
+            &mut out,
+            &mut Vec::new(),
+        )
+        .expect("taken as written");
+        let (bytes, reasons, _, (prefix_stripped, fields_dropped)) = outcome(&fast, &out);
+        assert_eq!(reasons, Vec::<String>::new());
+        // What is left is the input as written, minus whitespace, the three export-only members
+        // and the prefix.
+        assert_eq!(
+            String::from_utf8(bytes.unwrap()).unwrap(),
+            concat!(
+                r#"{"user_id":"5f3c","email":"b\u00e9a@example.com","#,
+                r#""name":"B\u00e9a, \"Bee\"","user_metadata":{"n":1.0E2}}"#,
+            )
+        );
+        assert!(prefix_stripped);
+        let dropped: Vec<&str> = EXPORT_ONLY_FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| fields_dropped & (1 << i) != 0)
+            .map(|(_, f)| *f)
+            .collect();
+        assert_eq!(dropped, ["created_at", "logins_count", "identities"]);
+        let (taken, _) = paths_agree_in(Flavor::Auth0Export, text.as_bytes()).unwrap();
+        assert!(taken);
+        // Every copy of a repeated export-only field goes, as the parsed value's last one does.
+        let text = r#"{"email":"a@example.com","logins_count":1,"logins_count":2}"#;
+        let (taken, full) = paths_agree_in(Flavor::Auth0Export, text.as_bytes()).unwrap();
+        assert!(taken);
+        assert_eq!(
+            full.0.as_deref(),
+            Some(br#"{"email":"a@example.com"}"#.as_slice())
+        );
+
+        for text in [
+            // A member that is dropped must still be JSON: the full path says it is not.
+            r#"{"user_id":"auth0|1","email":"a@example.com","identities":[tru]}"#,
+            // A key written with an escape is only known once parsed.
+            r#"{"user_id":"auth0|1","email":"a@example.com","identit\u0069es":[]}"#,
+            // A repeated id: Auth0 would read the last copy.
+            r#"{"user_id":"auth0|1","email":"a@example.com","user_id":"auth0|2"}"#,
+        ] {
+            let mut out = Vec::new();
+            let fast = accept_as_written(
+                &raw(text),
+                Flavor::Auth0Export,
+                CONTEXT,
+                &mut out,
+                &mut Vec::new(),
+            );
+            assert!(fast.is_none(), "{text}");
+            paths_agree_in(Flavor::Auth0Export, text.as_bytes()).unwrap();
+        }
     }
 
     #[test]
@@ -819,6 +939,48 @@ mod tests {
                 object.insert(key, value);
             }
             assert_paths_agree(&serde_json::to_string(&user).unwrap())?;
+        }
+
+        #[test]
+        fn fast_path_agrees_on_export_records(
+            pick in any::<prop::sample::Index>(),
+            fields in prop::collection::vec((any::<prop::sample::Index>(), near_miss_json()), 0..4),
+            prefix in any::<bool>(),
+            flavor in prop::sample::select(vec![Flavor::Auth0Export, Flavor::Import]),
+            pretty in any::<bool>(),
+        ) {
+            let examples = published_examples();
+            let mut user = pick.get(&examples).clone();
+            let valid = fields.is_empty() || flavor == Flavor::Auth0Export;
+            if let Some(object) = user.as_object_mut() {
+                if prefix {
+                    let id = object.get("user_id").and_then(Value::as_str).unwrap_or("42");
+                    let id = format!("auth0|{id}");
+                    object.insert("user_id".into(), Value::String(id));
+                }
+                for (field, value) in fields {
+                    object.insert(field.get(EXPORT_ONLY_FIELDS).to_string(), value);
+                }
+            }
+            let text = if pretty {
+                serde_json::to_string_pretty(&user).unwrap()
+            } else {
+                serde_json::to_string(&user).unwrap()
+            };
+            let (taken, full) = paths_agree_in(flavor, text.as_bytes())?;
+            // Published examples stay valid with any export-only field in an export, which
+            // drops it, and their reshaped text is what goes into the chunk.
+            prop_assert_eq!(taken, valid, "{}", text);
+            prop_assert_eq!(full.3.0, prefix);
+            // The bytes taken are the value reshaped as the serde_json path reshapes it.
+            if let Some(bytes) = &full.0 {
+                let mut counts = Transformations::default();
+                if flavor == Flavor::Auth0Export {
+                    export::drop_export_fields(&mut user, &mut counts);
+                }
+                export::strip_id_prefix(&mut user, &mut counts);
+                prop_assert_eq!(serde_json::from_slice::<Value>(bytes).unwrap(), user);
+            }
         }
     }
 }
