@@ -5,6 +5,7 @@ pub mod lambda;
 pub mod ledger;
 pub mod secrets;
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,6 +22,11 @@ use tokio::task::JoinHandle;
 /// Chunk uploads in flight at once: enough to hide S3 latency behind parsing, few enough that
 /// memory stays bounded (each holds at most one chunk, ≤ 512 KB).
 const UPLOADS_IN_FLIGHT: usize = 8;
+
+/// Prefetched GETs in flight at once (`RunSink::prefetch`): same reasoning, same bound.
+const FETCHES_IN_FLIGHT: usize = 8;
+
+type Fetch = JoinHandle<Result<Vec<u8>, String>>;
 
 /// An S3 client from the shared config. With an endpoint override (moto on loopback, via
 /// `AWS_ENDPOINT_URL`), path-style addressing is forced: bucket subdomains of 127.0.0.1 do not exist.
@@ -71,7 +77,12 @@ pub struct S3RunSink {
     prefix: String,
     handle: Handle,
     uploads: Arc<Semaphore>,
-    in_flight: Vec<JoinHandle<Result<(), String>>>,
+    /// Uploads not yet known to be done, with their keys (relative to the run folder).
+    in_flight: Vec<(String, JoinHandle<Result<(), String>>)>,
+    /// Keys `prefetch` announced and no GET was started for yet, in order.
+    wanted: VecDeque<String>,
+    /// GETs started ahead of `get`, in the order they were announced.
+    fetches: VecDeque<(String, Fetch)>,
 }
 
 impl S3RunSink {
@@ -83,6 +94,8 @@ impl S3RunSink {
             handle,
             uploads: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
             in_flight: Vec::new(),
+            wanted: VecDeque::new(),
+            fetches: VecDeque::new(),
         }
     }
 
@@ -93,11 +106,24 @@ impl S3RunSink {
     /// Waits for the uploads in flight (all of them, or only those already ended when
     /// `only_ended`), forgets them, and surfaces the first failure among them.
     fn settle(&mut self, only_ended: bool) -> Result<(), SinkError> {
+        self.settle_where(|_, task| !only_ended || task.is_finished())
+    }
+
+    /// `settle` for the uploads of one key (and any already ended): what a read or delete of
+    /// that key must wait for, and no more.
+    fn settle_key(&mut self, key: &str) -> Result<(), SinkError> {
+        self.settle_where(|k, task| k == key || task.is_finished())
+    }
+
+    fn settle_where(
+        &mut self,
+        wait: impl Fn(&str, &JoinHandle<Result<(), String>>) -> bool,
+    ) -> Result<(), SinkError> {
         let mut failure: Option<String> = None;
         let mut pending = Vec::new();
-        for task in std::mem::take(&mut self.in_flight) {
-            if only_ended && !task.is_finished() {
-                pending.push(task);
+        for (key, task) in std::mem::take(&mut self.in_flight) {
+            if !wait(&key, &task) {
+                pending.push((key, task));
                 continue;
             }
             match self.handle.block_on(task) {
@@ -112,10 +138,55 @@ impl S3RunSink {
             None => Ok(()),
         }
     }
+
+    /// Forgets a prefetch of `key`: what it would read is about to change.
+    fn forget_fetch(&mut self, key: &str) {
+        self.wanted.retain(|k| k != key);
+        self.fetches.retain(|(k, task)| {
+            if k == key {
+                task.abort();
+            }
+            k != key
+        });
+    }
+
+    /// Starts announced GETs until `FETCHES_IN_FLIGHT` are under way.
+    fn start_fetches(&mut self) -> Result<(), SinkError> {
+        while self.fetches.len() < FETCHES_IN_FLIGHT {
+            let Some(key) = self.wanted.pop_front() else {
+                break;
+            };
+            // A GET must not overtake a PUT of the same key.
+            self.settle_key(&key)?;
+            let (client, bucket, full) = (self.client.clone(), self.bucket.clone(), self.key(&key));
+            let task = self
+                .handle
+                .spawn(async move { get_bytes(&client, &bucket, &full).await });
+            self.fetches.push_back((key, task));
+        }
+        Ok(())
+    }
+}
+
+async fn get_bytes(client: &Client, bucket: &str, full: &str) -> Result<Vec<u8>, String> {
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(full)
+        .send()
+        .await
+        .map_err(|e| format!("GET s3://{bucket}/{full}: {}", describe(&e)))?;
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| format!("GET s3://{bucket}/{full}: {e}"))?;
+    Ok(body.into_bytes().to_vec())
 }
 
 impl RunSink for S3RunSink {
     fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
+        self.forget_fetch(key);
         self.settle(true)?;
         let permit = self
             .handle
@@ -137,7 +208,7 @@ impl RunSink for S3RunSink {
                 .map(|_| ())
                 .map_err(|e| format!("PUT s3://{bucket}/{full}: {}", describe(&e)))
         });
-        self.in_flight.push(task);
+        self.in_flight.push((key.to_string(), task));
         Ok(())
     }
 
@@ -161,28 +232,32 @@ impl RunSink for S3RunSink {
     }
 
     fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError> {
-        self.flush()?;
-        let full = self.key(key);
-        let (client, bucket) = (&self.client, &self.bucket);
-        self.handle.block_on(async {
-            let out = client
-                .get_object()
-                .bucket(bucket)
-                .key(&full)
-                .send()
-                .await
-                .map_err(|e| format!("GET s3://{bucket}/{full}: {}", describe(&e)))?;
-            let body = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| format!("GET s3://{bucket}/{full}: {e}"))?;
-            Ok::<Vec<u8>, SinkError>(body.into_bytes().to_vec())
-        })
+        let prefetched = self.fetches.iter().position(|(k, _)| k == key);
+        let bytes = match prefetched.and_then(|at| self.fetches.remove(at)) {
+            Some((_, task)) => self
+                .handle
+                .block_on(task)
+                .map_err(|join| join.to_string())?,
+            None => {
+                self.wanted.retain(|k| k != key);
+                self.settle_key(key)?;
+                let full = self.key(key);
+                self.handle
+                    .block_on(get_bytes(&self.client, &self.bucket, &full))
+            }
+        };
+        self.start_fetches()?;
+        Ok(bytes?)
+    }
+
+    fn prefetch(&mut self, keys: &[String]) -> Result<(), SinkError> {
+        self.wanted.extend(keys.iter().cloned());
+        self.start_fetches()
     }
 
     fn delete(&mut self, key: &str) -> Result<(), SinkError> {
-        self.flush()?;
+        self.forget_fetch(key);
+        self.settle_key(key)?;
         let full = self.key(key);
         let (client, bucket) = (&self.client, &self.bucket);
         self.handle.block_on(async {

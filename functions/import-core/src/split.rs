@@ -43,6 +43,11 @@ pub trait RunSink {
     /// Writes an object from a local file (large, spooled outputs such as rejects).
     fn put_file(&mut self, key: &str, path: &Path) -> Result<(), SinkError>;
     fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError>;
+    /// Announces `get`s of these keys, in this order: a store with latency may start them now.
+    /// A `put` or `delete` of one of them cancels its announcement.
+    fn prefetch(&mut self, _keys: &[String]) -> Result<(), SinkError> {
+        Ok(())
+    }
     fn delete(&mut self, key: &str) -> Result<(), SinkError>;
     /// Returns once every earlier `put` is durable.
     fn flush(&mut self) -> Result<(), SinkError>;
@@ -385,6 +390,10 @@ impl Splitter {
         for d in duplicates {
             by_chunk.entry(d.at.seq).or_default().push(d);
         }
+        // A drop with duplicates spread through it rewrites most of its chunks: on S3 the reads
+        // overlap, rather than each waiting for the last rewrite.
+        let keys: Vec<String> = by_chunk.keys().map(|seq| chunk_key(*seq)).collect();
+        sink.prefetch(&keys).map_err(SplitError::Sink)?;
         for (seq, dups) in by_chunk {
             let key = chunk_key(seq);
             let Some(entry_at) = self.chunks.iter().position(|c| c.seq == seq) else {

@@ -211,6 +211,64 @@ async fn drop_is_split_into_run_folder_and_duplicate_event_adds_nothing() {
     assert_eq!(w.list("runs/").await, before);
 }
 
+/// Duplicates spread through a drop thin most of its chunks, and each is read back and
+/// rewritten in S3 with reads running ahead of the rewrites: the run folder is still byte for byte
+/// the one split writes in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_thinned_by_duplicates_are_rewritten_in_s3_as_in_memory() {
+    let w = world().await;
+    let mut records = users(400);
+    for i in (10..400).step_by(10) {
+        records[i]["email"] = json!(format!("USER{}@example.com", i - 7));
+    }
+    let body = serde_json::to_vec(&records).unwrap();
+    let event = w
+        .drop_object("inbox/con_ABCDEFGHIJKLMNOP/dups.json", body.clone())
+        .await;
+    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let (run_id, status, _, accepted, rejected) = split_outcome(&response.records);
+    assert_eq!(status, RunStatus::Split);
+    assert_eq!((accepted, rejected), (361, 39));
+
+    let mut memory = import_core::split::MemorySink::default();
+    let options = import_core::split::SplitOptions {
+        max_chunk_bytes: w.config.max_chunk_bytes,
+        ..Default::default()
+    };
+    let source = import_core::manifest::Source::Local {
+        path: "dups.json".into(),
+        size: None,
+    };
+    let outcome = import_core::split::split(
+        std::io::Cursor::new(body),
+        source,
+        &run_id,
+        &options,
+        &mut memory,
+    )
+    .expect("split in memory");
+    let manifest = w.manifest(&run_id).await;
+    assert_eq!(manifest.chunks, outcome.manifest.chunks);
+    assert!(
+        manifest.chunks.len() > 20,
+        "{} chunks",
+        manifest.chunks.len()
+    );
+    let prefix = layout::run_prefix(&run_id);
+    for (key, bytes) in &memory.objects {
+        if key == layout::MANIFEST {
+            continue;
+        }
+        let stored = w
+            .get(&format!("{prefix}{key}"))
+            .await
+            .expect("object exists");
+        assert!(stored == *bytes, "{key} differs from the in-memory run");
+    }
+    let listed = w.list(&prefix).await;
+    assert_eq!(listed.len(), memory.objects.len(), "{listed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_outside_the_inbox_and_other_events_are_ignored() {
     let w = world().await;
