@@ -41,13 +41,18 @@ pub fn fits_alone(limit: usize, len: usize) -> bool {
 
 impl ChunkPacker {
     pub fn new(limit: usize) -> Self {
+        Self::starting_at(limit, 1)
+    }
+
+    /// A packer whose first chunk is number `seq` (packing again from the middle of a run).
+    pub fn starting_at(limit: usize, seq: u32) -> Self {
         ChunkPacker {
             limit,
             buf: Vec::with_capacity(limit),
             users: 0,
             first_index: 0,
             last_index: 0,
-            next_seq: 1,
+            next_seq: seq,
         }
     }
 

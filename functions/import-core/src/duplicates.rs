@@ -17,7 +17,7 @@ use sonic_rs::{JsonValueTrait, Value};
 use crate::violation::Violation;
 
 const PARTITIONS: usize = 64;
-const ENTRY_BYTES: usize = 32;
+const ENTRY_BYTES: usize = 36;
 const WRITE_BUFFER: usize = 32 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -143,6 +143,8 @@ pub struct Occurrence {
     pub line: u64,
     pub seq: u32,
     pub position: u32,
+    /// The record's size in its chunk (compact bytes): what removing it frees.
+    pub len: u32,
 }
 
 /// A record that repeats an earlier kept one.
@@ -171,6 +173,7 @@ struct Entry {
     line: u32,
     seq: u32,
     position: u32,
+    len: u32,
 }
 
 impl Entry {
@@ -183,6 +186,7 @@ impl Entry {
         out[20..24].copy_from_slice(&self.line.to_le_bytes());
         out[24..28].copy_from_slice(&self.seq.to_le_bytes());
         out[28..32].copy_from_slice(&self.position.to_le_bytes());
+        out[32..36].copy_from_slice(&self.len.to_le_bytes());
         out
     }
 
@@ -198,6 +202,7 @@ impl Entry {
             line: word(20),
             seq: word(24),
             position: word(28),
+            len: word(32),
         }
     }
 
@@ -207,6 +212,7 @@ impl Entry {
             line: u64::from(self.line),
             seq: self.seq,
             position: self.position,
+            len: self.len,
         }
     }
 }
@@ -269,6 +275,7 @@ impl DuplicateFinder {
                 line: u32::try_from(at.line).unwrap_or(u32::MAX),
                 seq: at.seq,
                 position: at.position,
+                len: at.len,
             };
             let p = (fingerprint >> 122) as usize % PARTITIONS;
             self.partitions[p].1.write_all(&entry.encode())?;
@@ -392,6 +399,7 @@ mod tests {
                 line: i as u64 + 1,
                 seq: 1,
                 position: i as u32,
+                len: 20,
             };
             finder.record(u, at).unwrap();
         }
@@ -453,6 +461,7 @@ mod tests {
                 line,
                 seq: 1,
                 position: 0,
+                len: 20,
             };
             finder.record(&json!({"email":"a@x.io"}), at).unwrap();
         }
@@ -493,6 +502,7 @@ mod tests {
             line: 9,
             seq: 3,
             position: 11,
+            len: 499_999,
         };
         assert_eq!(Entry::decode(&e.encode()), e);
     }

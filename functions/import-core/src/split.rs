@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::chunk::{Chunk, ChunkPacker};
+use crate::chunk::{self, Chunk, ChunkPacker};
 use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Occurrence};
 use crate::input::{InputError, RawRecord, RecordReader};
 use crate::layout::{chunk_key, MANIFEST, REJECTS};
@@ -312,6 +312,8 @@ impl Splitter {
                         line: raw.line,
                         seq: placement.seq,
                         position: placement.position,
+                        // A record fits a chunk, and a chunk's size is a u32 (≤ 512,000).
+                        len: u32::try_from(end - start).unwrap_or(u32::MAX),
                     };
                     if let Some(finder) = self.duplicates.as_mut() {
                         finder
@@ -328,16 +330,24 @@ impl Splitter {
     }
 
     fn publish(&mut self, chunk: Chunk, sink: &mut dyn RunSink) -> Result<(), SplitError> {
+        let entry = self.put_chunk(chunk, sink)?;
+        self.chunks.push(entry);
+        Ok(())
+    }
+
+    /// Writes a chunk and returns its manifest entry.
+    fn put_chunk(&self, chunk: Chunk, sink: &mut dyn RunSink) -> Result<ChunkEntry, SplitError> {
         let key = chunk_key(chunk.seq);
-        self.chunks.push(ChunkEntry {
+        let entry = ChunkEntry {
             key: key.clone(),
             seq: chunk.seq,
             users: chunk.users,
             bytes: chunk.bytes.len() as u64,
             first_index: chunk.first_index,
             last_index: chunk.last_index,
-        });
-        sink.put(&key, chunk.bytes).map_err(SplitError::Sink)
+        };
+        sink.put(&key, chunk.bytes).map_err(SplitError::Sink)?;
+        Ok(entry)
     }
 
     fn reject(
@@ -378,84 +388,194 @@ impl Splitter {
         Ok(())
     }
 
-    /// Takes later copies of a user back out of the chunks they were packed into. The chunk is
-    /// re-framed, not re-parsed: the records it keeps go back byte for byte as they were packed,
-    /// and only the removed ones are parsed (for the reject entry).
+    /// Takes later copies of a user back out of the chunks they were packed into. When the room
+    /// they leave adds up to a whole chunk, the chunks from just before the first thinned one on
+    /// are packed again, greedily and in order, so a drop with duplicates costs no more import
+    /// jobs than one without; otherwise only the thinned chunks are rewritten. Either way each
+    /// chunk is read once and written once, re-framed rather than re-parsed: the records it
+    /// keeps go back byte for byte, and only removed ones are parsed (for their reject entries).
+    ///
+    /// A chunk is rewritten only after it has been read: packing the same records greedily
+    /// never takes more chunks than any other packing of them, so the new chunk `n` closes only
+    /// once the old chunk `n` is read.
     fn remove_duplicates(
         &mut self,
         duplicates: Vec<Duplicate>,
         sink: &mut dyn RunSink,
     ) -> Result<(), SplitError> {
-        let mut by_chunk: BTreeMap<u32, Vec<Duplicate>> = BTreeMap::new();
+        let limit = self.max_chunk_bytes;
+        let freed: u64 = duplicates.iter().map(|d| u64::from(d.at.len) + 1).sum();
+        let mut by_chunk: BTreeMap<u32, BTreeMap<u32, Duplicate>> = BTreeMap::new();
         for d in duplicates {
-            by_chunk.entry(d.at.seq).or_default().push(d);
+            by_chunk
+                .entry(d.at.seq)
+                .or_default()
+                .insert(d.at.position, d);
         }
-        // A drop with duplicates spread through it rewrites most of its chunks: on S3 the reads
-        // overlap, rather than each waiting for the last rewrite.
-        let keys: Vec<String> = by_chunk.keys().map(|seq| chunk_key(*seq)).collect();
+        let Some(&first_thinned) = by_chunk.keys().next() else {
+            return Ok(());
+        };
+        let start = self
+            .chunks
+            .iter()
+            .position(|c| c.seq >= first_thinned)
+            .unwrap_or(self.chunks.len())
+            .saturating_sub(1);
+        let room: u64 = self.chunks[start..]
+            .iter()
+            .map(|c| (limit as u64).saturating_sub(c.bytes))
+            .sum::<u64>()
+            + freed;
+        // One chunk fewer needs the room of a whole chunk, less the `[`, `]` and `,` it saves.
+        let repack = room + (chunk::ARRAY_OVERHEAD as u64) + 1 >= limit as u64;
+        let old: Vec<ChunkEntry> = if repack {
+            self.chunks[start..].to_vec()
+        } else {
+            self.chunks
+                .iter()
+                .filter(|c| by_chunk.contains_key(&c.seq))
+                .cloned()
+                .collect()
+        };
+        if let Some(seq) = by_chunk
+            .keys()
+            .find(|seq| !old.iter().any(|c| c.seq == **seq))
+        {
+            return Err(io::Error::other(format!(
+                "a duplicate was placed in chunk {}, which this run never published",
+                chunk_key(*seq)
+            ))
+            .into());
+        }
+        let Some(first) = old.first() else {
+            return Ok(());
+        };
+        let rejected = self.rejected_from(first.first_index)?;
+        let keys: Vec<String> = old.iter().map(|c| c.key.clone()).collect();
         sink.prefetch(&keys).map_err(SplitError::Sink)?;
-        for (seq, dups) in by_chunk {
-            let key = chunk_key(seq);
-            let Some(entry_at) = self.chunks.iter().position(|c| c.seq == seq) else {
-                return Err(io::Error::other(format!(
-                    "a duplicate was placed in chunk {key}, which this run never published"
-                ))
-                .into());
+
+        let mut packer = ChunkPacker::starting_at(limit, first.seq);
+        let mut rewritten: Vec<ChunkEntry> = Vec::with_capacity(old.len());
+        let mut record = RawRecord::default();
+        let mut rejected_at = 0;
+        for entry in &old {
+            let bytes = sink.get(&entry.key).map_err(SplitError::Sink)?;
+            let broken = |what: String| -> SplitError {
+                io::Error::other(format!("chunk {}, written by this run, {what}", entry.key)).into()
             };
-            let bytes = sink.get(&key).map_err(SplitError::Sink)?;
-            let packed = bytes.len();
-            let unreadable = |e: InputError| {
-                io::Error::other(format!(
-                    "chunk {key}, written by this run, no longer reads as a JSON array: {e}"
-                ))
-            };
+            let unreadable =
+                |e: InputError| broken(format!("no longer reads as a JSON array: {e}"));
             let mut records =
                 RecordReader::open(io::Cursor::new(bytes), usize::MAX).map_err(unreadable)?;
-            let drop: BTreeMap<u32, &Duplicate> = dups.iter().map(|d| (d.at.position, d)).collect();
-            let mut kept = Vec::with_capacity(packed);
-            let mut kept_users = 0u32;
+            let drop = by_chunk.remove(&entry.seq).unwrap_or_default();
+            if !repack {
+                packer = ChunkPacker::starting_at(limit, entry.seq);
+            }
+            // The chunk holds, in order, every input index in its range that split did not
+            // reject before this pass (the duplicates among them are taken out here).
+            let mut index = entry.first_index;
             let mut position = 0u32;
-            let mut record = RawRecord::default();
-            kept.push(b'[');
             while records.next_into(&mut record).map_err(unreadable)? {
-                match drop.get(&position) {
-                    Some(d) => {
-                        let user: Value =
-                            serde_json::from_slice(&record.bytes).map_err(io::Error::from)?;
-                        self.users_accepted -= 1;
-                        // Duplicates were accepted records: their byte offset is not kept in
-                        // the spill index, their line is.
-                        self.write_reject(d.at.index, d.at.line, 0, d.reasons.clone(), Some(user))?;
+                while rejected_at < rejected.len() && rejected[rejected_at] <= index {
+                    if rejected[rejected_at] == index {
+                        index += 1;
                     }
-                    None => {
-                        if kept_users > 0 {
-                            kept.push(b',');
+                    rejected_at += 1;
+                }
+                if index > entry.last_index || !packer.fits_alone(record.bytes.len()) {
+                    return Err(broken(format!(
+                        "does not hold the users its manifest entry lists (record {position})"
+                    )));
+                }
+                if let Some(d) = drop.get(&position) {
+                    if d.at.index != index {
+                        return Err(broken(format!(
+                            "holds input record {index} where duplicate {} was placed",
+                            d.at.index
+                        )));
+                    }
+                    let user: Value =
+                        serde_json::from_slice(&record.bytes).map_err(io::Error::from)?;
+                    self.users_accepted -= 1;
+                    // Duplicates were accepted records: their byte offset is not kept in
+                    // the spill index, their line is.
+                    self.write_reject(d.at.index, d.at.line, 0, d.reasons.clone(), Some(user))?;
+                } else {
+                    let (closed, _) = packer.push(index, &record.bytes);
+                    if let Some(chunk) = closed {
+                        if chunk.seq > entry.seq {
+                            return Err(broken(format!(
+                                "would be overwritten by chunk {} before it was read",
+                                chunk.seq
+                            )));
                         }
-                        kept.extend_from_slice(&record.bytes);
-                        kept_users += 1;
+                        rewritten.push(self.put_chunk(chunk, sink)?);
                     }
                 }
+                index += 1;
                 position += 1;
             }
-            kept.push(b']');
-            if position != self.chunks[entry_at].users {
-                return Err(io::Error::other(format!(
-                    "chunk {key} holds {position} users, but {} were packed into it",
-                    self.chunks[entry_at].users
-                ))
-                .into());
+            if position != entry.users {
+                return Err(broken(format!(
+                    "holds {position} users, but {} were packed into it",
+                    entry.users
+                )));
             }
-            if kept_users == 0 {
-                sink.delete(&key).map_err(SplitError::Sink)?;
-                self.chunks.remove(entry_at);
-                continue;
+            if !repack {
+                match packer.finish() {
+                    Some(chunk) => rewritten.push(self.put_chunk(chunk, sink)?),
+                    None => sink.delete(&entry.key).map_err(SplitError::Sink)?,
+                }
             }
-            let entry = &mut self.chunks[entry_at];
-            entry.users = kept_users;
-            entry.bytes = kept.len() as u64;
-            sink.put(&key, kept).map_err(SplitError::Sink)?;
+        }
+        if repack {
+            if let Some(chunk) = packer.finish() {
+                rewritten.push(self.put_chunk(chunk, sink)?);
+            }
+            let last = rewritten.last().map_or(0, |c| c.seq);
+            for entry in old.iter().filter(|c| c.seq > last) {
+                sink.delete(&entry.key).map_err(SplitError::Sink)?;
+            }
+            self.chunks.truncate(start);
+            self.chunks.extend(rewritten);
+        } else {
+            let mut by_seq: BTreeMap<u32, ChunkEntry> =
+                rewritten.into_iter().map(|c| (c.seq, c)).collect();
+            let thinned: BTreeSet<u32> = old.iter().map(|c| c.seq).collect();
+            self.chunks.retain_mut(|c| {
+                if !thinned.contains(&c.seq) {
+                    return true;
+                }
+                match by_seq.remove(&c.seq) {
+                    Some(new) => {
+                        *c = new;
+                        true
+                    }
+                    None => false,
+                }
+            });
         }
         Ok(())
+    }
+
+    /// Input indexes of the records rejected so far, from `from` on, in order.
+    fn rejected_from(&mut self, from: u64) -> Result<Vec<u64>, SplitError> {
+        #[derive(serde::Deserialize)]
+        struct Index {
+            index: u64,
+        }
+        self.rejects.flush()?;
+        let file = io::BufReader::new(File::open(self.rejects_file.path())?);
+        let mut indexes = Vec::new();
+        for line in io::BufRead::lines(file) {
+            let entry: Index = serde_json::from_str(&line?).map_err(io::Error::from)?;
+            if entry.index >= from {
+                indexes.push(entry.index);
+            }
+        }
+        indexes.sort_unstable();
+        indexes.dedup();
+        Ok(indexes)
     }
 
     fn finish(mut self, sink: &mut dyn RunSink) -> Result<SplitOutcome, SplitError> {
@@ -467,9 +587,7 @@ impl Splitter {
             Some(finder) => finder.resolve()?,
             None => Vec::new(),
         };
-        if !duplicates.is_empty() {
-            self.remove_duplicates(duplicates, sink)?;
-        }
+        self.remove_duplicates(duplicates, sink)?;
         self.rejects.flush()?;
         sink.put_file(REJECTS, self.rejects_file.path())
             .map_err(SplitError::Sink)?;
@@ -778,6 +896,57 @@ mod tests {
         let expected = format!("[{first},{third_compact}]");
         assert_eq!(String::from_utf8_lossy(&objects[&chunk.key]), expected);
         assert_eq!((chunk.users, chunk.bytes), (2, expected.len() as u64));
+    }
+
+    /// A drop that holds its users twice (the second time with emails in capitals) is packed as
+    /// if it held them once: the same chunks, byte for byte, and no more import jobs.
+    #[test]
+    fn a_drop_of_users_twice_over_packs_like_the_users_once() {
+        let once: Vec<String> = (0..300)
+            .map(|i| {
+                format!(
+                    r#"{{"email":"user{i}@example.com","name":"Zoë {i}","user_metadata":{{"pad":"{}"}}}}"#,
+                    "x".repeat(i * 7 % 200)
+                )
+            })
+            .collect();
+        // Each user's second copy comes three users after the first, so every chunk is thinned.
+        let copy = |r: &String| r.replace("@example.com", "@EXAMPLE.COM");
+        let mut twice = Vec::new();
+        for (i, record) in once.iter().enumerate() {
+            twice.push(record.clone());
+            if i >= 3 {
+                twice.push(copy(&once[i - 3]));
+            }
+        }
+        twice.extend(once[once.len() - 3..].iter().map(copy));
+        let (m_once, objects_once) =
+            same_for_any_worker_count(format!("[{}]", once.join(",")).as_bytes());
+        let (m_twice, objects_twice) =
+            same_for_any_worker_count(format!("[{}]", twice.join(",")).as_bytes());
+        assert_eq!((m_twice.users_accepted, m_twice.users_rejected), (300, 300));
+        assert!(m_once.chunks.len() > 5, "{} chunks", m_once.chunks.len());
+        let shape = |m: &RunManifest| {
+            m.chunks
+                .iter()
+                .map(|c| (c.key.clone(), c.seq, c.users, c.bytes))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&m_twice), shape(&m_once));
+        for c in &m_once.chunks {
+            assert!(objects_twice[&c.key] == objects_once[&c.key], "{}", c.key);
+        }
+        let chunk_keys = |o: &BTreeMap<String, Vec<u8>>| {
+            o.keys()
+                .filter(|k| k.starts_with("chunks/"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(chunk_keys(&objects_twice), chunk_keys(&objects_once));
+        let copies: BTreeSet<u64> = (0..600)
+            .filter(|i| twice[*i as usize].contains("@EXAMPLE.COM"))
+            .collect();
+        assert_eq!(reject_indexes(&objects_twice), copies);
     }
 
     #[test]

@@ -192,18 +192,40 @@ proptest! {
             .collect();
         prop_assert_eq!(&dup_rejects, &expected_duplicates(&records, max_chunk_bytes));
 
-        // Greedy packing: no chunk could also have taken the first record of the next one,
-        // unless duplicates were taken out after packing (that leaves room on purpose:
-        // re-packing would move every later record).
+        // Each chunk's users sit at the input indexes its entry implies (what poll relies on):
+        // in order, every index in first_index..=last_index that was not rejected.
+        let mut chunk_users = run.chunks.iter().map(|b| serde_json::from_slice::<Vec<Value>>(b).unwrap());
+        for entry in &m.chunks {
+            let users = chunk_users.next().unwrap();
+            let at: Vec<u64> = (entry.first_index..=entry.last_index)
+                .filter(|i| !rejected.contains_key(i))
+                .collect();
+            prop_assert_eq!(at.len(), users.len(), "chunk {}", entry.seq);
+            for (i, user) in at.iter().zip(&users) {
+                prop_assert_eq!(&records[*i as usize], user, "chunk {} index {}", entry.seq, i);
+            }
+        }
+
+        // Greedy packing: no chunk could also have taken the first record of the next one.
+        // Chunks thinned by duplicates are packed again, from the one before the first thinned
+        // chunk on, unless the room the duplicates left adds up to less than a whole chunk.
+        let first_thinned = m
+            .chunks
+            .iter()
+            .position(|c| dup_rejects.range(c.first_index..=c.last_index).next().is_some())
+            .map(|k| k.saturating_sub(1));
+        let left_thin = first_thinned.is_some_and(|k| {
+            let room: u64 = m.chunks[k..].iter().map(|c| max_chunk_bytes as u64 - c.bytes).sum();
+            room + 3 < max_chunk_bytes as u64
+        });
         for (k, pair) in run.chunks.windows(2).enumerate() {
             let entry = &m.chunks[k];
-            // Either chunk may have been thinned: a removed first record of the next chunk
-            // leaves a smaller one in its place that the earlier chunk never saw.
             let next_entry = &m.chunks[k + 1];
-            let thinned = dup_rejects
-                .range(entry.first_index..=next_entry.last_index)
-                .next()
-                .is_some();
+            let thinned = left_thin
+                && dup_rejects
+                    .range(entry.first_index..=next_entry.last_index)
+                    .next()
+                    .is_some();
             let next: Vec<Value> = serde_json::from_slice(&pair[1]).unwrap();
             let first = serde_json::to_vec(&next[0]).unwrap();
             prop_assert!(
@@ -211,6 +233,12 @@ proptest! {
                 "chunk {} is {} bytes and the next chunk's first record ({}, {} bytes) would fit under {}",
                 entry.seq, pair[0].len(), m.chunks[k + 1].first_index, first.len(), max_chunk_bytes
             );
+        }
+        // Packed again, chunks are numbered 1, 2, 3, … with no gap where one emptied.
+        if !left_thin {
+            for (k, entry) in m.chunks.iter().enumerate() {
+                prop_assert_eq!(entry.seq as usize, k + 1);
+            }
         }
     }
 }
