@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::chunk::{self, Chunk, ChunkPacker};
+use crate::chunk::{Chunk, ChunkPacker};
 use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Occurrence};
 use crate::input::{InputError, RawRecord, RecordReader};
 use crate::layout::{chunk_key, MANIFEST, REJECTS};
@@ -389,9 +389,11 @@ impl Splitter {
     }
 
     /// Takes later copies of a user back out of the chunks they were packed into. When the room
-    /// they leave adds up to a whole chunk, the chunks from just before the first thinned one on
-    /// are packed again, greedily and in order, so a drop with duplicates costs no more import
-    /// jobs than one without; otherwise only the thinned chunks are rewritten. Either way each
+    /// they free could hold everything in the last chunk, the chunks from just before the first
+    /// thinned one on are packed again, greedily and in order, so a drop with duplicates costs
+    /// no more import jobs than one without; otherwise (a few duplicates: nothing to gain but
+    /// by luck, and re-packing would rewrite every chunk after them) only the thinned chunks are
+    /// rewritten. Either way each
     /// chunk is read once and written once, re-framed rather than re-parsed: the records it
     /// keeps go back byte for byte, and only removed ones are parsed (for their reject entries).
     ///
@@ -421,13 +423,10 @@ impl Splitter {
             .position(|c| c.seq >= first_thinned)
             .unwrap_or(self.chunks.len())
             .saturating_sub(1);
-        let room: u64 = self.chunks[start..]
-            .iter()
-            .map(|c| (limit as u64).saturating_sub(c.bytes))
-            .sum::<u64>()
-            + freed;
-        // One chunk fewer needs the room of a whole chunk, less the `[`, `]` and `,` it saves.
-        let repack = room + (chunk::ARRAY_OVERHEAD as u64) + 1 >= limit as u64;
+        // The room left in full chunks is what greedy packing could not use, and mostly stays
+        // so; the last chunk's free room plus what the duplicates free is what can save one.
+        let last = self.chunks.last().map_or(0, |c| c.bytes);
+        let repack = freed >= last;
         let old: Vec<ChunkEntry> = if repack {
             self.chunks[start..].to_vec()
         } else {
@@ -947,6 +946,44 @@ mod tests {
             .filter(|i| twice[*i as usize].contains("@EXAMPLE.COM"))
             .collect();
         assert_eq!(reject_indexes(&objects_twice), copies);
+    }
+
+    /// One early duplicate frees too little to save a chunk: only its own chunk is rewritten, and
+    /// every other chunk is the one a drop without it (the same record under another email)
+    /// gets.
+    #[test]
+    fn a_single_early_duplicate_rewrites_only_its_chunk() {
+        let users: Vec<String> = (0..300)
+            .map(|i| {
+                format!(
+                    r#"{{"email":"user{i}@example.com","user_metadata":{{"pad":"{}"}}}}"#,
+                    "x".repeat(i * 7 % 200)
+                )
+            })
+            .collect();
+        let with = |copy: &str| {
+            let mut all = users.clone();
+            all.insert(5, copy.to_string());
+            format!("[{}]", all.join(","))
+        };
+        let duplicate = users[0].replace("user0@example.com", "USER0@EXAMPLE.COM");
+        let distinct = users[0].replace("user0@example.com", "xSER0@EXAMPLE.COM");
+        let (m_dup, objects_dup) = same_for_any_worker_count(with(&duplicate).as_bytes());
+        let (m_other, objects_other) = same_for_any_worker_count(with(&distinct).as_bytes());
+        assert_eq!(m_dup.users_rejected, 1);
+        assert_eq!(reject_indexes(&objects_dup), BTreeSet::from([5]));
+        assert!(m_other.chunks.len() > 5, "{} chunks", m_other.chunks.len());
+        assert_eq!(m_dup.chunks.len(), m_other.chunks.len());
+        let (first_dup, first_other) = (&m_dup.chunks[0], &m_other.chunks[0]);
+        assert_eq!(first_dup.users + 1, first_other.users);
+        assert_eq!(
+            first_dup.bytes + 1 + distinct.len() as u64,
+            first_other.bytes
+        );
+        for (a, b) in m_dup.chunks.iter().zip(&m_other.chunks).skip(1) {
+            assert_eq!(a, b);
+            assert!(objects_dup[&a.key] == objects_other[&b.key], "{}", a.key);
+        }
     }
 
     #[test]

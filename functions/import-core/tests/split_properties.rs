@@ -207,17 +207,25 @@ proptest! {
         }
 
         // Greedy packing: no chunk could also have taken the first record of the next one.
-        // Chunks thinned by duplicates are packed again, from the one before the first thinned
-        // chunk on, unless the room the duplicates left adds up to less than a whole chunk.
-        let first_thinned = m
-            .chunks
-            .iter()
-            .position(|c| dup_rejects.range(c.first_index..=c.last_index).next().is_some())
-            .map(|k| k.saturating_sub(1));
-        let left_thin = first_thinned.is_some_and(|k| {
-            let room: u64 = m.chunks[k..].iter().map(|c| max_chunk_bytes as u64 - c.bytes).sum();
-            room + 3 < max_chunk_bytes as u64
-        });
+        // Chunks thinned by duplicates are packed again when the room the duplicates free
+        // (each one's compact bytes and a comma) could hold everything in the last chunk as
+        // first packed; the chunks as first packed are modelled here: greedy, in input order,
+        // over every record that passed the rules.
+        let compact_len = |i: u64| serde_json::to_vec(&records[i as usize]).unwrap().len() as u64;
+        let freed: u64 = dup_rejects.iter().map(|i| compact_len(*i) + 1).sum();
+        let mut first_last_chunk = 0u64;
+        for i in 0..records.len() as u64 {
+            if rejected.contains_key(&i) && !dup_rejects.contains(&i) {
+                continue;
+            }
+            let len = compact_len(i);
+            first_last_chunk = if first_last_chunk > 0 && first_last_chunk + 1 + len <= max_chunk_bytes as u64 {
+                first_last_chunk + 1 + len
+            } else {
+                2 + len
+            };
+        }
+        let left_thin = !dup_rejects.is_empty() && freed < first_last_chunk;
         for (k, pair) in run.chunks.windows(2).enumerate() {
             let entry = &m.chunks[k];
             let next_entry = &m.chunks[k + 1];
