@@ -7,7 +7,6 @@
 //! A record rejected as a duplicate holds no identity either, so chains resolve as they would
 //! record by record in input order.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -151,7 +150,40 @@ pub struct Occurrence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Duplicate {
     pub at: Occurrence,
-    pub reasons: Vec<Violation>,
+    /// The earlier, kept record it repeats, once per identity they share. Held this small (not
+    /// as formatted reasons) because a drop can hold many duplicates: see `reasons`.
+    pub repeats: Vec<Repeat>,
+}
+
+/// One identity a duplicate shares with the kept record that holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    pub kind: IdentityKind,
+    /// The kept record: its input index and line.
+    pub index: u32,
+    pub line: u32,
+}
+
+impl Duplicate {
+    /// Why the record is rejected: one `DUPLICATED_USER` per identity it repeats.
+    pub fn reasons(&self) -> Vec<Violation> {
+        self.repeats
+            .iter()
+            .map(|r| {
+                let field = r.kind.field();
+                Violation::new(
+                    "DUPLICATED_USER",
+                    field,
+                    format!(
+                        "A user with this {field} was already provided: record {} (line {}) has the same {field}{}; the first occurrence is kept",
+                        r.index,
+                        r.line,
+                        if r.kind.case_insensitive() { " (compared case-insensitively)" } else { "" },
+                    ),
+                )
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,9 +197,16 @@ pub enum DuplicateError {
     TooManyRecords,
 }
 
+/// One identity of one record, as spilled: its fingerprint and where the record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     fingerprint: u128,
+    seen: Seen,
+}
+
+/// Where a record with some identity was seen, and which kind of identity it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Seen {
     index: u32,
     kind: u32,
     line: u32,
@@ -176,17 +215,30 @@ struct Entry {
     len: u32,
 }
 
+impl Seen {
+    fn occurrence(&self) -> Occurrence {
+        Occurrence {
+            index: u64::from(self.index),
+            line: u64::from(self.line),
+            seq: self.seq,
+            position: self.position,
+            len: self.len,
+        }
+    }
+}
+
 impl Entry {
     fn encode(&self) -> [u8; ENTRY_BYTES] {
         let mut out = [0u8; ENTRY_BYTES];
         out[..16].copy_from_slice(&self.fingerprint.to_le_bytes());
         // index and kind share a word: kind in the top two bits.
-        let index_kind = self.index | (self.kind << 30);
+        let seen = &self.seen;
+        let index_kind = seen.index | (seen.kind << 30);
         out[16..20].copy_from_slice(&index_kind.to_le_bytes());
-        out[20..24].copy_from_slice(&self.line.to_le_bytes());
-        out[24..28].copy_from_slice(&self.seq.to_le_bytes());
-        out[28..32].copy_from_slice(&self.position.to_le_bytes());
-        out[32..36].copy_from_slice(&self.len.to_le_bytes());
+        out[20..24].copy_from_slice(&seen.line.to_le_bytes());
+        out[24..28].copy_from_slice(&seen.seq.to_le_bytes());
+        out[28..32].copy_from_slice(&seen.position.to_le_bytes());
+        out[32..36].copy_from_slice(&seen.len.to_le_bytes());
         out
     }
 
@@ -197,22 +249,14 @@ impl Entry {
         let index_kind = word(16);
         Entry {
             fingerprint: u128::from_le_bytes(fp),
-            index: index_kind & 0x3fff_ffff,
-            kind: index_kind >> 30,
-            line: word(20),
-            seq: word(24),
-            position: word(28),
-            len: word(32),
-        }
-    }
-
-    fn occurrence(&self) -> Occurrence {
-        Occurrence {
-            index: u64::from(self.index),
-            line: u64::from(self.line),
-            seq: self.seq,
-            position: self.position,
-            len: self.len,
+            seen: Seen {
+                index: index_kind & 0x3fff_ffff,
+                kind: index_kind >> 30,
+                line: word(20),
+                seq: word(24),
+                position: word(28),
+                len: word(32),
+            },
         }
     }
 }
@@ -270,12 +314,14 @@ impl DuplicateFinder {
         for (kind, fingerprint) in ids.iter() {
             let entry = Entry {
                 fingerprint,
-                index,
-                kind: kind.bits(),
-                line: u32::try_from(at.line).unwrap_or(u32::MAX),
-                seq: at.seq,
-                position: at.position,
-                len: at.len,
+                seen: Seen {
+                    index,
+                    kind: kind.bits(),
+                    line: u32::try_from(at.line).unwrap_or(u32::MAX),
+                    seq: at.seq,
+                    position: at.position,
+                    len: at.len,
+                },
             };
             let p = (fingerprint >> 122) as usize % PARTITIONS;
             self.partitions[p].1.write_all(&entry.encode())?;
@@ -285,9 +331,11 @@ impl DuplicateFinder {
 
     /// Every duplicate with its reasons, in input order.
     pub fn resolve(self) -> Result<Vec<Duplicate>, DuplicateError> {
-        // Groups of entries sharing a fingerprint; only groups of two or more matter, and
-        // they are few on real data, so they are held in memory.
-        let mut groups: Vec<Vec<Entry>> = Vec::new();
+        // Records sharing a fingerprint form a group; only groups of two or more matter. Their
+        // members are held in memory, without the fingerprint (a group number instead): on real
+        // data they are few, and a drop with many duplicates costs 28 bytes per member.
+        let mut members: Vec<Member> = Vec::new();
+        let mut groups = 0u32;
         for (file, mut writer) in self.partitions {
             writer.flush()?;
             drop(writer);
@@ -301,59 +349,53 @@ impl DuplicateFinder {
                     end += 1;
                 }
                 if end - start > 1 {
-                    groups.push(entries[start..end].to_vec());
+                    members.extend(entries[start..end].iter().map(|e| Member {
+                        seen: e.seen,
+                        group: groups,
+                    }));
+                    groups += 1;
                 }
                 start = end;
             }
         }
-        Ok(resolve_groups(groups))
+        Ok(resolve_groups(members, groups as usize))
     }
+}
+
+/// An entry of a group of two or more, its fingerprint replaced by the group's number.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    seen: Seen,
+    group: u32,
 }
 
 /// Walks every record that appears in a group in input order: it is a duplicate if a group it
 /// belongs to already has a kept holder; otherwise it becomes the holder of its groups.
-fn resolve_groups(groups: Vec<Vec<Entry>>) -> Vec<Duplicate> {
-    let mut by_index: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (g, members) in groups.iter().enumerate() {
-        for e in members {
-            by_index.entry(e.index).or_default().push(g);
-        }
-    }
-    let mut holder: HashMap<usize, Entry> = HashMap::new();
+fn resolve_groups(mut members: Vec<Member>, groups: usize) -> Vec<Duplicate> {
+    members.sort_unstable_by_key(|m| (m.seen.index, m.group));
+    // The kept record of each group: its index and line.
+    let mut holder: Vec<Option<(u32, u32)>> = vec![None; groups];
     let mut out = Vec::new();
-    for (index, member_of) in by_index {
-        let mut reasons = Vec::new();
-        let mut at = None;
-        for &g in &member_of {
-            let Some(me) = groups[g].iter().find(|e| e.index == index) else {
-                continue;
-            };
-            at = Some(me.occurrence());
-            if let Some(first) = holder.get(&g) {
-                let kind = IdentityKind::from_bits(me.kind);
-                reasons.push(Violation::new(
-                    "DUPLICATED_USER",
-                    kind.field(),
-                    format!(
-                        "A user with this {} was already provided: record {} (line {}) has the same {}{}; the first occurrence is kept",
-                        kind.field(),
-                        first.index,
-                        first.line,
-                        kind.field(),
-                        if kind.case_insensitive() { " (compared case-insensitively)" } else { "" },
-                    ),
-                ));
-            }
-        }
-        let Some(at) = at else { continue };
-        if reasons.is_empty() {
-            for &g in &member_of {
-                if let Some(me) = groups[g].iter().find(|e| e.index == index) {
-                    holder.entry(g).or_insert(*me);
-                }
+    for record in members.chunk_by(|a, b| a.seen.index == b.seen.index) {
+        let repeats: Vec<Repeat> = record
+            .iter()
+            .filter_map(|m| {
+                holder[m.group as usize].map(|(index, line)| Repeat {
+                    kind: IdentityKind::from_bits(m.seen.kind),
+                    index,
+                    line,
+                })
+            })
+            .collect();
+        if repeats.is_empty() {
+            for m in record {
+                holder[m.group as usize].get_or_insert((m.seen.index, m.seen.line));
             }
         } else {
-            out.push(Duplicate { at, reasons });
+            out.push(Duplicate {
+                at: record[0].seen.occurrence(),
+                repeats,
+            });
         }
     }
     out
@@ -410,7 +452,7 @@ mod tests {
             .map(|d| {
                 (
                     d.at.index,
-                    d.reasons.iter().map(|r| r.path.clone()).collect(),
+                    d.reasons().iter().map(|r| r.path.clone()).collect(),
                 )
             })
             .collect()
@@ -468,11 +510,11 @@ mod tests {
         let dups = finder.resolve().unwrap();
         assert_eq!(dups.len(), 1);
         assert!(
-            dups[0].reasons[0].message.contains("record 0 (line 7)"),
+            dups[0].reasons()[0].message.contains("record 0 (line 7)"),
             "{:?}",
             dups[0]
         );
-        assert_eq!(dups[0].reasons[0].code, "DUPLICATED_USER");
+        assert_eq!(dups[0].reasons()[0].code, "DUPLICATED_USER");
     }
 
     #[test]
@@ -497,12 +539,14 @@ mod tests {
     fn entries_round_trip_through_spill_encoding() {
         let e = Entry {
             fingerprint: u128::MAX - 7,
-            index: (1 << 30) - 1,
-            kind: 2,
-            line: 9,
-            seq: 3,
-            position: 11,
-            len: 499_999,
+            seen: Seen {
+                index: (1 << 30) - 1,
+                kind: 2,
+                line: 9,
+                seq: 3,
+                position: 11,
+                len: 499_999,
+            },
         };
         assert_eq!(Entry::decode(&e.encode()), e);
     }

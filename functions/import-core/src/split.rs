@@ -498,7 +498,7 @@ impl Splitter {
                     self.users_accepted -= 1;
                     // Duplicates were accepted records: their byte offset is not kept in
                     // the spill index, their line is.
-                    self.write_reject(d.at.index, d.at.line, 0, d.reasons.clone(), Some(user))?;
+                    self.write_reject(d.at.index, d.at.line, 0, d.reasons(), Some(user))?;
                 } else {
                     let (closed, _) = packer.push(index, &record.bytes);
                     if let Some(chunk) = closed {
