@@ -14,7 +14,9 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use import_core::layout;
+use import_core::ledger::ObjectStore;
 use import_core::split::{RunSink, SinkError};
+use ledger::S3Store;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -103,6 +105,13 @@ impl S3RunSink {
         format!("{}{}", self.prefix, key)
     }
 
+    fn store(&self) -> S3Store {
+        S3Store {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+        }
+    }
+
     /// Waits for the uploads in flight (all of them, or only those already ended when
     /// `only_ended`), forgets them, and surfaces the first failure among them.
     fn settle(&mut self, only_ended: bool) -> Result<(), SinkError> {
@@ -158,30 +167,25 @@ impl S3RunSink {
             };
             // A GET must not overtake a PUT of the same key.
             self.settle_key(&key)?;
-            let (client, bucket, full) = (self.client.clone(), self.bucket.clone(), self.key(&key));
+            let (store, full) = (self.store(), self.key(&key));
             let task = self
                 .handle
-                .spawn(async move { get_bytes(&client, &bucket, &full).await });
+                .spawn(async move { get_bytes(&store, &full).await });
             self.fetches.push_back((key, task));
         }
         Ok(())
     }
 }
 
-async fn get_bytes(client: &Client, bucket: &str, full: &str) -> Result<Vec<u8>, String> {
-    let out = client
-        .get_object()
-        .bucket(bucket)
-        .key(full)
-        .send()
-        .await
-        .map_err(|e| format!("GET s3://{bucket}/{full}: {}", describe(&e)))?;
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| format!("GET s3://{bucket}/{full}: {e}"))?;
-    Ok(body.into_bytes().to_vec())
+/// A run-folder object through the ledger's store, where a missing one is an error.
+async fn get_bytes(store: &S3Store, full: &str) -> Result<Vec<u8>, String> {
+    match store.get_bytes(full).await? {
+        Some((bytes, _etag)) => Ok(bytes),
+        None => Err(format!(
+            "GET s3://{}/{full}: NoSuchKey: the object does not exist",
+            store.bucket
+        )),
+    }
 }
 
 impl RunSink for S3RunSink {
@@ -242,8 +246,7 @@ impl RunSink for S3RunSink {
                 self.wanted.retain(|k| k != key);
                 self.settle_key(key)?;
                 let full = self.key(key);
-                self.handle
-                    .block_on(get_bytes(&self.client, &self.bucket, &full))
+                self.handle.block_on(get_bytes(&self.store(), &full))
             }
         };
         self.start_fetches()?;
