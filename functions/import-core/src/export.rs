@@ -22,6 +22,16 @@ pub const EXPORT_ONLY_FIELDS: &[&str] = &[
     "last_password_reset",
 ];
 
+/// Which export-only fields a record holds, as `Reshaped::fields_dropped` counts them (bit `i`
+/// for `EXPORT_ONLY_FIELDS[i]`), given whether it holds a top-level key.
+pub fn export_fields_in(holds: impl Fn(&str) -> bool) -> u16 {
+    EXPORT_ONLY_FIELDS
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| holds(field))
+        .fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
 /// Whether the first record of an NDJSON input looks like Auth0's export.
 pub fn looks_like_auth0_export(record: &Value) -> bool {
     let Some(obj) = record.as_object() else {

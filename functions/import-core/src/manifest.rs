@@ -61,6 +61,14 @@ pub struct ChunkEntry {
     pub last_index: u64,
 }
 
+impl ChunkEntry {
+    /// The input index of each user in the chunk, in order: a chunk holds every index in its
+    /// range that split rejected neither before packing nor since. `rejected` is sorted.
+    pub fn input_indexes<'r>(&self, rejected: &'r [u64]) -> impl Iterator<Item = u64> + 'r {
+        (self.first_index..=self.last_index).filter(|i| rejected.binary_search(i).is_err())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub reason: String,

@@ -377,11 +377,7 @@ fn check_fully(
     let mut fields_dropped = 0u16;
     if flavor == Flavor::Auth0Export {
         if let Some(obj) = user.as_object() {
-            for (i, field) in EXPORT_ONLY_FIELDS.iter().enumerate() {
-                if obj.contains_key(*field) {
-                    fields_dropped |= 1 << i;
-                }
-            }
+            fields_dropped = export::export_fields_in(|field| obj.contains_key(field));
         }
         if fields_dropped != 0 {
             export::drop_export_fields(&mut user, &mut Transformations::default());
@@ -473,9 +469,10 @@ fn check_fully(
     })
 }
 
-/// The common case, taken first: a record that parses, needs no change, passes
-/// every rule and fits in a chunk is accepted from its own bytes, read once into a `sonic_rs`
-/// value (an order of magnitude cheaper than a `serde_json` one). `None` sends the record down
+/// The common case, taken first: a record that parses, needs no change its text cannot show
+/// (an export's reshaping is done on the text, see `passes_reshaped`), passes every rule and fits
+/// in a chunk is accepted from its own bytes, read into a `sonic_rs` value (an order of magnitude
+/// cheaper than a `serde_json` one). `None` sends the record down
 /// the full path in `check`, which reads it again with `serde_json` and either reshapes it or
 /// says exactly what is wrong: both paths apply the same rules (`check_user`) to the same value,
 /// so the verdict does not depend on the path taken.
@@ -526,17 +523,14 @@ fn passes_reshaped(
     let user: sonic_rs::Value = sonic_rs::from_slice(&raw.bytes).ok()?;
     let members = Members::of(sonic_rs::JsonContainerTrait::as_object(&user)?);
     let drop_fields = flavor == Flavor::Auth0Export;
-    let mut wanted = Reshaped {
-        fields_dropped: 0,
+    let wanted = Reshaped {
+        fields_dropped: if drop_fields {
+            export::export_fields_in(|field| members.get(field).is_some())
+        } else {
+            0
+        },
         prefix_stripped: export::has_id_prefix(members.str("user_id")),
     };
-    if drop_fields {
-        for (i, field) in EXPORT_ONLY_FIELDS.iter().enumerate() {
-            if members.get(field).is_some() {
-                wanted.fields_dropped |= 1 << i;
-            }
-        }
-    }
     if wanted == Reshaped::default() {
         return Some((checked_as_written(&user, &members, scratch)?, wanted));
     }

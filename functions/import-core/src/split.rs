@@ -393,9 +393,9 @@ impl Splitter {
     /// thinned one on are packed again, greedily and in order, so a drop with duplicates costs
     /// no more import jobs than one without; otherwise (a few duplicates: nothing to gain but
     /// by luck, and re-packing would rewrite every chunk after them) only the thinned chunks are
-    /// rewritten. Either way each
-    /// chunk is read once and written once, re-framed rather than re-parsed: the records it
-    /// keeps go back byte for byte, and only removed ones are parsed (for their reject entries).
+    /// rewritten. Either way each chunk is read once and written once, re-framed rather than
+    /// re-parsed: the records it keeps go back byte for byte, and only removed ones are parsed
+    /// (for their reject entries).
     ///
     /// A chunk is rewritten only after it has been read: packing the same records greedily
     /// never takes more chunks than any other packing of them, so the new chunk `n` closes only
@@ -425,8 +425,8 @@ impl Splitter {
             .saturating_sub(1);
         // The room left in full chunks is what greedy packing could not use, and mostly stays
         // so; the last chunk's free room plus what the duplicates free is what can save one.
-        let last = self.chunks.last().map_or(0, |c| c.bytes);
-        let repack = freed >= last;
+        let last_chunk_bytes = self.chunks.last().map_or(0, |c| c.bytes);
+        let repack = freed >= last_chunk_bytes;
         let old: Vec<ChunkEntry> = if repack {
             self.chunks[start..].to_vec()
         } else {
@@ -456,7 +456,6 @@ impl Splitter {
         let mut packer = ChunkPacker::starting_at(limit, first.seq);
         let mut rewritten: Vec<ChunkEntry> = Vec::with_capacity(old.len());
         let mut record = RawRecord::default();
-        let mut rejected_at = 0;
         for entry in &old {
             let bytes = sink.get(&entry.key).map_err(SplitError::Sink)?;
             let broken = |what: String| -> SplitError {
@@ -470,22 +469,18 @@ impl Splitter {
             if !repack {
                 packer = ChunkPacker::starting_at(limit, entry.seq);
             }
-            // The chunk holds, in order, every input index in its range that split did not
-            // reject before this pass (the duplicates among them are taken out here).
-            let mut index = entry.first_index;
+            // `rejected` is what split rejected before this pass: the duplicates are still in.
+            let mut indexes = entry.input_indexes(&rejected);
             let mut position = 0u32;
             while records.next_into(&mut record).map_err(unreadable)? {
-                while rejected_at < rejected.len() && rejected[rejected_at] <= index {
-                    if rejected[rejected_at] == index {
-                        index += 1;
-                    }
-                    rejected_at += 1;
-                }
-                if index > entry.last_index || !packer.fits_alone(record.bytes.len()) {
+                let index = indexes
+                    .next()
+                    .filter(|_| packer.fits_alone(record.bytes.len()));
+                let Some(index) = index else {
                     return Err(broken(format!(
                         "does not hold the users its manifest entry lists (record {position})"
                     )));
-                }
+                };
                 if let Some(d) = drop.get(&position) {
                     if d.at.index != index {
                         return Err(broken(format!(
@@ -511,7 +506,6 @@ impl Splitter {
                         rewritten.push(self.put_chunk(chunk, sink)?);
                     }
                 }
-                index += 1;
                 position += 1;
             }
             if position != entry.users {

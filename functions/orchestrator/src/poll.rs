@@ -454,11 +454,8 @@ impl<S: ObjectStore> Poller<'_, S> {
             };
             let users: Vec<Value> =
                 serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", chunk.key))?;
-            // Chunk position → input index: a chunk holds, in order, every index in its range
-            // that split did not reject.
-            let indexes: Vec<u64> = (chunk.first_index..=chunk.last_index)
-                .filter(|i| rejected.binary_search(i).is_err())
-                .collect();
+            // Chunk position → input index.
+            let indexes: Vec<u64> = chunk.input_indexes(&rejected).collect();
             let mut picked: Vec<(usize, String, String)> = Vec::new();
             if r.errors.is_empty() {
                 let code = r
