@@ -471,8 +471,9 @@ fn check_fully(
 
 /// The common case, taken first: a record that parses, needs no change its text cannot show
 /// (an export's reshaping is done on the text, see `passes_reshaped`), passes every rule and fits
-/// in a chunk is accepted from its own bytes, read into a `sonic_rs` value (an order of magnitude
-/// cheaper than a `serde_json` one). `None` sends the record down
+/// in a chunk is accepted from its own bytes: judged from its text alone when `rules::text` can
+/// (`passes_from_text`), else read into a `sonic_rs` value (an order of magnitude cheaper than a
+/// `serde_json` one). `None` sends the record down
 /// the full path in `check`, which reads it again with `serde_json` and either reshapes it or
 /// says exactly what is wrong: both paths apply the same rules (`check_user`) to the same value,
 /// so the verdict does not depend on the path taken.
@@ -484,14 +485,19 @@ fn accept_as_written(
     scratch: &mut Vec<u8>,
 ) -> Option<Checked> {
     let start = compact.len();
-    let containers = compact::strip_whitespace(&raw.bytes, compact);
-    let passed = if containers <= MAX_FAST_CONTAINERS
-        && chunk::fits_alone(context.max_chunk_bytes, compact.len() - start)
-    {
-        passes_reshaped(raw, flavor, compact, start, scratch)
-    } else {
-        None
+    let fits = |containers: usize, compact: &[u8]| {
+        containers <= MAX_FAST_CONTAINERS
+            && chunk::fits_alone(context.max_chunk_bytes, compact.len() - start)
     };
+    let mut passed = passes_from_text(&raw.bytes, flavor, compact, scratch, fits)
+        .map(|ids| (ids, Reshaped::default()));
+    if passed.is_none() {
+        compact.truncate(start);
+        let containers = compact::strip_whitespace(&raw.bytes, compact);
+        if fits(containers, compact) {
+            passed = passes_reshaped(raw, flavor, compact, start, scratch);
+        }
+    }
     let Some((ids, reshaped)) = passed else {
         compact.truncate(start);
         return None;
@@ -506,6 +512,30 @@ fn accept_as_written(
         prefix_stripped: reshaped.prefix_stripped,
         fields_dropped: reshaped.fields_dropped,
     })
+}
+
+/// The cheapest verdict, tried first: an import record whose text alone shows it passes every
+/// rule (`rules::text`, one pass, no tree) is accepted with no parse at all, its compact text
+/// appended to `compact` on the way. It needs no reshaping, and `fits` (given the containers it
+/// opens) holds it to the same limits as the parsed path.
+fn passes_from_text(
+    bytes: &[u8],
+    flavor: Flavor,
+    compact: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    fits: impl Fn(usize, &[u8]) -> bool,
+) -> Option<Fingerprints> {
+    if flavor != Flavor::Import {
+        return None;
+    }
+    let passed = rules::text::passes(bytes, compact)?;
+    if !fits(passed.containers, compact) {
+        return None;
+    }
+    Some(duplicates::fingerprints_of(
+        |field| passed.str(field),
+        scratch,
+    ))
 }
 
 /// `passes_as_written` for a record whose compact text is `compact[start..]`, reshaped first
@@ -691,6 +721,9 @@ mod tests {
         }
         Ok((fast.is_some(), full))
     }
+
+    /// Bytes that sit at the edges of JSON's grammar, for edits of valid text.
+    const EDIT_BYTES: &[u8] = b" \t\n\r\x0b\x0c\"\\/,:{}[]0159-+.eEtrufalsnu\x01\x7f\xc3\xa9\xff";
 
     /// `value` as text with a key of its first object member written twice (`{"k":v,...,"k":v2}`).
     fn with_repeated_key(value: &Value, replacement: &Value) -> Option<String> {
@@ -930,6 +963,37 @@ mod tests {
                 object.insert(key, value);
             }
             assert_paths_agree(&serde_json::to_string(&user).unwrap())?;
+        }
+
+        #[test]
+        fn fast_paths_agree_on_text_with_bytes_edited(
+            pick in any::<prop::sample::Index>(),
+            pretty in any::<bool>(),
+            edits in prop::collection::vec(
+                (0..3u8, any::<prop::sample::Index>(), prop::sample::select(EDIT_BYTES.to_vec())),
+                1..4,
+            ),
+        ) {
+            // The text pass reads JSON syntax itself: edits near its grammar's edges (whitespace
+            // inside tokens, escapes, numbers, literals, bad UTF-8) must leave every record it
+            // takes one the full path accepts, with the same bytes.
+            let examples = published_examples();
+            let user = pick.get(&examples);
+            let mut text = if pretty {
+                serde_json::to_vec_pretty(user).unwrap()
+            } else {
+                serde_json::to_vec(user).unwrap()
+            };
+            for (kind, at, byte) in edits {
+                let at = at.index(text.len() + 1);
+                match kind {
+                    0 => text.insert(at, byte),
+                    1 if at < text.len() => { text.remove(at); }
+                    _ if at < text.len() => text[at] = byte,
+                    _ => text.push(byte),
+                }
+            }
+            paths_agree(&text)?;
         }
 
         #[test]

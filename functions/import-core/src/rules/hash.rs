@@ -354,7 +354,7 @@ pub(crate) fn check_password_hash_pattern(record: &Members<'_>, out: &mut Vec<Vi
 }
 
 /// `^\$2[ab]?\$10+\$[./A-Za-z0-9]{53}$`, literally (so `$2$1000$` passes, as it does at Auth0).
-fn matches_password_hash_pattern(s: &str) -> bool {
+pub(crate) fn matches_password_hash_pattern(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("$2") else {
         return false;
     };

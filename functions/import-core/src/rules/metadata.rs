@@ -34,6 +34,20 @@ const METADATA_FIELDS: &[&str] = &["app_metadata", "user_metadata"];
 
 /// Auth0 reports a forbidden attribute with `NOT_PASSED` (as for the hash XOR, §3.1), so a
 /// reserved key uses the same code.
+fn is_reserved_app_metadata_key(key: &str) -> bool {
+    RESERVED_APP_METADATA_KEYS.contains(&key)
+}
+
+/// A metadata field name without `.` or `$` (facts §4.3).
+fn field_name_passes(key: &str) -> bool {
+    !key.bytes().any(|b| b == b'.' || b == b'$')
+}
+
+/// Both metadata rules on one key of `field` (`app_metadata` or `user_metadata`).
+pub(crate) fn key_passes(field: &str, key: &str) -> bool {
+    field_name_passes(key) && !(field == "app_metadata" && is_reserved_app_metadata_key(key))
+}
+
 pub(crate) fn check_reserved_app_metadata_keys(record: &Members<'_>, out: &mut Vec<Violation>) {
     let Some(app_metadata) = record.get("app_metadata").and_then(Value::as_object) else {
         return;
@@ -41,7 +55,7 @@ pub(crate) fn check_reserved_app_metadata_keys(record: &Members<'_>, out: &mut V
     let root = Path::Root;
     let base = root.key("app_metadata");
     for key in app_metadata.iter().map(|(key, _)| key) {
-        if RESERVED_APP_METADATA_KEYS.contains(&key) {
+        if is_reserved_app_metadata_key(key) {
             out.push(violation(
                 code::NOT_PASSED,
                 &base.key(key),
@@ -67,7 +81,7 @@ pub(crate) fn check_metadata_field_names(record: &Members<'_>, out: &mut Vec<Vio
         };
         let base = root.key(field);
         for key in metadata.iter().map(|(key, _)| key) {
-            if key.bytes().any(|b| b == b'.' || b == b'$') {
+            if !field_name_passes(key) {
                 out.push(violation(
                     code::PATTERN,
                     &base.key(key),

@@ -22,6 +22,7 @@ mod metadata;
 mod mfa;
 mod profile;
 mod schema;
+pub(crate) mod text;
 
 use std::fmt::{self, Write as _};
 

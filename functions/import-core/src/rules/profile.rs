@@ -23,6 +23,14 @@ const USER_ID_PATTERN: &str = r"^\S*$";
 /// enforces `^\S*$`; import is UNCONFIRMED, but such an id cannot round-trip cleanly into
 /// `auth0|<id>` (URLs, log searches, the `/users/{id}` path), and an empty one is surely an export
 /// bug rather than an intended id. Omitting `user_id` altogether is fine: Auth0 then generates one.
+/// A `user_id` Auth0 takes: not empty, no whitespace (a byte-order mark counts as one).
+pub(crate) fn user_id_passes(user_id: &str) -> bool {
+    !user_id.is_empty()
+        && !user_id
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\u{FEFF}')
+}
+
 pub(crate) fn check_user_id(record: &Members<'_>, out: &mut Vec<Violation>) {
     let Some(user_id) = record.get("user_id").and_then(Value::as_str) else {
         return;
@@ -34,10 +42,7 @@ pub(crate) fn check_user_id(record: &Members<'_>, out: &mut Vec<Violation>) {
             &path,
             format_args!("user_id is empty; omit the property to let Auth0 generate an id"),
         ));
-    } else if user_id
-        .chars()
-        .any(|c| c.is_whitespace() || c == '\u{FEFF}')
-    {
+    } else if !user_id_passes(user_id) {
         out.push(violation(
             code::PATTERN,
             &path,

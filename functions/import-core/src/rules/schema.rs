@@ -351,7 +351,7 @@ pub(crate) fn check_value(kind: &Kind, value: &Value, path: &Path<'_>, out: &mut
     ));
 }
 
-fn check_string(rule: &StringRule, s: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
+pub(crate) fn check_string(rule: &StringRule, s: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
     // The offending value is never echoed: enum fields sit next to secrets, and a misplaced
     // hash in `encoding` would otherwise end up in a report.
     if !rule.enumeration.is_empty() && !rule.enumeration.contains(&s) {

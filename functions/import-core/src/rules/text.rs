@@ -1,0 +1,596 @@
+//! The rules applied straight to a record's text, for the common record: one pass over the bytes
+//! checks JSON syntax, the schema and the prose rules together, building no tree for the flat part.
+//!
+//! This is a fast acceptor, not a second implementation of the rules: it answers "passes" only
+//! when it is sure, and `None` for everything else (a violation, an escape where a rule reads the
+//! value, an exponent, a repeated key, anything unusual). `None` sends the record to the path that
+//! parses it and says what is wrong, so a record it cannot judge costs time, never a verdict.
+//! Every judgement it makes is one of the rules' own (`check_string`, the metadata and `user_id`
+//! predicates, `password_hash`'s pattern); the two nested structures (`custom_password_hash`,
+//! `mfa_factors`) are parsed on their own and handed to the schema walker and `RECORD_RULES`.
+
+use sonic_rs::Value;
+
+use super::schema::{self, Kind, ObjectShape, USER};
+use super::{hash, metadata, profile, Members, Path, RECORD_RULES};
+
+/// Objects and arrays nested deeper than this are left to the full path (which refuses more
+/// than 128 levels itself); it also bounds this module's recursion.
+const MAX_DEPTH: usize = 128;
+
+/// `USER`'s properties fit a `u32` of "seen" bits and a fixed array of values.
+const MAX_PROPERTIES: usize = 32;
+
+/// What the rules read from an accepted record: its top-level strings, by `USER` property.
+pub(crate) struct Passed<'a> {
+    strings: [Option<&'a str>; MAX_PROPERTIES],
+    /// Objects and arrays the record opens, itself included.
+    pub(crate) containers: usize,
+}
+
+impl<'a> Passed<'a> {
+    /// The top-level string `field`, as written (an accepted record's strings hold no escapes).
+    pub(crate) fn str(&self, field: &str) -> Option<&'a str> {
+        let index = USER.properties.iter().position(|p| p.name == field)?;
+        self.strings[index]
+    }
+}
+
+/// `Some` when `record` (one user object, as written in an import file) is JSON that passes
+/// every rule `check_user` applies; `None` when it does not or this pass cannot tell. On the
+/// way it appends the record to `compact` without its insignificant whitespace (what
+/// `compact::strip_whitespace` makes of it); after `None`, what it appended means nothing.
+pub(crate) fn passes<'a>(record: &'a [u8], compact: &mut Vec<u8>) -> Option<Passed<'a>> {
+    if USER.properties.len() > MAX_PROPERTIES {
+        return None;
+    }
+    // One check for the whole record; strings are then sliced at quotes, which are ASCII and so
+    // always character boundaries.
+    let text = simdutf8::basic::from_utf8(record).ok()?;
+    compact.reserve(record.len());
+    let mut cursor = Cursor {
+        text,
+        at: 0,
+        compact,
+        copied: 0,
+        containers: 1,
+    };
+    let mut passed = Passed {
+        strings: [None; MAX_PROPERTIES],
+        containers: 0,
+    };
+    let mut seen = 0u32;
+    cursor.skip_whitespace();
+    cursor.expect(b'{')?;
+    cursor.skip_whitespace();
+    if !cursor.eat(b'}') {
+        loop {
+            let (name, escaped) = cursor.string()?;
+            if escaped {
+                return None;
+            }
+            let index = USER.properties.iter().position(|p| p.name == name)?;
+            if seen & (1 << index) != 0 {
+                return None;
+            }
+            seen |= 1 << index;
+            cursor.skip_whitespace();
+            cursor.expect(b':')?;
+            cursor.skip_whitespace();
+            let property = &USER.properties[index];
+            match &property.kind {
+                Kind::Boolean => cursor.boolean()?,
+                Kind::String(rule) => {
+                    let (value, escaped) = cursor.string()?;
+                    if escaped || !top_level_string_passes(property.name, rule, value) {
+                        return None;
+                    }
+                    passed.strings[index] = Some(value);
+                }
+                Kind::Object(shape) if is_free_form(shape) => {
+                    cursor.metadata(property.name)?;
+                }
+                kind => {
+                    let start = cursor.at;
+                    cursor.value(1)?;
+                    let value: Value = sonic_rs::from_slice(&record[start..cursor.at]).ok()?;
+                    if !structure_passes(property.name, kind, &value) {
+                        return None;
+                    }
+                }
+            }
+            cursor.skip_whitespace();
+            if cursor.eat(b'}') {
+                break;
+            }
+            cursor.expect(b',')?;
+            cursor.skip_whitespace();
+        }
+    }
+    cursor.skip_whitespace();
+    if cursor.at != record.len() {
+        return None;
+    }
+    cursor.copy_pending();
+    passed.containers = cursor.containers;
+    let has = |name: &str| {
+        USER.properties
+            .iter()
+            .position(|p| p.name == name)
+            .is_some_and(|index| seen & (1 << index) != 0)
+    };
+    // The schema's `required`, and the one prose rule that looks at two fields at once.
+    if !USER.required.iter().all(|name| has(name))
+        || (has("password_hash") && has("custom_password_hash"))
+    {
+        return None;
+    }
+    Some(passed)
+}
+
+fn is_free_form(shape: &ObjectShape) -> bool {
+    shape.properties.is_empty() && shape.additional_properties && shape.required.is_empty()
+}
+
+/// The schema's string rule plus the prose rules on a top-level string, and split's own: an
+/// `auth0|` id is reshaped, which this pass does not do.
+fn top_level_string_passes(name: &str, rule: &schema::StringRule, value: &str) -> bool {
+    let mut out = Vec::new();
+    schema::check_string(rule, value, &Path::Root.key(name), &mut out);
+    out.is_empty()
+        && match name {
+            "password_hash" => hash::matches_password_hash_pattern(value),
+            "user_id" => {
+                profile::user_id_passes(value) && !crate::export::has_id_prefix(Some(value))
+            }
+            _ => true,
+        }
+}
+
+/// A nested property (`custom_password_hash`, `mfa_factors`) parsed on its own: the schema
+/// walker and every record rule see it as the only member of the record, which is exact for
+/// them all but the hash fields' exclusivity, checked by `passes`.
+fn structure_passes(name: &str, kind: &Kind, value: &Value) -> bool {
+    let mut out = Vec::new();
+    schema::check_value(kind, value, &Path::Root.key(name), &mut out);
+    let members = Members {
+        pairs: vec![(name, value)],
+    };
+    for rule in RECORD_RULES {
+        rule(&members, &mut out);
+    }
+    out.is_empty()
+}
+
+/// Where the first quote, backslash or control character of `bytes` is. Eight bytes are looked
+/// at per step (a string's contents are mostly plain), with the usual word tricks: a byte's
+/// high bit is set in `zero(v)` when that byte of `v` is 0, and in `below(v)` when it is under
+/// 0x20; a borrow can only mark bytes after a real hit, so the lowest mark is exact.
+#[inline]
+fn first_special(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let word = u64::from_le_bytes(eight);
+        let below = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+        let found =
+            zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | below;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..)?;
+    let found = tail
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    Some(at + found)
+}
+
+struct Cursor<'a, 'o> {
+    text: &'a str,
+    at: usize,
+    /// Where the record's compact text goes: runs between whitespace are copied whole.
+    compact: &'o mut Vec<u8>,
+    /// The start of the run not copied yet.
+    copied: usize,
+    containers: usize,
+}
+
+impl<'a> Cursor<'a, '_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    #[inline]
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        self.at += usize::from(found);
+        found
+    }
+
+    #[inline]
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte).then_some(())
+    }
+
+    /// Whitespace is only allowed (and skipped) here, so the runs between calls that skip some
+    /// are exactly the record's compact text.
+    #[inline]
+    fn skip_whitespace(&mut self) {
+        let from = self.at;
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+        if self.at != from {
+            self.compact
+                .extend_from_slice(&self.text.as_bytes()[self.copied..from]);
+            self.copied = self.at;
+        }
+    }
+
+    fn copy_pending(&mut self) {
+        self.compact
+            .extend_from_slice(&self.text.as_bytes()[self.copied..self.at]);
+        self.copied = self.at;
+    }
+
+    /// A string at the cursor: its contents as written, and whether they hold an escape.
+    fn string(&mut self) -> Option<(&'a str, bool)> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let bytes = self.text.as_bytes();
+        let mut escaped = false;
+        loop {
+            self.at += first_special(bytes.get(self.at..)?)?;
+            match bytes[self.at] {
+                b'"' => {
+                    let contents = self.text.get(start..self.at)?;
+                    self.at += 1;
+                    return Some((contents, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                // A control character must be escaped inside a JSON string.
+                _ => return None,
+            }
+        }
+    }
+
+    /// The escape at the cursor (on its backslash). A `\u` naming a surrogate is left to the
+    /// full path, whichever way it pairs.
+    fn escape(&mut self) -> Option<()> {
+        let bytes = self.text.as_bytes();
+        let kind = *bytes.get(self.at + 1)?;
+        self.at += 2;
+        match kind {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
+            b'u' => {
+                let hex = self.text.get(self.at..self.at + 4)?;
+                let code = u32::from_str_radix(hex, 16).ok()?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) || (0xD800..0xE000).contains(&code) {
+                    return None;
+                }
+                self.at += 4;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let found = self
+            .text
+            .as_bytes()
+            .get(self.at..)?
+            .starts_with(word.as_bytes());
+        self.at += word.len() * usize::from(found);
+        found.then_some(())
+    }
+
+    fn boolean(&mut self) -> Option<()> {
+        match self.peek()? {
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            _ => None,
+        }
+    }
+
+    /// A number without an exponent and with at most 32 digits: any parser reads those the same
+    /// way; the rest (huge or tiny values) are left to the full path.
+    fn number(&mut self) -> Option<()> {
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        self.eat(b'-');
+        let digits = |at: usize| {
+            bytes.get(at..).map_or(0, |rest| {
+                rest.iter().take_while(|b| b.is_ascii_digit()).count()
+            })
+        };
+        let whole = digits(self.at);
+        if whole == 0 || (whole > 1 && bytes[self.at] == b'0') {
+            return None;
+        }
+        self.at += whole;
+        if self.eat(b'.') {
+            let fraction = digits(self.at);
+            if fraction == 0 {
+                return None;
+            }
+            self.at += fraction;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) || self.at - start > 34 {
+            return None;
+        }
+        Some(())
+    }
+
+    /// Any JSON value, checked for syntax only; `depth` counts the containers it sits in.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<()> {
+        self.members(depth, |_, _| true)
+    }
+
+    /// An object whose keys each pass `key` (given the key as written and whether it holds an
+    /// escape), its values any JSON.
+    fn members(&mut self, depth: usize, key: impl Fn(&str, bool) -> bool) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.expect(b'{')?;
+        self.containers += 1;
+        self.skip_whitespace();
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            let (name, escaped) = self.string()?;
+            if !key(name, escaped) {
+                return None;
+            }
+            self.skip_whitespace();
+            self.expect(b':')?;
+            self.skip_whitespace();
+            self.value(depth + 1)?;
+            self.skip_whitespace();
+            if self.eat(b'}') {
+                return Some(());
+            }
+            self.expect(b',')?;
+            self.skip_whitespace();
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.expect(b'[')?;
+        self.containers += 1;
+        self.skip_whitespace();
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            self.value(depth + 1)?;
+            self.skip_whitespace();
+            if self.eat(b']') {
+                return Some(());
+            }
+            self.expect(b',')?;
+            self.skip_whitespace();
+        }
+    }
+
+    /// `app_metadata` or `user_metadata`: an object whose own key names pass the metadata rules.
+    /// Nested keys are not read by any rule (and may repeat, as Auth0's `JSON.parse` allows).
+    fn metadata(&mut self, field: &str) -> Option<()> {
+        self.members(1, |key, escaped| {
+            !escaped && metadata::key_passes(field, key)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::super::testkit::{check, published_examples, with};
+    use super::*;
+    use crate::compact::strip_whitespace;
+
+    /// What `passes` makes of `text`: `Some(compact text)` when it accepts.
+    fn taken(text: &str) -> Option<Vec<u8>> {
+        let mut compact = b"kept".to_vec();
+        passes(text.as_bytes(), &mut compact)?;
+        assert!(
+            compact.starts_with(b"kept"),
+            "appends, keeps what was there"
+        );
+        Some(compact.split_off(4))
+    }
+
+    #[test]
+    fn published_examples_pass_from_their_text_compacted_as_strip_whitespace_does() {
+        for user in published_examples() {
+            assert!(check(&user).is_empty(), "{user}");
+            for text in [
+                serde_json::to_string(&user).unwrap(),
+                serde_json::to_string_pretty(&user).unwrap(),
+                serde_json::to_string_pretty(&user)
+                    .unwrap()
+                    .replace('\n', "\r\n\t"),
+            ] {
+                let mut expected = Vec::new();
+                strip_whitespace(text.as_bytes(), &mut expected);
+                assert_eq!(taken(&text), Some(expected), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_strings_read_by_rules_are_handed_back_as_written() {
+        let text = r#"{"email":"Ann@Example.com","username":"ann","user_id":"42","phone_number":"+1 555","name":"A B"}"#;
+        let mut compact = Vec::new();
+        let passed = passes(text.as_bytes(), &mut compact).expect("passes");
+        assert_eq!(passed.str("email"), Some("Ann@Example.com"));
+        assert_eq!(passed.str("username"), Some("ann"));
+        assert_eq!(passed.str("user_id"), Some("42"));
+        assert_eq!(passed.str("phone_number"), Some("+1 555"));
+        assert_eq!(passed.str("nickname"), None);
+        assert_eq!(passed.str("not a field"), None);
+        assert_eq!(passed.containers, 1);
+    }
+
+    #[test]
+    fn each_rule_class_is_refused() {
+        // One violation each, of every kind of rule the text pass applies itself or hands on.
+        let cases = [
+            with("email", json!("not an email")),
+            json!({ "username": "no-email" }),
+            with("email_verified", json!("yes")),
+            with("blocked", json!(null)),
+            with("given_name", json!(7)),
+            with("nickname_typo", json!("x")),
+            with("user_id", json!("has space")),
+            with("user_id", json!("")),
+            with("password_hash", json!("$2y$12$abc")),
+            with("app_metadata", json!({ "blocked": true })),
+            with("app_metadata", json!({ "a.b": 1 })),
+            with("user_metadata", json!({ "$set": 1 })),
+            with("user_metadata", json!([1])),
+            with("mfa_factors", json!([])),
+            with("mfa_factors", json!([{}])),
+            with("mfa_factors", json!([{ "totp": { "secret": "lower" } }])),
+            with(
+                "custom_password_hash",
+                json!({ "algorithm": "argon2", "hash": { "value": "x" } }),
+            ),
+            with(
+                "custom_password_hash",
+                json!({ "algorithm": "md5", "hash": { "value": "00", "encoding": "hex" } }),
+            ),
+        ];
+        for user in cases {
+            assert!(!check(&user).is_empty(), "the rules refuse {user}");
+            assert_eq!(taken(&user.to_string()), None, "{user}");
+        }
+        // Both hash fields, each valid on its own.
+        let mut both = published_examples()[1].clone();
+        let cph = published_examples()[3]["custom_password_hash"].clone();
+        both["custom_password_hash"] = cph;
+        assert!(!check(&both).is_empty());
+        assert_eq!(taken(&both.to_string()), None);
+    }
+
+    #[test]
+    fn text_that_is_json_only_once_whitespace_is_gone_is_refused() {
+        // Each would be valid JSON with its whitespace stripped, which is how chunks are written.
+        for text in [
+            r#"{"email":"a@example.com","user_metadata":{"n":[1 2]}}"#,
+            r#"{"email":"a@example.com","user_metadata":{"n":t rue}}"#,
+            r#"{"email":"a@example.com","user_metadata":{"n":- 1}}"#,
+            r#"{"email":"a@example.com","user_metadata":{"n":1 .5}}"#,
+            "{\"email\":\"a@example.com\",\u{c}\"blocked\":true}",
+            "{\"email\":\"a@example.com\",\"blocked\":true}\u{b}",
+        ] {
+            assert_eq!(taken(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn unusual_text_is_left_to_the_parsing_path() {
+        for text in [
+            // An id to reshape first.
+            r#"{"email":"a@example.com","user_id":"auth0|42"}"#,
+            // Escapes at the top level (in a value or a key) and in a metadata key.
+            r#"{"email":"a\u0040example.com"}"#,
+            r#"{"email":"a@example.com","name":"A\"B"}"#,
+            r#"{"em\u0061il":"a@example.com"}"#,
+            r#"{"email":"a@example.com","user_metadata":{"\u0024set":1}}"#,
+            // Numbers any two parsers might read differently, and surrogate escapes.
+            r#"{"email":"a@example.com","user_metadata":{"n":1e400}}"#,
+            r#"{"email":"a@example.com","user_metadata":{"n":1234567890123456789012345678901234567890}}"#,
+            r#"{"email":"a@example.com","user_metadata":{"s":"\ud83d\ude00"}}"#,
+            // A repeated top-level key, trailing bytes, a control character, bad UTF-8.
+            r#"{"email":"a@example.com","email":"b@example.com"}"#,
+            r#"{"email":"a@example.com"}x"#,
+            "{\"email\":\"a@example.com\",\"name\":\"a\u{1}b\"}",
+        ] {
+            assert_eq!(taken(text), None, "{text}");
+        }
+        assert!(passes(
+            b"{\"email\":\"a@example.com\",\"name\":\"\xff\"}",
+            &mut Vec::new()
+        )
+        .is_none());
+        // Escapes elsewhere are read as JSON and kept as written.
+        let text = r#"{"email":"a@example.com","user_metadata":{"s":"\u00e9\"\\\/\b\f\n\r\t","o":{"\u00e9":[]}}}"#;
+        assert_eq!(taken(text), Some(text.as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn depth_is_bounded_and_containers_counted() {
+        let nested = |depth: usize| {
+            format!(
+                r#"{{"email":"a@example.com","user_metadata":{{"x":{}{}}}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        let mut compact = Vec::new();
+        let text = nested(10);
+        let passed = passes(text.as_bytes(), &mut compact).expect("shallow enough");
+        assert_eq!(passed.containers, 12);
+        assert_eq!(taken(&nested(100_000)), None);
+    }
+
+    #[test]
+    fn every_record_rule_is_applied_here() {
+        // `passes` applies the rules on top-level strings itself and hands each nested property
+        // to all of `RECORD_RULES`; a rule reading two members at once (like the hash fields'
+        // exclusivity) needs its own check in `passes`. Adding a rule means reading this module.
+        assert_eq!(RECORD_RULES.len(), 7, "a record rule was added or removed");
+        assert!(USER.properties.len() <= MAX_PROPERTIES);
+    }
+
+    #[test]
+    fn numbers_follow_json_grammar() {
+        for (number, valid) in [
+            ("0", true),
+            ("-0", true),
+            ("197.82", true),
+            ("-12.5", true),
+            ("01", false),
+            ("1.", false),
+            (".5", false),
+            ("+1", false),
+            ("-", false),
+            ("1.2.3", false),
+        ] {
+            let text = format!(r#"{{"email":"a@example.com","app_metadata":{{"n":{number}}}}}"#);
+            let parses = serde_json::from_str::<Value>(&text).is_ok();
+            assert_eq!(parses, valid, "{number}");
+            assert_eq!(taken(&text).is_some(), valid, "{number}");
+        }
+    }
+}
