@@ -11,8 +11,9 @@
 
 use sonic_rs::Value;
 
-use super::schema::{self, Kind, ObjectShape, USER};
+use super::schema::{self, Kind, ObjectShape, Property, USER};
 use super::{hash, metadata, profile, Members, Path, RECORD_RULES};
+use crate::export::{self, Reshaped, AUTH0_ID_PREFIX};
 
 /// Objects and arrays nested deeper than this are left to the full path (which refuses more
 /// than 128 levels itself); it also bounds this module's recursion.
@@ -26,21 +27,30 @@ pub(crate) struct Passed<'a> {
     strings: [Option<&'a str>; MAX_PROPERTIES],
     /// Objects and arrays the record opens, itself included.
     pub(crate) containers: usize,
+    /// The reshaping the record needs before import (the rules judged it reshaped).
+    pub(crate) reshaped: Reshaped,
 }
 
 impl<'a> Passed<'a> {
-    /// The top-level string `field`, as written (an accepted record's strings hold no escapes).
+    /// The top-level string `field` as imported: as written (an accepted record's strings hold
+    /// no escapes), and for `user_id` without an `auth0|` prefix.
     pub(crate) fn str(&self, field: &str) -> Option<&'a str> {
         let index = USER.properties.iter().position(|p| p.name == field)?;
         self.strings[index]
     }
 }
 
-/// `Some` when `record` (one user object, as written in an import file) is JSON that passes
-/// every rule `check_user` applies; `None` when it does not or this pass cannot tell. On the
-/// way it appends the record to `compact` without its insignificant whitespace (what
+/// `Some` when `record` (one user object, as written in the input) is JSON that passes every
+/// rule `check_user` applies once reshaped for import: its `user_id` without an `auth0|` prefix
+/// and, when `drop_fields` (a run of Auth0's export), without the export-only members, whose
+/// values need only be JSON. `None` when it does not or this pass cannot tell. On the way it
+/// appends the record as written to `compact` without its insignificant whitespace (what
 /// `compact::strip_whitespace` makes of it); after `None`, what it appended means nothing.
-pub(crate) fn passes<'a>(record: &'a [u8], compact: &mut Vec<u8>) -> Option<Passed<'a>> {
+pub(crate) fn passes<'a>(
+    record: &'a [u8],
+    drop_fields: bool,
+    compact: &mut Vec<u8>,
+) -> Option<Passed<'a>> {
     if USER.properties.len() > MAX_PROPERTIES {
         return None;
     }
@@ -58,6 +68,7 @@ pub(crate) fn passes<'a>(record: &'a [u8], compact: &mut Vec<u8>) -> Option<Pass
     let mut passed = Passed {
         strings: [None; MAX_PROPERTIES],
         containers: 0,
+        reshaped: Reshaped::default(),
     };
     let mut seen = 0u32;
     cursor.skip_whitespace();
@@ -69,35 +80,25 @@ pub(crate) fn passes<'a>(record: &'a [u8], compact: &mut Vec<u8>) -> Option<Pass
             if escaped {
                 return None;
             }
-            let index = USER.properties.iter().position(|p| p.name == name)?;
-            if seen & (1 << index) != 0 {
-                return None;
-            }
-            seen |= 1 << index;
             cursor.skip_whitespace();
             cursor.expect(b':')?;
             cursor.skip_whitespace();
-            let property = &USER.properties[index];
-            match &property.kind {
-                Kind::Boolean => cursor.boolean()?,
-                Kind::String(rule) => {
-                    let (value, escaped) = cursor.string()?;
-                    if escaped || !top_level_string_passes(property.name, rule, value) {
-                        return None;
-                    }
-                    passed.strings[index] = Some(value);
+            let dropped = export::export_fields_in(|field| drop_fields && field == name);
+            if dropped != 0 {
+                // Dropped unread; a repeat is left to the parsing path, like any other.
+                if passed.reshaped.fields_dropped & dropped != 0 {
+                    return None;
                 }
-                Kind::Object(shape) if is_free_form(shape) => {
-                    cursor.metadata(property.name)?;
+                passed.reshaped.fields_dropped |= dropped;
+                cursor.value(1)?;
+            } else {
+                let index = USER.properties.iter().position(|p| p.name == name)?;
+                if seen & (1 << index) != 0 {
+                    return None;
                 }
-                kind => {
-                    let start = cursor.at;
-                    cursor.value(1)?;
-                    let value: Value = sonic_rs::from_slice(&record[start..cursor.at]).ok()?;
-                    if !structure_passes(property.name, kind, &value) {
-                        return None;
-                    }
-                }
+                seen |= 1 << index;
+                let value = cursor.property(&USER.properties[index], &mut passed.reshaped)?;
+                passed.strings[index] = value;
             }
             cursor.skip_whitespace();
             if cursor.eat(b'}') {
@@ -132,17 +133,14 @@ fn is_free_form(shape: &ObjectShape) -> bool {
     shape.properties.is_empty() && shape.additional_properties && shape.required.is_empty()
 }
 
-/// The schema's string rule plus the prose rules on a top-level string, and split's own: an
-/// `auth0|` id is reshaped, which this pass does not do.
+/// The schema's string rule plus the prose rules on a top-level string.
 fn top_level_string_passes(name: &str, rule: &schema::StringRule, value: &str) -> bool {
     let mut out = Vec::new();
     schema::check_string(rule, value, &Path::Root.key(name), &mut out);
     out.is_empty()
         && match name {
             "password_hash" => hash::matches_password_hash_pattern(value),
-            "user_id" => {
-                profile::user_id_passes(value) && !crate::export::has_id_prefix(Some(value))
-            }
+            "user_id" => profile::user_id_passes(value),
             _ => true,
         }
 }
@@ -401,6 +399,43 @@ impl<'a> Cursor<'a, '_> {
         }
     }
 
+    /// The value of a top-level property, judged by the property's kind; for a string, the
+    /// string as imported (`user_id` without its prefix, which `reshaped` then notes).
+    fn property(
+        &mut self,
+        property: &Property,
+        reshaped: &mut Reshaped,
+    ) -> Option<Option<&'a str>> {
+        match &property.kind {
+            Kind::Boolean => self.boolean()?,
+            Kind::String(rule) => {
+                let (mut value, escaped) = self.string()?;
+                if escaped {
+                    return None;
+                }
+                if property.name == "user_id" && export::has_id_prefix(Some(value)) {
+                    value = &value[AUTH0_ID_PREFIX.len()..];
+                    reshaped.prefix_stripped = true;
+                }
+                if !top_level_string_passes(property.name, rule, value) {
+                    return None;
+                }
+                return Some(Some(value));
+            }
+            Kind::Object(shape) if is_free_form(shape) => self.metadata(property.name)?,
+            kind => {
+                let start = self.at;
+                self.value(1)?;
+                let value: Value =
+                    sonic_rs::from_slice(&self.text.as_bytes()[start..self.at]).ok()?;
+                if !structure_passes(property.name, kind, &value) {
+                    return None;
+                }
+            }
+        }
+        Some(None)
+    }
+
     /// `app_metadata` or `user_metadata`: an object whose own key names pass the metadata rules.
     /// Nested keys are not read by any rule (and may repeat, as Auth0's `JSON.parse` allows).
     fn metadata(&mut self, field: &str) -> Option<()> {
@@ -421,11 +456,12 @@ mod tests {
     /// What `passes` makes of `text`: `Some(compact text)` when it accepts.
     fn taken(text: &str) -> Option<Vec<u8>> {
         let mut compact = b"kept".to_vec();
-        passes(text.as_bytes(), &mut compact)?;
+        let passed = passes(text.as_bytes(), false, &mut compact)?;
         assert!(
             compact.starts_with(b"kept"),
             "appends, keeps what was there"
         );
+        assert_eq!(passed.reshaped, Reshaped::default());
         Some(compact.split_off(4))
     }
 
@@ -451,7 +487,7 @@ mod tests {
     fn the_strings_read_by_rules_are_handed_back_as_written() {
         let text = r#"{"email":"Ann@Example.com","username":"ann","user_id":"42","phone_number":"+1 555","name":"A B"}"#;
         let mut compact = Vec::new();
-        let passed = passes(text.as_bytes(), &mut compact).expect("passes");
+        let passed = passes(text.as_bytes(), false, &mut compact).expect("passes");
         assert_eq!(passed.str("email"), Some("Ann@Example.com"));
         assert_eq!(passed.str("username"), Some("ann"));
         assert_eq!(passed.str("user_id"), Some("42"));
@@ -520,8 +556,6 @@ mod tests {
     #[test]
     fn unusual_text_is_left_to_the_parsing_path() {
         for text in [
-            // An id to reshape first.
-            r#"{"email":"a@example.com","user_id":"auth0|42"}"#,
             // Escapes at the top level (in a value or a key) and in a metadata key.
             r#"{"email":"a\u0040example.com"}"#,
             r#"{"email":"a@example.com","name":"A\"B"}"#,
@@ -540,12 +574,52 @@ mod tests {
         }
         assert!(passes(
             b"{\"email\":\"a@example.com\",\"name\":\"\xff\"}",
+            false,
             &mut Vec::new()
         )
         .is_none());
         // Escapes elsewhere are read as JSON and kept as written.
         let text = r#"{"email":"a@example.com","user_metadata":{"s":"\u00e9\"\\\/\b\f\n\r\t","o":{"\u00e9":[]}}}"#;
         assert_eq!(taken(text), Some(text.as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn reshaping_is_judged_and_noted_not_done() {
+        // The rules read the id without its prefix; the text is left for the caller to reshape.
+        let text = r#"{"email":"a@example.com","user_id":"auth0|42","created_at":{"x":[1]}}"#;
+        for (drop_fields, fields_dropped) in [(true, 1), (false, 0)] {
+            let mut compact = Vec::new();
+            let passed = passes(text.as_bytes(), drop_fields, &mut compact);
+            if !drop_fields {
+                // Outside an export, an export-only member is an unknown property.
+                assert!(passed.is_none());
+                continue;
+            }
+            let passed = passed.expect("passes once reshaped");
+            assert_eq!(passed.str("user_id"), Some("42"));
+            let wanted = Reshaped {
+                fields_dropped,
+                prefix_stripped: true,
+            };
+            assert_eq!(passed.reshaped, wanted);
+            assert_eq!(compact, text.as_bytes());
+        }
+        let mut compact = Vec::new();
+        let text = r#"{"email":"a@example.com","user_id":"auth0|42"}"#;
+        let passed = passes(text.as_bytes(), false, &mut compact).expect("an import may strip");
+        assert!(passed.reshaped.prefix_stripped);
+        for text in [
+            // What is left of the id breaks its rule.
+            r#"{"email":"a@example.com","user_id":"auth0|"}"#,
+            // A dropped member must still be JSON, and a repeated one is left to the parser.
+            r#"{"email":"a@example.com","identities":[tru]}"#,
+            r#"{"email":"a@example.com","logins_count":1,"logins_count":2}"#,
+        ] {
+            assert!(
+                passes(text.as_bytes(), true, &mut Vec::new()).is_none(),
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -559,7 +633,7 @@ mod tests {
         };
         let mut compact = Vec::new();
         let text = nested(10);
-        let passed = passes(text.as_bytes(), &mut compact).expect("shallow enough");
+        let passed = passes(text.as_bytes(), false, &mut compact).expect("shallow enough");
         assert_eq!(passed.containers, 12);
         assert_eq!(taken(&nested(100_000)), None);
     }
