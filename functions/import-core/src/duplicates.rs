@@ -7,6 +7,8 @@
 //! A record rejected as a duplicate holds no identity either, so chains resolve as they would
 //! record by record in input order.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -165,6 +167,55 @@ pub struct Repeat {
 }
 
 impl Duplicate {
+    /// Spilled as five words (index, line, seq, position, len), a repeat count, then each
+    /// repeat as its kind, index and line.
+    fn encode_into(&self, out: &mut impl Write) -> io::Result<()> {
+        let at = &self.at;
+        // Both came from a `Seen`'s u32s.
+        let index = u32::try_from(at.index).unwrap_or(u32::MAX);
+        let line = u32::try_from(at.line).unwrap_or(u32::MAX);
+        for word in [index, line, at.seq, at.position, at.len] {
+            out.write_all(&word.to_le_bytes())?;
+        }
+        // At most one repeat per identity kind.
+        out.write_all(&[self.repeats.len() as u8])?;
+        for r in &self.repeats {
+            out.write_all(&[r.kind.bits() as u8])?;
+            out.write_all(&r.index.to_le_bytes())?;
+            out.write_all(&r.line.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The next duplicate `encode_into` wrote; `None` at the end of the file.
+    fn decode_from(input: &mut impl Read) -> io::Result<Option<Duplicate>> {
+        let mut head = [0u8; 21];
+        match input.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let word = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let at = Occurrence {
+            index: u64::from(word(&head, 0)),
+            line: u64::from(word(&head, 4)),
+            seq: word(&head, 8),
+            position: word(&head, 12),
+            len: word(&head, 16),
+        };
+        let mut repeats = Vec::with_capacity(usize::from(head[20]));
+        for _ in 0..head[20] {
+            let mut r = [0u8; 9];
+            input.read_exact(&mut r)?;
+            repeats.push(Repeat {
+                kind: IdentityKind::from_bits(u32::from(r[0])),
+                index: word(&r, 1),
+                line: word(&r, 5),
+            });
+        }
+        Ok(Some(Duplicate { at, repeats }))
+    }
+
     /// Why the record is rejected: one `DUPLICATED_USER` per identity it repeats.
     pub fn reasons(&self) -> Vec<Violation> {
         self.repeats
@@ -277,13 +328,7 @@ impl DuplicateFinder {
         };
         let mut partitions = Vec::with_capacity(PARTITIONS);
         for p in 0..PARTITIONS {
-            let path = dir.path().join(format!("p{p:02}"));
-            let file = File::options()
-                .create(true)
-                .truncate(true)
-                .read(true)
-                .write(true)
-                .open(&path)?;
+            let file = spill_file(dir.path(), &format!("p{p:02}"))?;
             let writer = BufWriter::with_capacity(WRITE_BUFFER, file.try_clone()?);
             partitions.push((file, writer));
         }
@@ -329,36 +374,108 @@ impl DuplicateFinder {
         Ok(())
     }
 
-    /// Every duplicate with its reasons, in input order.
-    pub fn resolve(self) -> Result<Vec<Duplicate>, DuplicateError> {
-        // Records sharing a fingerprint form a group; only groups of two or more matter. Their
-        // members are held in memory, without the fingerprint (a group number instead): on real
-        // data they are few, and a drop with many duplicates costs 28 bytes per member.
-        let mut members: Vec<Member> = Vec::new();
+    /// Every duplicate with its reasons, in input order, spilled to disk and read back once.
+    ///
+    /// Memory stays flat: a partition's entries are sorted by fingerprint to find its groups
+    /// (records sharing one), and each partition's group members go back to disk sorted by
+    /// input index. A merge of those runs then walks every record that appears in a group in
+    /// input order, holding only each group's kept record (12 bytes a group).
+    pub fn resolve(self) -> Result<Duplicates, DuplicateError> {
+        let mut runs = Vec::new();
         let mut groups = 0u32;
-        for (file, mut writer) in self.partitions {
+        for (p, (file, mut writer)) in self.partitions.into_iter().enumerate() {
             writer.flush()?;
             drop(writer);
             let mut entries = read_entries(&file)?;
+            drop(file);
             entries.sort_unstable();
-            let mut start = 0;
-            while start < entries.len() {
-                let mut end = start + 1;
-                while end < entries.len() && entries[end].fingerprint == entries[start].fingerprint
-                {
-                    end += 1;
-                }
-                if end - start > 1 {
-                    members.extend(entries[start..end].iter().map(|e| Member {
+            let mut members: Vec<Member> = Vec::new();
+            for group in entries.chunk_by(|a, b| a.fingerprint == b.fingerprint) {
+                if group.len() > 1 {
+                    members.extend(group.iter().map(|e| Member {
                         seen: e.seen,
                         group: groups,
                     }));
                     groups += 1;
                 }
-                start = end;
             }
+            drop(entries);
+            if members.is_empty() {
+                continue;
+            }
+            members.sort_unstable_by_key(|m| (m.seen.index, m.group));
+            let mut run = spill_file(self._dir.path(), &format!("m{p:02}"))?;
+            let mut writer = BufWriter::with_capacity(WRITE_BUFFER, run.try_clone()?);
+            for member in &members {
+                writer.write_all(&member.encode())?;
+            }
+            writer.flush()?;
+            drop(writer);
+            io::Seek::seek(&mut run, io::SeekFrom::Start(0))?;
+            runs.push(BufReader::with_capacity(MERGE_BUFFER, run));
         }
-        Ok(resolve_groups(members, groups as usize))
+        let mut file = spill_file(self._dir.path(), "duplicates")?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file.try_clone()?);
+        let mut found = Duplicates {
+            count: 0,
+            freed: 0,
+            thinned: Vec::new(),
+            file: None,
+            _dir: self._dir,
+        };
+        resolve_groups(MemberMerge::new(runs)?, groups as usize, |duplicate| {
+            found.count += 1;
+            found.freed += u64::from(duplicate.at.len) + 1;
+            if found.thinned.last() != Some(&duplicate.at.seq) {
+                found.thinned.push(duplicate.at.seq);
+            }
+            duplicate.encode_into(&mut out)
+        })?;
+        out.flush()?;
+        drop(out);
+        io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
+        found.file = Some(BufReader::with_capacity(MERGE_BUFFER, file));
+        Ok(found)
+    }
+}
+
+/// Read buffer of each run in the merge, and of the duplicates read back.
+const MERGE_BUFFER: usize = 16 * 1024;
+/// A member as spilled: `Seen`'s six words and the group's.
+const MEMBER_BYTES: usize = 28;
+
+fn spill_file(dir: &Path, name: &str) -> Result<File, DuplicateError> {
+    Ok(File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join(name))?)
+}
+
+/// The duplicates of a drop, as `DuplicateFinder::resolve` found them: counted, and read back
+/// from their spill file in input order (which is also chunk and position order).
+pub struct Duplicates {
+    pub count: u64,
+    /// What taking them out frees in chunks: their compact size plus a comma each.
+    pub freed: u64,
+    /// The chunks holding at least one, in order.
+    pub thinned: Vec<u32>,
+    file: Option<BufReader<File>>,
+    // Held so the spill files live exactly as long as the duplicates are read.
+    _dir: tempfile::TempDir,
+}
+
+impl Iterator for Duplicates {
+    type Item = Result<Duplicate, DuplicateError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let file = self.file.as_mut()?;
+        let next = Duplicate::decode_from(file).transpose();
+        if !matches!(next, Some(Ok(_))) {
+            self.file = None;
+        }
+        next.map(|read| read.map_err(DuplicateError::from))
     }
 }
 
@@ -369,14 +486,107 @@ struct Member {
     group: u32,
 }
 
-/// Walks every record that appears in a group in input order: it is a duplicate if a group it
-/// belongs to already has a kept holder; otherwise it becomes the holder of its groups.
-fn resolve_groups(mut members: Vec<Member>, groups: usize) -> Vec<Duplicate> {
-    members.sort_unstable_by_key(|m| (m.seen.index, m.group));
+impl Member {
+    fn encode(&self) -> [u8; MEMBER_BYTES] {
+        let seen = &self.seen;
+        let words = [
+            seen.index,
+            seen.kind,
+            seen.line,
+            seen.seq,
+            seen.position,
+            seen.len,
+            self.group,
+        ];
+        let mut out = [0u8; MEMBER_BYTES];
+        for (slot, word) in out.chunks_exact_mut(4).zip(words) {
+            slot.copy_from_slice(&word.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(b: &[u8; MEMBER_BYTES]) -> Self {
+        let word =
+            |i: usize| u32::from_le_bytes([b[i * 4], b[i * 4 + 1], b[i * 4 + 2], b[i * 4 + 3]]);
+        Member {
+            seen: Seen {
+                index: word(0),
+                kind: word(1),
+                line: word(2),
+                seq: word(3),
+                position: word(4),
+                len: word(5),
+            },
+            group: word(6),
+        }
+    }
+}
+
+/// The members of every partition's run, merged in order of (input index, group).
+struct MemberMerge {
+    runs: Vec<BufReader<File>>,
+    /// Each run's next member, keyed for the merge.
+    heads: BinaryHeap<Reverse<(u32, u32, usize)>>,
+    next: Vec<Option<Member>>,
+}
+
+impl MemberMerge {
+    fn new(mut runs: Vec<BufReader<File>>) -> Result<Self, DuplicateError> {
+        let mut next = Vec::with_capacity(runs.len());
+        for run in &mut runs {
+            next.push(read_member(run)?);
+        }
+        let heads = next
+            .iter()
+            .enumerate()
+            .filter_map(|(run, m)| m.map(|m| Reverse((m.seen.index, m.group, run))))
+            .collect();
+        Ok(MemberMerge { runs, heads, next })
+    }
+
+    fn next(&mut self) -> Result<Option<Member>, DuplicateError> {
+        let Some(Reverse((_, _, run))) = self.heads.pop() else {
+            return Ok(None);
+        };
+        let member = self.next[run];
+        self.next[run] = read_member(&mut self.runs[run])?;
+        if let Some(m) = self.next[run] {
+            self.heads.push(Reverse((m.seen.index, m.group, run)));
+        }
+        Ok(member)
+    }
+}
+
+fn read_member(run: &mut BufReader<File>) -> Result<Option<Member>, DuplicateError> {
+    let mut buf = [0u8; MEMBER_BYTES];
+    match run.read_exact(&mut buf) {
+        Ok(()) => Ok(Some(Member::decode(&buf))),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Walks every record that appears in a group in input order (`members` yields them by input
+/// index, then group): it is a duplicate if a group it belongs to already has a kept holder;
+/// otherwise it becomes the holder of its groups. Each duplicate goes to `found`.
+fn resolve_groups(
+    mut members: MemberMerge,
+    groups: usize,
+    mut found: impl FnMut(&Duplicate) -> io::Result<()>,
+) -> Result<(), DuplicateError> {
     // The kept record of each group: its index and line.
     let mut holder: Vec<Option<(u32, u32)>> = vec![None; groups];
-    let mut out = Vec::new();
-    for record in members.chunk_by(|a, b| a.seen.index == b.seen.index) {
+    // One record's members: one per identity it shares with another record.
+    let mut record: Vec<Member> = Vec::with_capacity(IdentityKind::ALL.len());
+    let mut next = members.next()?;
+    while let Some(first) = next {
+        record.clear();
+        record.push(first);
+        next = members.next()?;
+        while let Some(m) = next.filter(|m| m.seen.index == first.seen.index) {
+            record.push(m);
+            next = members.next()?;
+        }
         let repeats: Vec<Repeat> = record
             .iter()
             .filter_map(|m| {
@@ -388,17 +598,17 @@ fn resolve_groups(mut members: Vec<Member>, groups: usize) -> Vec<Duplicate> {
             })
             .collect();
         if repeats.is_empty() {
-            for m in record {
+            for m in &record {
                 holder[m.group as usize].get_or_insert((m.seen.index, m.seen.line));
             }
         } else {
-            out.push(Duplicate {
-                at: record[0].seen.occurrence(),
+            found(&Duplicate {
+                at: first.seen.occurrence(),
                 repeats,
-            });
+            })?;
         }
     }
-    out
+    Ok(())
 }
 
 fn read_entries(file: &File) -> Result<Vec<Entry>, DuplicateError> {
@@ -448,8 +658,8 @@ mod tests {
         finder
             .resolve()
             .unwrap()
-            .into_iter()
             .map(|d| {
+                let d = d.unwrap();
                 (
                     d.at.index,
                     d.reasons().iter().map(|r| r.path.clone()).collect(),
@@ -507,7 +717,7 @@ mod tests {
             };
             finder.record(&json!({"email":"a@x.io"}), at).unwrap();
         }
-        let dups = finder.resolve().unwrap();
+        let dups: Vec<Duplicate> = finder.resolve().unwrap().map(Result::unwrap).collect();
         assert_eq!(dups.len(), 1);
         assert!(
             dups[0].reasons()[0].message.contains("record 0 (line 7)"),
@@ -549,6 +759,119 @@ mod tests {
             },
         };
         assert_eq!(Entry::decode(&e.encode()), e);
+    }
+
+    #[test]
+    fn members_and_duplicates_round_trip_through_spill_encoding() {
+        let m = Member {
+            seen: Seen {
+                index: (1 << 30) - 1,
+                kind: 3,
+                line: u32::MAX,
+                seq: 12,
+                position: 499,
+                len: 7,
+            },
+            group: 4_000_000_000,
+        };
+        let back = Member::decode(&m.encode());
+        assert_eq!((back.seen, back.group), (m.seen, m.group));
+        let d = Duplicate {
+            at: m.seen.occurrence(),
+            repeats: IdentityKind::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, &kind)| Repeat {
+                    kind,
+                    index: i as u32 * 1000,
+                    line: u32::MAX - i as u32,
+                })
+                .collect(),
+        };
+        let mut bytes = Vec::new();
+        d.encode_into(&mut bytes).unwrap();
+        Duplicate::encode_into(
+            &Duplicate {
+                repeats: Vec::new(),
+                ..d.clone()
+            },
+            &mut bytes,
+        )
+        .unwrap();
+        let mut input = bytes.as_slice();
+        assert_eq!(Duplicate::decode_from(&mut input).unwrap(), Some(d.clone()));
+        assert_eq!(
+            Duplicate::decode_from(&mut input)
+                .unwrap()
+                .map(|d| d.repeats.len()),
+            Some(0)
+        );
+        assert_eq!(Duplicate::decode_from(&mut input).unwrap(), None);
+    }
+
+    proptest::proptest! {
+        /// The spilled, merged resolution against the rule read literally: walk the records
+        /// in order, a record repeating an identity a kept record claimed is a duplicate
+        /// (naming the kept record, once per identity), otherwise it is kept and claims its
+        /// identities. Small alphabets make groups, chains and multi-identity repeats common.
+        #[test]
+        fn resolution_matches_the_rule_walked_in_order(
+            users in proptest::collection::vec(
+                (0..6u8, proptest::option::of(0..4u8), proptest::option::of(0..5u8)),
+                0..300,
+            ),
+        ) {
+            let mut finder = DuplicateFinder::new(None).unwrap();
+            let mut claimed: std::collections::HashMap<(IdentityKind, String), (u32, u32)> =
+                std::collections::HashMap::new();
+            let mut expected = Vec::new();
+            for (i, (email, username, user_id)) in users.iter().enumerate() {
+                let mut user = json!({ "email": format!("U{email}@x.io") });
+                if let Some(u) = username {
+                    user["username"] = json!(format!("n{u}"));
+                }
+                if let Some(id) = user_id {
+                    user["user_id"] = json!(format!("id{id}"));
+                }
+                let at = Occurrence {
+                    index: i as u64,
+                    line: 2 * i as u64 + 1,
+                    seq: (i / 7) as u32,
+                    position: (i % 7) as u32,
+                    len: (i % 50) as u32 + 1,
+                };
+                finder.record(&user, at).unwrap();
+                let ids = identities(&user);
+                let repeats: Vec<(IdentityKind, u32)> = ids
+                    .iter()
+                    .filter_map(|id| claimed.get(id).map(|&(index, _)| (id.0, index)))
+                    .collect();
+                if repeats.is_empty() {
+                    for id in ids {
+                        claimed.entry(id).or_insert((i as u32, at.line as u32));
+                    }
+                } else {
+                    expected.push((at, repeats));
+                }
+            }
+            let found = finder.resolve().unwrap();
+            let freed: u64 = expected.iter().map(|(at, _)| u64::from(at.len) + 1).sum();
+            let mut thinned: Vec<u32> = expected.iter().map(|(at, _)| at.seq).collect();
+            thinned.dedup();
+            proptest::prop_assert_eq!(found.count, expected.len() as u64);
+            proptest::prop_assert_eq!(found.freed, freed);
+            proptest::prop_assert_eq!(&found.thinned, &thinned);
+            let got: Vec<(Occurrence, Vec<(IdentityKind, u32)>)> = found
+                .map(|d| {
+                    let d = d.unwrap();
+                    // Repeats come in group order; the rule does not order them.
+                    let mut repeats: Vec<_> = d.repeats.iter().map(|r| (r.kind, r.index)).collect();
+                    repeats.sort();
+                    (d.at, repeats)
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, expected);
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::chunk::{Chunk, ChunkPacker};
-use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Occurrence};
+use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Duplicates, Occurrence};
 use crate::input::{InputError, RawRecord, RecordReader};
 use crate::layout::{chunk_key, MANIFEST, REJECTS};
 use crate::manifest::{
@@ -402,19 +402,13 @@ impl Splitter {
     /// once the old chunk `n` is read.
     fn remove_duplicates(
         &mut self,
-        duplicates: Vec<Duplicate>,
+        mut duplicates: Duplicates,
         sink: &mut dyn RunSink,
     ) -> Result<(), SplitError> {
         let limit = self.max_chunk_bytes;
-        let freed: u64 = duplicates.iter().map(|d| u64::from(d.at.len) + 1).sum();
-        let mut by_chunk: BTreeMap<u32, BTreeMap<u32, Duplicate>> = BTreeMap::new();
-        for d in duplicates {
-            by_chunk
-                .entry(d.at.seq)
-                .or_default()
-                .insert(d.at.position, d);
-        }
-        let Some(&first_thinned) = by_chunk.keys().next() else {
+        let freed = duplicates.freed;
+        let thinned = std::mem::take(&mut duplicates.thinned);
+        let Some(&first_thinned) = thinned.first() else {
             return Ok(());
         };
         let start = self
@@ -432,13 +426,14 @@ impl Splitter {
         } else {
             self.chunks
                 .iter()
-                .filter(|c| by_chunk.contains_key(&c.seq))
+                .filter(|c| thinned.binary_search(&c.seq).is_ok())
                 .cloned()
                 .collect()
         };
-        if let Some(seq) = by_chunk
-            .keys()
-            .find(|seq| !old.iter().any(|c| c.seq == **seq))
+        // Both are in sequence order.
+        if let Some(seq) = thinned
+            .iter()
+            .find(|seq| old.binary_search_by_key(*seq, |c| c.seq).is_err())
         {
             return Err(io::Error::other(format!(
                 "a duplicate was placed in chunk {}, which this run never published",
@@ -456,6 +451,9 @@ impl Splitter {
         let mut packer = ChunkPacker::starting_at(limit, first.seq);
         let mut rewritten: Vec<ChunkEntry> = Vec::with_capacity(old.len());
         let mut record = RawRecord::default();
+        // Duplicates come in input order, which is chunk then position order: each chunk takes
+        // its own off the front.
+        let mut waiting = duplicates.next().transpose()?;
         for entry in &old {
             let bytes = sink.get(&entry.key).map_err(SplitError::Sink)?;
             let broken = |what: String| -> SplitError {
@@ -465,7 +463,18 @@ impl Splitter {
                 |e: InputError| broken(format!("no longer reads as a JSON array: {e}"));
             let mut records =
                 RecordReader::open(io::Cursor::new(bytes), usize::MAX).map_err(unreadable)?;
-            let drop = by_chunk.remove(&entry.seq).unwrap_or_default();
+            let mut drop: BTreeMap<u32, Duplicate> = BTreeMap::new();
+            while let Some(d) = waiting.take_if(|d| d.at.seq <= entry.seq) {
+                if d.at.seq < entry.seq {
+                    return Err(broken(format!(
+                        "comes after chunk {}, where duplicate {} was placed",
+                        chunk_key(d.at.seq),
+                        d.at.index
+                    )));
+                }
+                drop.insert(d.at.position, d);
+                waiting = duplicates.next().transpose()?;
+            }
             if !repack {
                 packer = ChunkPacker::starting_at(limit, entry.seq);
             }
@@ -520,6 +529,14 @@ impl Splitter {
                     None => sink.delete(&entry.key).map_err(SplitError::Sink)?,
                 }
             }
+        }
+        if let Some(d) = waiting {
+            return Err(io::Error::other(format!(
+                "duplicate {} was placed in chunk {}, which this pass did not read",
+                d.at.index,
+                chunk_key(d.at.seq)
+            ))
+            .into());
         }
         if repack {
             if let Some(chunk) = packer.finish() {
@@ -576,11 +593,9 @@ impl Splitter {
             self.publish(chunk, sink)?;
         }
         sink.flush().map_err(SplitError::Sink)?;
-        let duplicates = match self.duplicates.take() {
-            Some(finder) => finder.resolve()?,
-            None => Vec::new(),
-        };
-        self.remove_duplicates(duplicates, sink)?;
+        if let Some(finder) = self.duplicates.take() {
+            self.remove_duplicates(finder.resolve()?, sink)?;
+        }
         self.rejects.flush()?;
         sink.put_file(REJECTS, self.rejects_file.path())
             .map_err(SplitError::Sink)?;
