@@ -63,7 +63,7 @@ pub(crate) fn passes<'a>(
         at: 0,
         compact,
         copied: 0,
-        containers: 1,
+        containers: 0,
     };
     let mut passed = Passed {
         strings: [None; MAX_PROPERTIES],
@@ -72,42 +72,31 @@ pub(crate) fn passes<'a>(
     };
     let mut seen = 0u32;
     cursor.skip_whitespace();
-    cursor.expect(b'{')?;
-    cursor.skip_whitespace();
-    if !cursor.eat(b'}') {
-        loop {
-            let (name, escaped) = cursor.string()?;
-            if escaped {
+    cursor.container(0, b'{', b'}', |cursor| {
+        let (name, escaped) = cursor.string()?;
+        if escaped {
+            return None;
+        }
+        cursor.skip_whitespace();
+        cursor.expect(b':')?;
+        cursor.skip_whitespace();
+        let dropped = export::export_fields_in(|field| drop_fields && field == name);
+        if dropped != 0 {
+            // Dropped unread; a repeat is left to the parsing path, like any other.
+            if passed.reshaped.fields_dropped & dropped != 0 {
                 return None;
             }
-            cursor.skip_whitespace();
-            cursor.expect(b':')?;
-            cursor.skip_whitespace();
-            let dropped = export::export_fields_in(|field| drop_fields && field == name);
-            if dropped != 0 {
-                // Dropped unread; a repeat is left to the parsing path, like any other.
-                if passed.reshaped.fields_dropped & dropped != 0 {
-                    return None;
-                }
-                passed.reshaped.fields_dropped |= dropped;
-                cursor.value(1)?;
-            } else {
-                let index = USER.properties.iter().position(|p| p.name == name)?;
-                if seen & (1 << index) != 0 {
-                    return None;
-                }
-                seen |= 1 << index;
-                let value = cursor.property(&USER.properties[index], &mut passed.reshaped)?;
-                passed.strings[index] = value;
-            }
-            cursor.skip_whitespace();
-            if cursor.eat(b'}') {
-                break;
-            }
-            cursor.expect(b',')?;
-            cursor.skip_whitespace();
+            passed.reshaped.fields_dropped |= dropped;
+            return cursor.value(1);
         }
-    }
+        let index = USER.properties.iter().position(|p| p.name == name)?;
+        if seen & (1 << index) != 0 {
+            return None;
+        }
+        seen |= 1 << index;
+        passed.strings[index] = cursor.property(&USER.properties[index], &mut passed.reshaped)?;
+        Some(())
+    })?;
     cursor.skip_whitespace();
     if cursor.at != record.len() {
         return None;
@@ -351,47 +340,44 @@ impl<'a> Cursor<'a, '_> {
     /// An object whose keys each pass `key` (given the key as written and whether it holds an
     /// escape), its values any JSON.
     fn members(&mut self, depth: usize, key: impl Fn(&str, bool) -> bool) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.expect(b'{')?;
-        self.containers += 1;
-        self.skip_whitespace();
-        if self.eat(b'}') {
-            return Some(());
-        }
-        loop {
-            let (name, escaped) = self.string()?;
+        self.container(depth, b'{', b'}', |cursor| {
+            let (name, escaped) = cursor.string()?;
             if !key(name, escaped) {
                 return None;
             }
-            self.skip_whitespace();
-            self.expect(b':')?;
-            self.skip_whitespace();
-            self.value(depth + 1)?;
-            self.skip_whitespace();
-            if self.eat(b'}') {
-                return Some(());
-            }
-            self.expect(b',')?;
-            self.skip_whitespace();
-        }
+            cursor.skip_whitespace();
+            cursor.expect(b':')?;
+            cursor.skip_whitespace();
+            cursor.value(depth + 1)
+        })
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
+        self.container(depth, b'[', b']', |cursor| cursor.value(depth + 1))
+    }
+
+    /// A container at the cursor, `depth` deep: `open`, items separated by commas, `close`.
+    /// `item` reads one item, the whitespace before it skipped.
+    fn container(
+        &mut self,
+        depth: usize,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.expect(b'[')?;
+        self.expect(open)?;
         self.containers += 1;
         self.skip_whitespace();
-        if self.eat(b']') {
+        if self.eat(close) {
             return Some(());
         }
         loop {
-            self.value(depth + 1)?;
+            item(self)?;
             self.skip_whitespace();
-            if self.eat(b']') {
+            if self.eat(close) {
                 return Some(());
             }
             self.expect(b',')?;
