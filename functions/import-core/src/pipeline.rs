@@ -516,8 +516,8 @@ fn accept_as_written(
 /// The cheapest verdict, tried first: a record whose text alone shows it passes every rule
 /// (`rules::text`, one pass, no tree) is accepted with no parse at all, its compact text
 /// appended to `compact` on the way and reshaped there on the text when the run's flavor asks
-/// it, as `passes_reshaped` does. `fits` (given the containers it opens) holds it to the same
-/// limits as the parsed path.
+/// it, as `passes_reshaped` does. `fits` (given the containers it opens and its compact text
+/// before reshaping) holds it to the same limits as the parsed path.
 fn passes_from_text(
     bytes: &[u8],
     flavor: Flavor,
@@ -528,14 +528,16 @@ fn passes_from_text(
     let start = compact.len();
     let drop_fields = flavor == Flavor::Auth0Export;
     let passed = rules::text::passes(bytes, drop_fields, compact)?;
+    // Held to the limits before reshaping, as `accept_as_written` holds the parsed path: a
+    // record over them goes to the full path, whose bytes differ where a key repeats.
+    if !fits(passed.containers, compact) {
+        return None;
+    }
     if passed.reshaped != Reshaped::default() {
         let text = compact.split_off(start);
         if export::reshape_compact(&text, drop_fields, compact)? != passed.reshaped {
             return None;
         }
-    }
-    if !fits(passed.containers, compact) {
-        return None;
     }
     let ids = duplicates::fingerprints_of(|field| passed.str(field), scratch);
     Some((ids, passed.reshaped))
@@ -579,8 +581,9 @@ fn passes_reshaped(
 
 /// Objects and arrays a record may open and still take the fast path: `sonic_rs` parses
 /// recursively, and a record nested thousands deep would overflow a worker's stack. Nesting is
-/// at most this count, and the full path's `serde_json` refuses more than 128 levels itself.
-const MAX_FAST_CONTAINERS: usize = 128;
+/// at most this count, which stays under the 128 levels the full path's `serde_json` refuses
+/// (it reads 127), so the fast path never takes a record the full path calls broken.
+const MAX_FAST_CONTAINERS: usize = 127;
 
 /// The identities of a record that parses, needs no reshaping and passes every rule; `None`
 /// otherwise.
@@ -710,13 +713,22 @@ mod tests {
 
     /// `paths_agree` in a run of the given flavor.
     fn paths_agree_in(flavor: Flavor, text: &[u8]) -> Result<(bool, Outcome), TestCaseError> {
+        paths_agree_with(flavor, CONTEXT, text)
+    }
+
+    /// `paths_agree_in` with another chunk limit (and layout).
+    fn paths_agree_with(
+        flavor: Flavor,
+        context: Context,
+        text: &[u8],
+    ) -> Result<(bool, Outcome), TestCaseError> {
         let record = raw(text);
         let shown = String::from_utf8_lossy(text);
         let (mut fast_out, mut full_out, mut both_out) = (Vec::new(), Vec::new(), Vec::new());
         let mut scratch = Vec::new();
-        let fast = accept_as_written(&record, flavor, CONTEXT, &mut fast_out, &mut scratch);
-        let full = check_fully(&record, flavor, CONTEXT, &mut full_out, &mut scratch);
-        let both = check(&record, flavor, CONTEXT, &mut both_out, &mut scratch);
+        let fast = accept_as_written(&record, flavor, context, &mut fast_out, &mut scratch);
+        let full = check_fully(&record, flavor, context, &mut full_out, &mut scratch);
+        let both = check(&record, flavor, context, &mut both_out, &mut scratch);
         let full = outcome(&full, &full_out);
         prop_assert_eq!(&outcome(&both, &both_out), &full, "{}", shown);
         if let Some(fast) = &fast {
@@ -860,6 +872,47 @@ mod tests {
         ] {
             assert!(fast_in_export(text).is_none(), "{text}");
             paths_agree_in(Flavor::Auth0Export, text.as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_paths_agree_at_the_edges_found_in_review() {
+        let nested = |levels: usize, tail: &str| {
+            // The record, user_metadata, and `levels - 2` arrays.
+            format!(
+                r#"{{"email":"a@example.com","user_metadata":{{"a":{}{}}}{tail}}}"#,
+                "[".repeat(levels - 2),
+                "]".repeat(levels - 2)
+            )
+        };
+        // serde_json reads 127 levels and refuses 128: so does the fast path now.
+        for flavor in [Flavor::Import, Flavor::Auth0Export] {
+            let (taken, full) = paths_agree_in(flavor, nested(127, "").as_bytes()).unwrap();
+            assert!(taken && full.0.is_some());
+            let (taken, full) = paths_agree_in(flavor, nested(128, "").as_bytes()).unwrap();
+            assert!(!taken && full.1 == [codes::INVALID_JSON]);
+        }
+        // Over the limits only before export-only members are dropped: the full path decides.
+        let small = |max_chunk_bytes| Context {
+            layout: Layout::Ndjson,
+            max_chunk_bytes,
+        };
+        let pad = "x".repeat(600);
+        let deep = nested(128, &format!(r#","last_ip":"{pad}""#));
+        paths_agree_with(Flavor::Auth0Export, small(500), deep.as_bytes()).unwrap();
+        let repeat = format!(
+            r#"{{"email":"a@example.com","user_metadata":{{"a":1,"a":2}},"identities":[{{"p":"{}"}}]}}"#,
+            "x".repeat(300)
+        );
+        let (taken, _) =
+            paths_agree_with(Flavor::Auth0Export, small(200), repeat.as_bytes()).unwrap();
+        assert!(!taken);
+        // An id prefixed twice is taken only by the full path, as before the text pass.
+        let text =
+            r#"{"email":"a@example.com","user_id":"auth0|auth0|x","user_metadata":{"a":1,"a":2}}"#;
+        for flavor in [Flavor::Import, Flavor::Auth0Export] {
+            let (taken, _) = paths_agree_in(flavor, text.as_bytes()).unwrap();
+            assert!(!taken);
         }
     }
 

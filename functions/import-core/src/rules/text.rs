@@ -15,8 +15,9 @@ use super::schema::{self, Kind, ObjectShape, Property, USER};
 use super::{hash, metadata, profile, Members, Path, RECORD_RULES};
 use crate::export::{self, Reshaped, AUTH0_ID_PREFIX};
 
-/// Objects and arrays nested deeper than this are left to the full path (which refuses more
-/// than 128 levels itself); it also bounds this module's recursion.
+/// Bounds this module's recursion: a value nested deeper is left to the full path. The limit
+/// that decides a verdict is the caller's (`pipeline`'s count of containers, under the 128
+/// levels `serde_json` refuses).
 const MAX_DEPTH: usize = 128;
 
 /// `USER`'s properties fit a `u32` of "seen" bits and a fixed array of values.
@@ -294,7 +295,6 @@ impl<'a> Cursor<'a, '_> {
     /// way; the rest (huge or tiny values) are left to the full path.
     fn number(&mut self) -> Option<()> {
         let bytes = self.text.as_bytes();
-        let start = self.at;
         self.eat(b'-');
         let digits = |at: usize| {
             bytes.get(at..).map_or(0, |rest| {
@@ -306,14 +306,15 @@ impl<'a> Cursor<'a, '_> {
             return None;
         }
         self.at += whole;
+        let mut fraction = 0;
         if self.eat(b'.') {
-            let fraction = digits(self.at);
+            fraction = digits(self.at);
             if fraction == 0 {
                 return None;
             }
             self.at += fraction;
         }
-        if matches!(self.peek(), Some(b'e' | b'E')) || self.at - start > 34 {
+        if matches!(self.peek(), Some(b'e' | b'E')) || whole + fraction > 32 {
             return None;
         }
         Some(())
@@ -402,6 +403,11 @@ impl<'a> Cursor<'a, '_> {
                 if property.name == "user_id" && export::has_id_prefix(Some(value)) {
                     value = &value[AUTH0_ID_PREFIX.len()..];
                     reshaped.prefix_stripped = true;
+                    // `auth0|auth0|…` is left to the parsed paths, which take such an id only
+                    // from the full path.
+                    if export::has_id_prefix(Some(value)) {
+                        return None;
+                    }
                 }
                 if !top_level_string_passes(property.name, rule, value) {
                     return None;
@@ -651,6 +657,13 @@ mod tests {
             let parses = serde_json::from_str::<Value>(&text).is_ok();
             assert_eq!(parses, valid, "{number}");
             assert_eq!(taken(&text).is_some(), valid, "{number}");
+        }
+        // Up to 32 digits are read here; more are left to the parsers.
+        for (whole, taken_here) in [(16, true), (17, false)] {
+            let number = format!("-{}.{}", "1".repeat(whole), "2".repeat(16));
+            let text = format!(r#"{{"email":"a@example.com","app_metadata":{{"n":{number}}}}}"#);
+            assert!(serde_json::from_str::<Value>(&text).is_ok());
+            assert_eq!(taken(&text).is_some(), taken_here, "{number}");
         }
     }
 }
