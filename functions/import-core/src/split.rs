@@ -472,7 +472,12 @@ impl Splitter {
                         d.at.index
                     )));
                 }
-                drop.insert(d.at.position, d);
+                let index = d.at.index;
+                if drop.insert(d.at.position, d).is_some() {
+                    return Err(broken(format!(
+                        "holds two duplicates at one position (the second is input record {index})"
+                    )));
+                }
                 waiting = duplicates.next().transpose()?;
             }
             if !repack {
@@ -490,7 +495,7 @@ impl Splitter {
                         "does not hold the users its manifest entry lists (record {position})"
                     )));
                 };
-                if let Some(d) = drop.get(&position) {
+                if let Some(d) = drop.remove(&position) {
                     if d.at.index != index {
                         return Err(broken(format!(
                             "holds input record {index} where duplicate {} was placed",
@@ -516,6 +521,12 @@ impl Splitter {
                     }
                 }
                 position += 1;
+            }
+            if let Some(d) = drop.values().next() {
+                return Err(broken(format!(
+                    "holds {position} users, fewer than where duplicate {} was placed",
+                    d.at.index
+                )));
             }
             if position != entry.users {
                 return Err(broken(format!(
