@@ -32,8 +32,6 @@ pub(crate) const RESERVED_APP_METADATA_KEYS: &[&str] = &[
 /// Both metadata objects obey the general field-name rule.
 const METADATA_FIELDS: &[&str] = &["app_metadata", "user_metadata"];
 
-/// Auth0 reports a forbidden attribute with `NOT_PASSED` (as for the hash XOR, §3.1), so a
-/// reserved key uses the same code.
 fn is_reserved_app_metadata_key(key: &str) -> bool {
     RESERVED_APP_METADATA_KEYS.contains(&key)
 }
@@ -48,6 +46,8 @@ pub(crate) fn key_passes(field: &str, key: &str) -> bool {
     field_name_passes(key) && !(field == "app_metadata" && is_reserved_app_metadata_key(key))
 }
 
+/// Auth0 reports a forbidden attribute with `NOT_PASSED` (as for the hash XOR, §3.1), so a
+/// reserved key uses the same code.
 pub(crate) fn check_reserved_app_metadata_keys(record: &Members<'_>, out: &mut Vec<Violation>) {
     let Some(app_metadata) = record.get("app_metadata").and_then(Value::as_object) else {
         return;

@@ -19,10 +19,6 @@ use crate::violation::Violation;
 /// Create-User's pattern for `user_id`, which we apply to imports (see `check_user_id`).
 const USER_ID_PATTERN: &str = r"^\S*$";
 
-/// An empty `user_id` or one containing whitespace is rejected with `PATTERN`. Create-User
-/// enforces `^\S*$`; import is UNCONFIRMED, but such an id cannot round-trip cleanly into
-/// `auth0|<id>` (URLs, log searches, the `/users/{id}` path), and an empty one is surely an export
-/// bug rather than an intended id. Omitting `user_id` altogether is fine: Auth0 then generates one.
 /// A `user_id` Auth0 takes: not empty, no whitespace (a byte-order mark counts as one).
 pub(crate) fn user_id_passes(user_id: &str) -> bool {
     !user_id.is_empty()
@@ -31,6 +27,10 @@ pub(crate) fn user_id_passes(user_id: &str) -> bool {
             .any(|c| c.is_whitespace() || c == '\u{FEFF}')
 }
 
+/// An empty `user_id` or one containing whitespace is rejected with `PATTERN`. Create-User
+/// enforces `^\S*$`; import is UNCONFIRMED, but such an id cannot round-trip cleanly into
+/// `auth0|<id>` (URLs, log searches, the `/users/{id}` path), and an empty one is surely an export
+/// bug rather than an intended id. Omitting `user_id` altogether is fine: Auth0 then generates one.
 pub(crate) fn check_user_id(record: &Members<'_>, out: &mut Vec<Violation>) {
     let Some(user_id) = record.get("user_id").and_then(Value::as_str) else {
         return;
