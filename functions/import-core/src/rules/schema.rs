@@ -35,6 +35,13 @@ pub(crate) struct ObjectShape {
     pub(crate) max_properties: Option<usize>,
 }
 
+impl ObjectShape {
+    /// Metadata's shape: no properties of its own, any others allowed, none required.
+    pub(crate) fn is_free_form(&self) -> bool {
+        self.properties.is_empty() && self.additional_properties && self.required.is_empty()
+    }
+}
+
 pub(crate) struct ArrayShape {
     pub(crate) items: &'static ObjectShape,
     pub(crate) min_items: usize,
@@ -403,9 +410,9 @@ fn check_object(shape: &ObjectShape, map: &Object, path: &Path<'_>, out: &mut Ve
             ));
         }
     }
-    // A free-form object (metadata: no properties of its own, any others allowed) has nothing
-    // more to check, and is read for its key names only, which repeats do not change.
-    if shape.properties.is_empty() && shape.additional_properties && shape.required.is_empty() {
+    // A free-form object has nothing more to check, and is read for its key names only, which
+    // repeats do not change.
+    if shape.is_free_form() {
         return;
     }
     // Only a value parsed from text as written can repeat a key (every copy is kept there;

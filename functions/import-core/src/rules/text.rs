@@ -11,7 +11,7 @@
 
 use sonic_rs::Value;
 
-use super::schema::{self, Kind, ObjectShape, Property, USER};
+use super::schema::{self, Kind, Property, USER};
 use super::{hash, metadata, profile, Members, Path, RECORD_RULES};
 use crate::export::{self, Reshaped, AUTH0_ID_PREFIX};
 
@@ -117,10 +117,6 @@ pub(crate) fn passes<'a>(
         return None;
     }
     Some(passed)
-}
-
-fn is_free_form(shape: &ObjectShape) -> bool {
-    shape.properties.is_empty() && shape.additional_properties && shape.required.is_empty()
 }
 
 /// The schema's string rule plus the prose rules on a top-level string.
@@ -414,7 +410,7 @@ impl<'a> Cursor<'a, '_> {
                 }
                 return Some(Some(value));
             }
-            Kind::Object(shape) if is_free_form(shape) => self.metadata(property.name)?,
+            Kind::Object(shape) if shape.is_free_form() => self.metadata(property.name)?,
             kind => {
                 let start = self.at;
                 self.value(1)?;
