@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod multipart;
 pub mod options;
 pub mod pipeline;
+mod read_ahead;
 pub mod redact;
 pub mod report;
 pub mod rules;
