@@ -419,13 +419,11 @@ fn check_fully(
     let mut stripped_raw = sonic_rs::from_slice::<sonic_rs::Value>(&compact[start..])
         .is_ok_and(|raw_value| !compact::has_repeated_keys(&raw_value));
     if stripped_raw && (prefix_stripped || fields_dropped != 0) {
-        let text = compact.split_off(start);
         let wanted = Reshaped {
             fields_dropped,
             prefix_stripped,
         };
-        let drop_fields = flavor == Flavor::Auth0Export;
-        stripped_raw = export::reshape_compact(&text, drop_fields, compact) == Some(wanted);
+        stripped_raw = reshape_in_place(compact, start, flavor, wanted);
     }
     if !stripped_raw {
         compact.truncate(start);
@@ -526,18 +524,16 @@ fn passes_from_text(
     fits: impl Fn(usize, &[u8]) -> bool,
 ) -> Option<(Fingerprints, Reshaped)> {
     let start = compact.len();
-    let drop_fields = flavor == Flavor::Auth0Export;
-    let passed = rules::text::passes(bytes, drop_fields, compact)?;
+    let passed = rules::text::passes(bytes, flavor == Flavor::Auth0Export, compact)?;
     // Held to the limits before reshaping, as `accept_as_written` holds the parsed path: a
     // record over them goes to the full path, whose bytes differ where a key repeats.
     if !fits(passed.containers, compact) {
         return None;
     }
-    if passed.reshaped != Reshaped::default() {
-        let text = compact.split_off(start);
-        if export::reshape_compact(&text, drop_fields, compact)? != passed.reshaped {
-            return None;
-        }
+    if passed.reshaped != Reshaped::default()
+        && !reshape_in_place(compact, start, flavor, passed.reshaped)
+    {
+        return None;
     }
     let ids = duplicates::fingerprints_of(|field| passed.str(field), scratch);
     Some((ids, passed.reshaped))
@@ -569,14 +565,19 @@ fn passes_reshaped(
     if wanted == Reshaped::default() {
         return Some((checked_as_written(&user, &members, scratch)?, wanted));
     }
-    let mut text = Vec::with_capacity(compact.len() - start);
-    if export::reshape_compact(&compact[start..], drop_fields, &mut text)? != wanted {
+    if !reshape_in_place(compact, start, flavor, wanted) {
         return None;
     }
-    let ids = passes_as_written(&text, scratch)?;
-    compact.truncate(start);
-    compact.extend_from_slice(&text);
+    let ids = passes_as_written(&compact[start..], scratch)?;
     Some((ids, wanted))
+}
+
+/// Reshapes the compact record `compact[start..]` for the run's flavor on its text
+/// (`export::reshape_compact`): `true` when that made exactly the `wanted` changes. Otherwise
+/// what is left from `start` on means nothing, and the caller takes it back.
+fn reshape_in_place(compact: &mut Vec<u8>, start: usize, flavor: Flavor, wanted: Reshaped) -> bool {
+    let text = compact.split_off(start);
+    export::reshape_compact(&text, flavor == Flavor::Auth0Export, compact) == Some(wanted)
 }
 
 /// Objects and arrays a record may open and still take the fast path: `sonic_rs` parses
