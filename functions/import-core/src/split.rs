@@ -560,11 +560,11 @@ impl Splitter {
             self.chunks.truncate(start);
             self.chunks.extend(rewritten);
         } else {
+            // Here the chunks read are exactly the thinned ones.
             let mut by_seq: BTreeMap<u32, ChunkEntry> =
                 rewritten.into_iter().map(|c| (c.seq, c)).collect();
-            let thinned: BTreeSet<u32> = old.iter().map(|c| c.seq).collect();
             self.chunks.retain_mut(|c| {
-                if !thinned.contains(&c.seq) {
+                if thinned.binary_search(&c.seq).is_err() {
                     return true;
                 }
                 match by_seq.remove(&c.seq) {
