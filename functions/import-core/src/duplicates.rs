@@ -18,7 +18,10 @@ use sonic_rs::{JsonValueTrait, Value};
 use crate::violation::Violation;
 
 const PARTITIONS: usize = 64;
-const ENTRY_BYTES: usize = 36;
+/// A spilled `Seen`: five words.
+const SEEN_BYTES: usize = 20;
+/// A spilled `Entry`: the fingerprint and a `Seen`.
+const ENTRY_BYTES: usize = 16 + SEEN_BYTES;
 const WRITE_BUFFER: usize = 32 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -193,13 +196,12 @@ impl Duplicate {
         if !read_spilled(input, &mut head)? {
             return Ok(None);
         }
-        let word = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let at = Occurrence {
-            index: u64::from(word(&head, 0)),
-            line: u64::from(word(&head, 4)),
-            seq: word(&head, 8),
-            position: word(&head, 12),
-            len: word(&head, 16),
+            index: u64::from(le_word(&head, 0)),
+            line: u64::from(le_word(&head, 4)),
+            seq: le_word(&head, 8),
+            position: le_word(&head, 12),
+            len: le_word(&head, 16),
         };
         let mut repeats = Vec::with_capacity(usize::from(head[20]));
         for _ in 0..head[20] {
@@ -207,8 +209,8 @@ impl Duplicate {
             input.read_exact(&mut r)?;
             repeats.push(Repeat {
                 kind: IdentityKind::from_bits(u32::from(r[0])),
-                index: word(&r, 1),
-                line: word(&r, 5),
+                index: le_word(&r, 1),
+                line: le_word(&r, 5),
             });
         }
         Ok(Some(Duplicate { at, repeats }))
@@ -276,36 +278,53 @@ impl Seen {
     }
 }
 
+impl Seen {
+    /// Five words: index and kind share one (kind in the top two bits), then line, seq,
+    /// position and len.
+    fn encode(&self) -> [u8; SEEN_BYTES] {
+        let index_kind = self.index | (self.kind << 30);
+        let mut out = [0u8; SEEN_BYTES];
+        let words = [index_kind, self.line, self.seq, self.position, self.len];
+        for (slot, word) in out.chunks_exact_mut(4).zip(words) {
+            slot.copy_from_slice(&word.to_le_bytes());
+        }
+        out
+    }
+
+    /// `b` starts with `SEEN_BYTES` written by `encode` (the callers' fixed-size records).
+    fn decode(b: &[u8]) -> Self {
+        let index_kind = le_word(b, 0);
+        Seen {
+            index: index_kind & 0x3fff_ffff,
+            kind: index_kind >> 30,
+            line: le_word(b, 4),
+            seq: le_word(b, 8),
+            position: le_word(b, 12),
+            len: le_word(b, 16),
+        }
+    }
+}
+
+/// The little-endian u32 at `at` in a spilled record.
+fn le_word(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
 impl Entry {
+    /// The fingerprint, then the `Seen`.
     fn encode(&self) -> [u8; ENTRY_BYTES] {
         let mut out = [0u8; ENTRY_BYTES];
         out[..16].copy_from_slice(&self.fingerprint.to_le_bytes());
-        // index and kind share a word: kind in the top two bits.
-        let seen = &self.seen;
-        let index_kind = seen.index | (seen.kind << 30);
-        out[16..20].copy_from_slice(&index_kind.to_le_bytes());
-        out[20..24].copy_from_slice(&seen.line.to_le_bytes());
-        out[24..28].copy_from_slice(&seen.seq.to_le_bytes());
-        out[28..32].copy_from_slice(&seen.position.to_le_bytes());
-        out[32..36].copy_from_slice(&seen.len.to_le_bytes());
+        out[16..].copy_from_slice(&self.seen.encode());
         out
     }
 
     fn decode(b: &[u8; ENTRY_BYTES]) -> Self {
-        let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        let mut fp = [0u8; 16];
-        fp.copy_from_slice(&b[..16]);
-        let index_kind = word(16);
+        let mut fingerprint = [0u8; 16];
+        fingerprint.copy_from_slice(&b[..16]);
         Entry {
-            fingerprint: u128::from_le_bytes(fp),
-            seen: Seen {
-                index: index_kind & 0x3fff_ffff,
-                kind: index_kind >> 30,
-                line: word(20),
-                seq: word(24),
-                position: word(28),
-                len: word(32),
-            },
+            fingerprint: u128::from_le_bytes(fingerprint),
+            seen: Seen::decode(&b[16..]),
         }
     }
 }
@@ -436,8 +455,8 @@ impl DuplicateFinder {
 
 /// Read buffer of each run in the merge, and of the duplicates read back.
 const MERGE_BUFFER: usize = 16 * 1024;
-/// A member as spilled: `Seen`'s six words and the group's.
-const MEMBER_BYTES: usize = 28;
+/// A spilled `Member`: a `Seen` and the group's word.
+const MEMBER_BYTES: usize = SEEN_BYTES + 4;
 
 fn partition_name(p: usize) -> String {
     format!("p{p:02}")
@@ -485,37 +504,18 @@ struct Member {
 }
 
 impl Member {
+    /// The `Seen`, then the group.
     fn encode(&self) -> [u8; MEMBER_BYTES] {
-        let seen = &self.seen;
-        let words = [
-            seen.index,
-            seen.kind,
-            seen.line,
-            seen.seq,
-            seen.position,
-            seen.len,
-            self.group,
-        ];
         let mut out = [0u8; MEMBER_BYTES];
-        for (slot, word) in out.chunks_exact_mut(4).zip(words) {
-            slot.copy_from_slice(&word.to_le_bytes());
-        }
+        out[..SEEN_BYTES].copy_from_slice(&self.seen.encode());
+        out[SEEN_BYTES..].copy_from_slice(&self.group.to_le_bytes());
         out
     }
 
     fn decode(b: &[u8; MEMBER_BYTES]) -> Self {
-        let word =
-            |i: usize| u32::from_le_bytes([b[i * 4], b[i * 4 + 1], b[i * 4 + 2], b[i * 4 + 3]]);
         Member {
-            seen: Seen {
-                index: word(0),
-                kind: word(1),
-                line: word(2),
-                seq: word(3),
-                position: word(4),
-                len: word(5),
-            },
-            group: word(6),
+            seen: Seen::decode(b),
+            group: le_word(b, SEEN_BYTES),
         }
     }
 }
