@@ -42,9 +42,10 @@ bench:
 build-cli:
 	$(CARGO) build --release -p auth0-s3-import
 
-# moto's server (S3, Secrets Manager) and cfn-lint, installed only when missing.
+# moto's server (S3, Secrets Manager) and cfn-lint, installed only when missing. moto before
+# 5.2.5 answers CompleteMultipartUpload with a root element the SDK refuses (5.2.1 does).
 deps-python:
-	@$(PYTHON) -c 'import moto.server, flask' 2>/dev/null || $(PYTHON) -m pip install --quiet 'moto[server]'
+	@$(PYTHON) -c 'import moto, moto.server, flask; assert tuple(int(p) for p in moto.__version__.split(".")[:3]) >= (5, 2, 5)' 2>/dev/null || $(PYTHON) -m pip install --quiet 'moto[server]>=5.2.5'
 	@$(PYTHON) -c 'import cfnlint' 2>/dev/null || $(PYTHON) -m pip install --quiet cfn-lint
 
 # ---- Deployment (issue 5). Tools live in a venv under .venv (git-ignored), never in `make test`.
