@@ -5,13 +5,14 @@ pub mod lambda;
 pub mod ledger;
 pub mod secrets;
 
-use std::collections::VecDeque;
-use std::path::Path;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use import_core::layout;
 use import_core::ledger::ObjectStore;
@@ -25,10 +26,20 @@ use tokio::task::JoinHandle;
 /// memory stays bounded (each holds at most one chunk, ≤ 512 KB).
 const UPLOADS_IN_FLIGHT: usize = 8;
 
+/// Parts of a multipart upload in flight at once (`RunSink::put_part`): each holds a part of
+/// several MB, and one more behind it keeps the upload busy.
+const PARTS_IN_FLIGHT: usize = 2;
+
 /// Prefetched GETs in flight at once (`RunSink::prefetch`): same reasoning, same bound.
 const FETCHES_IN_FLIGHT: usize = 8;
 
 type Fetch = JoinHandle<Result<Vec<u8>, String>>;
+
+/// An object being written by multipart upload: its upload id and its parts, in order.
+struct Multipart {
+    upload_id: String,
+    parts: Vec<JoinHandle<Result<CompletedPart, String>>>,
+}
 
 /// An S3 client from the shared config. With an endpoint override (moto on loopback, via
 /// `AWS_ENDPOINT_URL`), path-style addressing is forced: bucket subdomains of 127.0.0.1 do not exist.
@@ -85,6 +96,9 @@ pub struct S3RunSink {
     wanted: VecDeque<String>,
     /// GETs started ahead of `get`, in the order they were announced.
     fetches: VecDeque<(String, Fetch)>,
+    part_uploads: Arc<Semaphore>,
+    /// Objects being written in parts, by key (relative to the run folder).
+    multiparts: BTreeMap<String, Multipart>,
 }
 
 impl S3RunSink {
@@ -98,6 +112,8 @@ impl S3RunSink {
             in_flight: Vec::new(),
             wanted: VecDeque::new(),
             fetches: VecDeque::new(),
+            part_uploads: Arc::new(Semaphore::new(PARTS_IN_FLIGHT)),
+            multiparts: BTreeMap::new(),
         }
     }
 
@@ -216,23 +232,141 @@ impl RunSink for S3RunSink {
         Ok(())
     }
 
-    fn put_file(&mut self, key: &str, path: &Path) -> Result<(), SinkError> {
+    fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError> {
         let full = self.key(key);
         let (client, bucket) = (&self.client, &self.bucket);
-        self.handle.block_on(async {
-            let body = ByteStream::from_path(path)
-                .await
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
-            client
-                .put_object()
-                .bucket(bucket)
+        let permit = self
+            .handle
+            .block_on(self.part_uploads.clone().acquire_owned())
+            .map_err(|e| format!("part upload queue closed: {e}"))?;
+        let upload = match self.multiparts.entry(key.to_string()) {
+            Entry::Occupied(upload) => upload.into_mut(),
+            Entry::Vacant(slot) => {
+                let started = self.handle.block_on(
+                    client
+                        .create_multipart_upload()
+                        .bucket(bucket)
+                        .key(&full)
+                        .content_type("application/x-ndjson")
+                        .send(),
+                );
+                let failed =
+                    |why: String| format!("starting an upload to s3://{bucket}/{full}: {why}");
+                let upload_id = started
+                    .map_err(|e| failed(describe(&e)))?
+                    .upload_id
+                    .ok_or_else(|| failed("S3 gave no upload id".into()))?;
+                slot.insert(Multipart {
+                    upload_id,
+                    parts: Vec::new(),
+                })
+            }
+        };
+        let number = i32::try_from(upload.parts.len() + 1)?;
+        let (client, bucket, upload_id) =
+            (client.clone(), bucket.clone(), upload.upload_id.clone());
+        // Owned by the upload, which outlives this call.
+        let part = part.to_vec();
+        upload.parts.push(self.handle.spawn(async move {
+            let _permit = permit;
+            let stored = client
+                .upload_part()
+                .bucket(&bucket)
                 .key(&full)
-                .body(body)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(part))
                 .send()
                 .await
-                .map_err(|e| format!("PUT s3://{bucket}/{full}: {}", describe(&e)))?;
-            Ok::<(), SinkError>(())
-        })
+                .map_err(|e| {
+                    format!(
+                        "PUT part {number} of s3://{bucket}/{full}: {}",
+                        describe(&e)
+                    )
+                })?;
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(stored.e_tag)
+                .build())
+        }));
+        Ok(())
+    }
+
+    fn finish_parts(&mut self, key: &str) -> Result<(), SinkError> {
+        let Some(upload) = self.multiparts.remove(key) else {
+            self.put(key, Vec::new())?;
+            return self.settle_key(key);
+        };
+        let mut parts = Vec::with_capacity(upload.parts.len());
+        let mut failure = None;
+        for task in upload.parts {
+            match self.handle.block_on(task) {
+                Ok(Ok(part)) => parts.push(part),
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(join) => failure = failure.or(Some(join.to_string())),
+            }
+        }
+        let full = self.key(key);
+        let (client, bucket) = (&self.client, &self.bucket);
+        if let Some(e) = failure {
+            // Best effort: the bucket's lifecycle rule removes what an abort leaves.
+            let _ = self.handle.block_on(
+                client
+                    .abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(&full)
+                    .upload_id(&upload.upload_id)
+                    .send(),
+            );
+            return Err(e.into());
+        }
+        let done = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        self.handle
+            .block_on(
+                client
+                    .complete_multipart_upload()
+                    .bucket(bucket)
+                    .key(&full)
+                    .upload_id(&upload.upload_id)
+                    .multipart_upload(done)
+                    .send(),
+            )
+            .map_err(|e| {
+                format!(
+                    "completing the upload of s3://{bucket}/{full}: {}",
+                    describe(&e)
+                )
+            })?;
+        Ok(())
+    }
+
+    fn abort_parts(&mut self, key: &str) -> Result<(), SinkError> {
+        let Some(upload) = self.multiparts.remove(key) else {
+            return Ok(());
+        };
+        for task in &upload.parts {
+            task.abort();
+        }
+        let full = self.key(key);
+        let (client, bucket) = (&self.client, &self.bucket);
+        self.handle
+            .block_on(
+                client
+                    .abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(&full)
+                    .upload_id(&upload.upload_id)
+                    .send(),
+            )
+            .map_err(|e| {
+                format!(
+                    "abandoning the upload of s3://{bucket}/{full}: {}",
+                    describe(&e)
+                )
+            })?;
+        Ok(())
     }
 
     fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError> {

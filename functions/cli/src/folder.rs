@@ -1,6 +1,8 @@
 //! A run folder on local disk, laid out exactly like `s3://bucket/runs/<run-id>/`, so a
 //! rehearsal produces the same files the split Lambda would.
 
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,9 @@ use import_core::split::{RunSink, SinkError};
 
 pub struct FolderSink {
     root: PathBuf,
+    /// Objects being written in parts, each into a file of its own beside the run folder's
+    /// (removed unless finished).
+    parts: BTreeMap<String, tempfile::NamedTempFile>,
 }
 
 impl FolderSink {
@@ -30,6 +35,7 @@ impl FolderSink {
         fs::create_dir_all(&chunks).map_err(|e| format!("creating {}: {e}", chunks.display()))?;
         Ok(FolderSink {
             root: root.to_path_buf(),
+            parts: BTreeMap::new(),
         })
     }
 
@@ -47,9 +53,30 @@ impl RunSink for FolderSink {
         fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()).into())
     }
 
-    fn put_file(&mut self, key: &str, from: &Path) -> Result<(), SinkError> {
+    fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError> {
+        let file = match self.parts.entry(key.to_string()) {
+            Entry::Occupied(file) => file.into_mut(),
+            Entry::Vacant(slot) => slot.insert(tempfile::NamedTempFile::new_in(&self.root)?),
+        };
+        file.write_all(part)
+            .map_err(|e| format!("writing {} (for {key}): {e}", file.path().display()).into())
+    }
+
+    fn finish_parts(&mut self, key: &str) -> Result<(), SinkError> {
         let path = self.path(key);
-        fs::copy(from, &path).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        match self.parts.remove(key) {
+            Some(file) => {
+                file.persist(&path)
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                Ok(())
+            }
+            None => self.put(key, Vec::new()),
+        }
+    }
+
+    fn abort_parts(&mut self, key: &str) -> Result<(), SinkError> {
+        // The file being written is removed as it is dropped.
+        self.parts.remove(key);
         Ok(())
     }
 

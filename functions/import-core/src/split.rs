@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -36,12 +36,34 @@ pub mod codes {
 
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The smallest part `RunSink::put_part` is given, but for an object's last: S3's minimum for
+/// a multipart upload's parts.
+pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// Rejects are handed to the sink in parts of this size: over S3's minimum, and at S3's limit
+/// of 10,000 parts, room for 80 GiB of rejects.
+const REJECT_PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Room for a part and the entry that takes it over `REJECT_PART_BYTES`, set aside once and
+/// filled again for each part: a buffer per part, even freed, stays with the allocator a while
+/// (a 1 GB drop of refused records peaked at 84 MB that way, against 48 MB reusing one).
+const REJECT_BUFFER_BYTES: usize = REJECT_PART_BYTES + 256 * 1024;
+
 /// Where a run folder is written. Keys are relative to the run folder.
 pub trait RunSink {
     /// Writes (or replaces) an object. May return before it is durable: see `flush`.
     fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError>;
-    /// Writes an object from a local file (large, spooled outputs such as rejects).
-    fn put_file(&mut self, key: &str, path: &Path) -> Result<(), SinkError>;
+    /// Appends `part` to `key`, an object written in parts, in order, that appears whole at
+    /// `finish_parts`: a large output (rejects) that must wait neither whole in memory nor on
+    /// local disk, which in Lambda is smaller than a drop can be. Every part but the last
+    /// holds at least `MIN_PART_BYTES`. May return before the part is stored. (A slice: the
+    /// caller fills the same buffer again, and a store that must keep the part copies it.)
+    fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError>;
+    /// Makes `key` the parts put so far, in order (an empty object when there were none), and
+    /// returns once it is durable.
+    fn finish_parts(&mut self, key: &str) -> Result<(), SinkError>;
+    /// Forgets the parts put so far of `key`, which is not written.
+    fn abort_parts(&mut self, key: &str) -> Result<(), SinkError>;
     fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError>;
     /// Announces `get`s of these keys, in this order: a store with latency may start them now.
     /// A `put` or `delete` of one of them cancels its announcement.
@@ -215,8 +237,11 @@ struct Splitter {
     max_chunk_bytes: usize,
     packer: ChunkPacker,
     duplicates: Option<DuplicateFinder>,
-    rejects_file: tempfile::NamedTempFile,
-    rejects: BufWriter<File>,
+    /// Reject entries not yet handed to the sink (under `REJECT_PART_BYTES`).
+    rejects: Vec<u8>,
+    /// The input index of each reject so far, 8 bytes apiece, for `rejected_from`.
+    rejected_file: tempfile::NamedTempFile,
+    rejected: BufWriter<File>,
     format: Option<DetectedFormat>,
     transformations: Transformations,
     chunks: Vec<ChunkEntry>,
@@ -228,11 +253,11 @@ struct Splitter {
 
 impl Splitter {
     fn new(source: Source, run_id: &str, options: &SplitOptions) -> Result<Self, SplitError> {
-        let rejects_file = match &options.scratch_dir {
+        let rejected_file = match &options.scratch_dir {
             Some(dir) => tempfile::NamedTempFile::new_in(dir)?,
             None => tempfile::NamedTempFile::new()?,
         };
-        let rejects = BufWriter::with_capacity(64 * 1024, rejects_file.as_file().try_clone()?);
+        let rejected = BufWriter::new(rejected_file.as_file().try_clone()?);
         Ok(Splitter {
             run_id: run_id.to_string(),
             source,
@@ -240,8 +265,9 @@ impl Splitter {
             max_chunk_bytes: options.max_chunk_bytes,
             packer: ChunkPacker::new(options.max_chunk_bytes),
             duplicates: Some(DuplicateFinder::new(options.scratch_dir.as_deref())?),
-            rejects_file,
-            rejects,
+            rejects: Vec::with_capacity(REJECT_BUFFER_BYTES),
+            rejected_file,
+            rejected,
             format: None,
             transformations: Transformations::default(),
             chunks: Vec::new(),
@@ -299,7 +325,7 @@ impl Splitter {
             checked.count_into(&mut self.transformations);
             match checked.verdict {
                 Verdict::Fatal(e) => return Err(Halt::Input(e)),
-                Verdict::Rejected { reasons, user } => self.reject(raw, reasons, user)?,
+                Verdict::Rejected { reasons, user } => self.reject(raw, reasons, user, sink)?,
                 Verdict::Accepted { start, end, ids } => {
                     let (closed, placement) =
                         self.packer.push(raw.index, &batch.compact[start..end]);
@@ -355,17 +381,20 @@ impl Splitter {
         raw: &RawRecord,
         reasons: Vec<Violation>,
         user: Option<Value>,
+        sink: &mut dyn RunSink,
     ) -> Result<(), SplitError> {
-        self.write_reject(raw.index, raw.line, raw.byte_offset, reasons, user)
+        let at = (raw.index, raw.line, raw.byte_offset);
+        self.write_reject(at, reasons, user, sink)
     }
 
+    /// Adds a reject entry for the record at `(index, line, byte_offset)`, handing the entries
+    /// to the sink a part at a time.
     fn write_reject(
         &mut self,
-        index: u64,
-        line: u64,
-        byte_offset: u64,
+        (index, line, byte_offset): (u64, u64, u64),
         reasons: Vec<Violation>,
         user: Option<Value>,
+        sink: &mut dyn RunSink,
     ) -> Result<(), SplitError> {
         self.users_rejected += 1;
         let codes: BTreeSet<&str> = reasons.iter().map(|r| r.code.as_str()).collect();
@@ -384,7 +413,13 @@ impl Splitter {
             user,
         };
         serde_json::to_writer(&mut self.rejects, &entry).map_err(io::Error::from)?;
-        self.rejects.write_all(b"\n")?;
+        self.rejects.push(b'\n');
+        self.rejected.write_all(&index.to_le_bytes())?;
+        if self.rejects.len() >= REJECT_PART_BYTES {
+            sink.put_part(REJECTS, &self.rejects)
+                .map_err(SplitError::Sink)?;
+            self.rejects.clear();
+        }
         Ok(())
     }
 
@@ -507,7 +542,8 @@ impl Splitter {
                     self.users_accepted -= 1;
                     // Duplicates were accepted records: their byte offset is not kept in
                     // the spill index, their line is.
-                    self.write_reject(d.at.index, d.at.line, 0, d.reasons(), Some(user))?;
+                    let at = (d.at.index, d.at.line, 0);
+                    self.write_reject(at, d.reasons(), Some(user), sink)?;
                 } else {
                     let (closed, _) = packer.push(index, &record.bytes);
                     if let Some(chunk) = closed {
@@ -581,17 +617,19 @@ impl Splitter {
 
     /// Input indexes of the records rejected so far, from `from` on, in order.
     fn rejected_from(&mut self, from: u64) -> Result<Vec<u64>, SplitError> {
-        #[derive(serde::Deserialize)]
-        struct Index {
-            index: u64,
-        }
-        self.rejects.flush()?;
-        let file = io::BufReader::new(File::open(self.rejects_file.path())?);
+        self.rejected.flush()?;
+        let mut file = io::BufReader::new(File::open(self.rejected_file.path())?);
         let mut indexes = Vec::new();
-        for line in io::BufRead::lines(file) {
-            let entry: Index = serde_json::from_str(&line?).map_err(io::Error::from)?;
-            if entry.index >= from {
-                indexes.push(entry.index);
+        let mut word = [0u8; 8];
+        loop {
+            match file.read_exact(&mut word) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e.into()),
+            }
+            let index = u64::from_le_bytes(word);
+            if index >= from {
+                indexes.push(index);
             }
         }
         indexes.sort_unstable();
@@ -607,9 +645,11 @@ impl Splitter {
         if let Some(finder) = self.duplicates.take() {
             self.remove_duplicates(finder.resolve()?, sink)?;
         }
-        self.rejects.flush()?;
-        sink.put_file(REJECTS, self.rejects_file.path())
-            .map_err(SplitError::Sink)?;
+        if !self.rejects.is_empty() {
+            sink.put_part(REJECTS, &self.rejects)
+                .map_err(SplitError::Sink)?;
+        }
+        sink.finish_parts(REJECTS).map_err(SplitError::Sink)?;
         sink.flush().map_err(SplitError::Sink)?;
         let manifest = self.manifest(None);
         commit(manifest, sink)
@@ -621,6 +661,7 @@ impl Splitter {
         sink: &mut dyn RunSink,
     ) -> Result<SplitOutcome, SplitError> {
         // Nothing of a broken input is published: chunks already written are taken back.
+        sink.abort_parts(REJECTS).map_err(SplitError::Sink)?;
         sink.flush().map_err(SplitError::Sink)?;
         for chunk in std::mem::take(&mut self.chunks) {
             sink.delete(&chunk.key).map_err(SplitError::Sink)?;
@@ -678,6 +719,8 @@ fn commit(manifest: RunManifest, sink: &mut dyn RunSink) -> Result<SplitOutcome,
 #[derive(Debug, Default)]
 pub struct MemorySink {
     pub objects: BTreeMap<String, Vec<u8>>,
+    /// Objects being written in parts: each part as given, so their sizes can be checked.
+    parts: BTreeMap<String, Vec<Vec<u8>>>,
 }
 
 impl RunSink for MemorySink {
@@ -686,8 +729,25 @@ impl RunSink for MemorySink {
         Ok(())
     }
 
-    fn put_file(&mut self, key: &str, path: &Path) -> Result<(), SinkError> {
-        self.objects.insert(key.to_string(), std::fs::read(path)?);
+    fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError> {
+        let parts = self.parts.entry(key.to_string()).or_default();
+        if parts.last().is_some_and(|last| last.len() < MIN_PART_BYTES) {
+            return Err(
+                format!("{key}: a part under {MIN_PART_BYTES} bytes was not the last").into(),
+            );
+        }
+        parts.push(part.to_vec());
+        Ok(())
+    }
+
+    fn finish_parts(&mut self, key: &str) -> Result<(), SinkError> {
+        let parts = self.parts.remove(key).unwrap_or_default();
+        self.objects.insert(key.to_string(), parts.concat());
+        Ok(())
+    }
+
+    fn abort_parts(&mut self, key: &str) -> Result<(), SinkError> {
+        self.parts.remove(key);
         Ok(())
     }
 
@@ -1025,6 +1085,108 @@ mod tests {
         let (m, _) = same_for_any_worker_count(&input);
         assert_eq!(m.format.as_ref().unwrap().flavor, Flavor::Auth0Export);
         assert_eq!(m.rejects_by_code.get(codes::INVALID_JSON), Some(&1));
+    }
+
+    /// A `MemorySink` that notes the size of each part it is given, and each abort.
+    #[derive(Default)]
+    struct PartsSeen {
+        sink: MemorySink,
+        parts: Vec<usize>,
+        aborted: usize,
+    }
+
+    impl RunSink for PartsSeen {
+        fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
+            self.sink.put(key, bytes)
+        }
+        fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError> {
+            self.parts.push(part.len());
+            self.sink.put_part(key, part)
+        }
+        fn finish_parts(&mut self, key: &str) -> Result<(), SinkError> {
+            self.sink.finish_parts(key)
+        }
+        fn abort_parts(&mut self, key: &str) -> Result<(), SinkError> {
+            self.aborted += 1;
+            self.sink.abort_parts(key)
+        }
+        fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError> {
+            self.sink.get(key)
+        }
+        fn delete(&mut self, key: &str) -> Result<(), SinkError> {
+            self.sink.delete(key)
+        }
+        fn flush(&mut self) -> Result<(), SinkError> {
+            self.sink.flush()
+        }
+        fn commit_manifest(&mut self, bytes: Vec<u8>) -> Result<bool, SinkError> {
+            self.sink.commit_manifest(bytes)
+        }
+    }
+
+    /// Rejects reach the sink a part at a time as they are found, so a drop of bad records
+    /// waits neither whole in memory nor on local disk (Lambda's is smaller than a drop can
+    /// be); a broken input publishes none of them.
+    #[test]
+    fn rejects_are_handed_over_in_parts_and_a_broken_run_drops_them() {
+        // Two records in three are refused (an email that is a number), each with 2 KB of
+        // metadata: about 19 MB of rejects.
+        let pad = "y".repeat(2048);
+        let n = 13_500;
+        let records: Vec<String> = (0..n)
+            .map(|i| {
+                let email = if i % 3 == 0 {
+                    format!("\"u{i}@example.com\"")
+                } else {
+                    i.to_string()
+                };
+                format!(r#"{{"email":{email},"user_metadata":{{"pad":"{pad}"}}}}"#)
+            })
+            .collect();
+        let whole = format!("[{}]", records.join(","));
+        let split_into = |input: &str| {
+            let mut seen = PartsSeen::default();
+            let outcome = split_with_workers(
+                io::Cursor::new(input.as_bytes().to_vec()),
+                Source::Local {
+                    path: "test.json".into(),
+                    size: None,
+                },
+                "run-1",
+                &SplitOptions::default(),
+                &mut seen,
+                2,
+            )
+            .unwrap();
+            (outcome.manifest, seen)
+        };
+
+        let (m, seen) = split_into(&whole);
+        let refused: BTreeSet<u64> = (0..n as u64).filter(|i| i % 3 != 0).collect();
+        assert_eq!(
+            (m.users_accepted, m.users_rejected),
+            (n as u64 / 3, refused.len() as u64)
+        );
+        assert_eq!(reject_indexes(&seen.sink.objects), refused);
+        assert!(seen.parts.len() >= 2, "{:?}", seen.parts);
+        let (last, full) = seen.parts.split_last().unwrap();
+        assert!(
+            full.iter().all(|&len| len >= MIN_PART_BYTES),
+            "{:?}",
+            seen.parts
+        );
+        assert_eq!(
+            full.iter().sum::<usize>() + last,
+            seen.sink.objects[REJECTS].len()
+        );
+        assert_eq!(seen.aborted, 0);
+
+        // The same records, cut short: the parts already handed over are abandoned.
+        let (m, seen) = split_into(&whole[..whole.len() - 100]);
+        assert_eq!(m.status, RunStatus::Failed);
+        assert!(seen.parts.len() >= 2, "{:?}", seen.parts);
+        assert_eq!(seen.aborted, 1);
+        assert_eq!(seen.sink.objects.keys().collect::<Vec<_>>(), vec![MANIFEST]);
     }
 
     #[test]

@@ -374,6 +374,77 @@ async fn truncated_json_array_publishes_no_chunks() {
     assert!(published.is_empty(), "{published:?}");
 }
 
+/// Records that are all refused (`email` is a number), each carrying 2 KB of metadata.
+fn refused_users(n: usize) -> Vec<Value> {
+    let pad = "y".repeat(2048);
+    (0..n)
+        .map(|i| json!({"email": i, "user_metadata": {"pad": pad}}))
+        .collect()
+}
+
+/// Rejects larger than a part go to S3 by multipart upload as they are found, so a drop of bad
+/// records needs neither memory nor /tmp for them; moto refuses parts under S3's 5 MiB minimum,
+/// as S3 does. A broken drop leaves no upload behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_beyond_a_part_are_uploaded_in_parts_and_abandoned_when_the_run_fails() {
+    let w = world().await;
+    let users = refused_users(9_000);
+    let body = serde_json::to_vec(&users).unwrap();
+    let event = w
+        .drop_object("inbox/con_AbCdEf0123456789/refused.json", body.clone())
+        .await;
+    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let (run_id, status, users_in, accepted, rejected) = split_outcome(&response.records);
+    assert_eq!(status, RunStatus::Split);
+    assert_eq!((users_in, accepted, rejected), (9_000, 0, 9_000));
+    let rejects = w.rejects(&run_id).await;
+    let indexes: Vec<u64> = rejects.iter().map(|r| r.index).collect();
+    assert_eq!(indexes, (0..9_000).collect::<Vec<u64>>());
+    let size: usize = rejects
+        .iter()
+        .map(|r| serde_json::to_vec(r).unwrap().len() + 1)
+        .sum();
+    assert!(
+        size > 2 * import_core::split::MIN_PART_BYTES,
+        "{size} bytes"
+    );
+    // A multipart object's ETag ends in its number of parts.
+    let rejects_key = format!("{}{}", layout::run_prefix(&run_id), layout::REJECTS);
+    let etag = w
+        .list(&rejects_key)
+        .await
+        .remove(&rejects_key)
+        .expect("rejects listed");
+    let parts: usize = etag
+        .trim_matches('"')
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0);
+    assert!(parts >= 2, "ETag {etag}");
+
+    // Cut short: a failed run, no rejects published, no upload left open.
+    let event = w
+        .drop_object(
+            "inbox/con_AbCdEf0123456789/refused-cut.json",
+            body[..body.len() - 10].to_vec(),
+        )
+        .await;
+    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let (run_id, status, ..) = split_outcome(&response.records);
+    assert_eq!(status, RunStatus::Failed);
+    let published = w.list(&layout::run_prefix(&run_id)).await;
+    let manifest_key = format!("{}{}", layout::run_prefix(&run_id), layout::MANIFEST);
+    assert_eq!(published.keys().collect::<Vec<_>>(), vec![&manifest_key]);
+    let open = w
+        .client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(open.uploads().is_empty(), "{:?}", open.uploads());
+}
+
 fn flate2_encode(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(bytes).unwrap();
