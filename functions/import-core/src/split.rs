@@ -265,7 +265,7 @@ impl Splitter {
             max_chunk_bytes: options.max_chunk_bytes,
             packer: ChunkPacker::new(options.max_chunk_bytes),
             duplicates: Some(DuplicateFinder::new(options.scratch_dir.as_deref())?),
-            rejects: Vec::with_capacity(REJECT_BUFFER_BYTES),
+            rejects: Vec::new(),
             rejected_file,
             rejected,
             format: None,
@@ -412,6 +412,10 @@ impl Splitter {
             reasons,
             user,
         };
+        if self.rejects.capacity() == 0 {
+            // Set aside at the first reject: a run without any leaves the memory untouched.
+            self.rejects.reserve_exact(REJECT_BUFFER_BYTES);
+        }
         serde_json::to_writer(&mut self.rejects, &entry).map_err(io::Error::from)?;
         self.rejects.push(b'\n');
         self.rejected.write_all(&index.to_le_bytes())?;
