@@ -92,6 +92,61 @@ const MAX_LOCAL_BYTES: usize = 64;
 const MAX_LABEL: usize = 63;
 
 pub(crate) fn check_email(address: &str) -> Result<(), EmailProblem> {
+    if ascii_address_passes(address.as_bytes()) {
+        return Ok(());
+    }
+    check_fully(address)
+}
+
+/// Whether `check_fully` accepts `address`, for the common address (ASCII) in one pass over
+/// its bytes with the same character predicates; false for anything else, which `check_fully`
+/// then judges and explains. In ASCII a character is a byte, and every space, quote and
+/// second `@` fails a character predicate.
+fn ascii_address_passes(address: &[u8]) -> bool {
+    if address.len() > MAX_ADDRESS {
+        return false;
+    }
+    let Some(at) = address.iter().position(|&b| b == b'@') else {
+        return false;
+    };
+    let (local, domain) = (&address[..at], &address[at + 1..]);
+    // The local part: no dot first, last or next to another (`previous` starts as a dot).
+    let mut previous = b'.';
+    for &b in local {
+        let passes = if b == b'.' {
+            previous != b'.'
+        } else {
+            b.is_ascii() && is_local_char(char::from(b))
+        };
+        if !passes {
+            return false;
+        }
+        previous = b;
+    }
+    if local.is_empty() || local.len() > MAX_LOCAL_BYTES || previous == b'.' {
+        return false;
+    }
+    let mut labels = 0usize;
+    let mut last: &[u8] = &[];
+    for label in domain.split(|&b| b == b'.') {
+        let passes = !label.is_empty()
+            && label.len() <= MAX_LABEL
+            && label.first() != Some(&b'-')
+            && label.last() != Some(&b'-')
+            && label
+                .iter()
+                .all(|&b| b.is_ascii() && is_domain_char(char::from(b)));
+        if !passes {
+            return false;
+        }
+        labels += 1;
+        last = label;
+    }
+    // Every byte of `last` passed `is_domain_char` as ASCII.
+    labels >= 2 && std::str::from_utf8(last).is_ok_and(is_top_level_domain)
+}
+
+fn check_fully(address: &str) -> Result<(), EmailProblem> {
     if address.is_empty() {
         return Err(EmailProblem::Empty);
     }
@@ -345,6 +400,42 @@ mod tests {
             check_email(&format!("a{exact}")),
             Err(EmailProblem::TooLong)
         );
+    }
+
+    proptest::proptest! {
+        /// The one-pass ASCII path accepts exactly the ASCII addresses the full check accepts.
+        /// Addresses are built as local@domain from characters near every rule (dots, hyphens,
+        /// quotes, spaces, a second @, digits-only and one-letter TLDs, non-ASCII), with runs
+        /// long enough to cross the length limits.
+        #[test]
+        fn the_ascii_path_agrees_with_the_full_check(
+            local in "[a-z.+_\"\\- é@]{0,3}(a{0,62}|[a-z.]{0,5})[a-z.\\- ]{0,3}",
+            labels in proptest::collection::vec("(-?[a-z0-9]{0,4}|b{60,64}|[a-zé_ -]{0,3})-?", 0..6),
+            tld in "(com|x|12|xn--p1ai|Ab|é|c-m|)",
+            at in "(@|@@|)",
+        ) {
+            let mut domain = labels.join(".");
+            if !tld.is_empty() {
+                domain = if domain.is_empty() { tld } else { format!("{domain}.{tld}") };
+            }
+            let address = format!("{local}{at}{domain}");
+            let full = address.is_ascii() && check_fully(&address).is_ok();
+            proptest::prop_assert_eq!(ascii_address_passes(address.as_bytes()), full, "{}", address);
+        }
+    }
+
+    #[test]
+    fn the_ascii_path_takes_the_common_address_and_leaves_the_rest() {
+        assert!(ascii_address_passes(b"jane.doe+tag@sub.example.co.uk"));
+        for left in [
+            "josé@exemple.fr",
+            "jane@localhost",
+            "a..b@example.com",
+            "a@b@c.com",
+            "",
+        ] {
+            assert!(!ascii_address_passes(left.as_bytes()), "{left}");
+        }
     }
 
     #[test]
