@@ -58,14 +58,17 @@ impl ObjectStore for S3Store {
         Ok(Some((body.into_bytes().to_vec(), etag)))
     }
 
-    async fn get_into(&self, key: &str, file: &mut std::fs::File) -> Result<bool, String> {
-        use std::io::Write as _;
+    async fn get_pieces(
+        &self,
+        key: &str,
+        mut on_piece: impl FnMut(&[u8]) -> Result<(), String> + Send,
+    ) -> Result<bool, String> {
         let Some(mut out) = self.get_object(key).await? else {
             return Ok(false);
         };
         let failed = |e: &dyn std::fmt::Display| format!("GET s3://{}/{key}: {e}", self.bucket);
         while let Some(piece) = out.body.try_next().await.map_err(|e| failed(&e))? {
-            file.write_all(&piece).map_err(|e| failed(&e))?;
+            on_piece(&piece)?;
         }
         Ok(true)
     }

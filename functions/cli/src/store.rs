@@ -61,15 +61,28 @@ impl ObjectStore for FolderStore {
         }))
     }
 
-    async fn get_into(&self, key: &str, file: &mut fs::File) -> Result<bool, String> {
+    async fn get_pieces(
+        &self,
+        key: &str,
+        mut on_piece: impl FnMut(&[u8]) -> Result<(), String> + Send,
+    ) -> Result<bool, String> {
+        use std::io::Read as _;
         let path = self.path(key);
         let mut source = match fs::File::open(&path) {
             Ok(source) => source,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(format!("reading {}: {e}", path.display())),
         };
-        std::io::copy(&mut source, file).map_err(|e| format!("copying {}: {e}", path.display()))?;
-        Ok(true)
+        let mut piece = vec![0u8; 64 * 1024];
+        loop {
+            let n = source
+                .read(&mut piece)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            if n == 0 {
+                return Ok(true);
+            }
+            on_piece(&piece[..n])?;
+        }
     }
 
     async fn put_bytes(

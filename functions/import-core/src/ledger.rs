@@ -218,9 +218,14 @@ pub enum WriteIf<'a> {
 #[allow(async_fn_in_trait)]
 pub trait ObjectStore: Sync {
     async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, String>;
-    /// Appends the object at `key` to `file` without holding all of it in memory (for objects
-    /// that grow with the input, such as `rejects.ndjson`). `Ok(false)` when there is none.
-    async fn get_into(&self, key: &str, file: &mut std::fs::File) -> Result<bool, String>;
+    /// Hands the object at `key` to `piece` a piece at a time, in order, never holding all of
+    /// it in memory or on local disk (for objects that grow with the input, such as
+    /// `rejects.ndjson`). Stops at `piece`'s first error. `Ok(false)` when there is none.
+    async fn get_pieces(
+        &self,
+        key: &str,
+        piece: impl FnMut(&[u8]) -> Result<(), String> + Send,
+    ) -> Result<bool, String>;
     /// `Ok(false)` when the condition did not hold (nothing was written).
     async fn put_bytes(
         &self,
@@ -236,6 +241,44 @@ pub trait ObjectStore: Sync {
     /// Marks an object holding password hashes for deletion by the store's retention rule
     /// (`layout::PURGE_TAG`). A store without one (a local folder) does nothing.
     async fn mark_purgeable(&self, key: &str) -> Result<(), String>;
+}
+
+/// The lines of a byte stream that arrives in pieces cut anywhere (`ObjectStore::get_pieces`),
+/// each without its newline; only a line cut across pieces is copied.
+#[derive(Default)]
+pub struct Lines {
+    /// The start of a line whose end has not arrived.
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    /// Gives `line` every line `piece` ends.
+    pub fn feed<E>(
+        &mut self,
+        mut piece: &[u8],
+        line: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while let Some(end) = piece.iter().position(|&b| b == b'\n') {
+            if self.pending.is_empty() {
+                line(&piece[..end])?;
+            } else {
+                self.pending.extend_from_slice(&piece[..end]);
+                line(&self.pending)?;
+                self.pending.clear();
+            }
+            piece = &piece[end + 1..];
+        }
+        self.pending.extend_from_slice(piece);
+        Ok(())
+    }
+
+    /// Gives `line` the last line, when the stream does not end with a newline.
+    pub fn finish<E>(self, line: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        line(&self.pending)
+    }
 }
 
 /// A version tag for stores that have none of their own (a local folder): the content's hash.
@@ -264,8 +307,12 @@ impl<S: ObjectStore> Ledger<S> {
         self.store.get_bytes(key).await
     }
 
-    pub async fn get_into(&self, key: &str, file: &mut std::fs::File) -> Result<bool, String> {
-        self.store.get_into(key, file).await
+    pub async fn get_pieces(
+        &self,
+        key: &str,
+        piece: impl FnMut(&[u8]) -> Result<(), String> + Send,
+    ) -> Result<bool, String> {
+        self.store.get_pieces(key, piece).await
     }
 
     pub async fn get<T: serde::de::DeserializeOwned>(
@@ -462,6 +509,39 @@ impl<S: ObjectStore> Ledger<S> {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// Cut anywhere, a stream gives the lines `split` finds in it whole (less the empty
+        /// one after a final newline).
+        #[test]
+        fn lines_cut_anywhere_are_the_lines_of_the_whole(
+            text in proptest::collection::vec(
+                proptest::prop_oneof![proptest::strategy::Just(b'\n'), proptest::strategy::Just(b'a'), proptest::strategy::Just(b'b')],
+                0..60,
+            ),
+            cuts in proptest::collection::vec(0usize..60, 0..8),
+        ) {
+            let mut expected: Vec<Vec<u8>> = text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+            if expected.last().is_some_and(Vec::is_empty) {
+                expected.pop();
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c <= text.len()).collect();
+            cuts.sort_unstable();
+            let mut got = Vec::new();
+            let mut line = |l: &[u8]| -> Result<(), ()> {
+                got.push(l.to_vec());
+                Ok(())
+            };
+            let mut lines = super::Lines::default();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([text.len()]) {
+                lines.feed(&text[from..cut], &mut line).unwrap();
+                from = cut;
+            }
+            lines.finish(&mut line).unwrap();
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
+
     use super::*;
 
     fn claimed(at: u64) -> JobRecord {

@@ -3,7 +3,7 @@
 //! reports when its last chunk is final. Auth0 forgets jobs after 24 h; these reports stay.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use auth0_api::{unix_now_ms, ApiError, ManagementApi};
@@ -11,7 +11,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use import_core::jobs::{classify_job, parse_errors, ChunkReport, JobProgress};
 use import_core::layout;
 use import_core::ledger::{JobRecord, JobState};
-use import_core::ledger::{Ledger, ObjectStore, Versioned};
+use import_core::ledger::{Ledger, Lines, ObjectStore, Versioned};
 use import_core::manifest::{RejectEntry, RunManifest};
 use import_core::report::{codes, render_html, CsvRow, RunProgress, RunReport, CSV_HEADER};
 use serde::Serialize;
@@ -380,55 +380,51 @@ impl<S: ObjectStore> Poller<'_, S> {
             .map_err(|e| e.to_string())?;
 
         // Split's rejects: one row each, and their indexes to place chunk records in the input.
-        // The file grows with the input (a redacted record per reject), so it is read from a
-        // temp file a line at a time, never whole; only the indexes are kept (8 bytes each).
+        // The file grows with the input (a redacted record per reject, and split writes it in
+        // parts, so it can outgrow this function's /tmp), so it is read as it arrives, a line
+        // at a time; only the indexes are kept (8 bytes each).
         let mut rejected: Vec<u64> = Vec::new();
-        let mut rejects = tempfile::tempfile().map_err(|e| e.to_string())?;
-        if self
-            .ledger
-            .get_into(&format!("{prefix}{}", layout::REJECTS), &mut rejects)
-            .await?
-        {
-            rejects
-                .seek(SeekFrom::Start(0))
-                .map_err(|e| e.to_string())?;
-            for line in BufReader::new(&rejects).lines() {
-                let line = line.map_err(|e| e.to_string())?;
-                let Ok(r) = serde_json::from_str::<RejectEntry>(&line) else {
-                    continue;
-                };
-                rejected.push(r.index);
-                let email = r
-                    .user
-                    .as_ref()
-                    .and_then(|u| u.get("email"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let code = r
-                    .reasons
-                    .iter()
-                    .map(|v| v.code.as_str())
-                    .collect::<Vec<_>>()
-                    .join("|");
-                let message = r
-                    .reasons
-                    .iter()
-                    .map(|v| v.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                emit(
-                    CsvRow {
-                        stage: "split",
-                        index: Some(r.index),
-                        email,
-                        code,
-                        message,
-                    },
-                    &mut csv,
-                )?;
-            }
-        }
+        let mut on_line = |line: &[u8]| -> Result<(), String> {
+            let Ok(r) = serde_json::from_slice::<RejectEntry>(line) else {
+                return Ok(());
+            };
+            rejected.push(r.index);
+            let email = r
+                .user
+                .as_ref()
+                .and_then(|u| u.get("email"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let code = r
+                .reasons
+                .iter()
+                .map(|v| v.code.as_str())
+                .collect::<Vec<_>>()
+                .join("|");
+            let message = r
+                .reasons
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            emit(
+                CsvRow {
+                    stage: "split",
+                    index: Some(r.index),
+                    email,
+                    code,
+                    message,
+                },
+                &mut csv,
+            )
+        };
+        let mut lines = Lines::default();
+        let rejects_key = format!("{prefix}{}", layout::REJECTS);
+        self.ledger
+            .get_pieces(&rejects_key, |piece| lines.feed(piece, &mut on_line))
+            .await?;
+        lines.finish(&mut on_line)?;
 
         // In-drop duplicates are found late, so the file is not in index order throughout.
         rejected.sort_unstable();
