@@ -246,6 +246,8 @@ def main() -> int:
             ("s3:GetObject", obj(f"{inbox}con_123/users.json")),
             *[(a, obj("runs/r-1/chunks/000001.json")) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")],
             ("s3:PutObject", obj("runs/r-1/manifest.json")),
+            # rejects.ndjson is a multipart upload, abandoned when the run fails.
+            ("s3:AbortMultipartUpload", obj("runs/r-1/rejects.ndjson")),
             ("s3:ListBucket", bucket_arn),
         ],
         "submit": [

@@ -156,12 +156,23 @@ pub fn split_with_workers<R: Read + Send + 'static>(
         Ok(reader) => run.stream(reader, workers, sink),
         Err(e) => Err(Halt::Input(e)),
     };
-    match result {
+    let outcome = match result {
         Ok(()) => run.finish(sink),
         Err(Halt::Input(InputError::Source(e))) => Err(SplitError::Source(e)),
         Err(Halt::Input(e)) => run.fail(e, sink),
         Err(Halt::Split(e)) => Err(e),
+    };
+    if outcome.is_err() {
+        abandon_rejects(sink);
     }
+    outcome
+}
+
+/// Abandons the rejects handed over so far (nothing when none were, or they were finished).
+/// Best effort: the bucket's lifecycle rule removes an upload left open, and what failed the
+/// run matters more than this.
+fn abandon_rejects(sink: &mut dyn RunSink) {
+    let _ = sink.abort_parts(REJECTS);
 }
 
 /// Why streaming stopped early: the input is broken (the run fails), or we could not write.
@@ -423,6 +434,10 @@ impl Splitter {
             sink.put_part(REJECTS, &self.rejects)
                 .map_err(SplitError::Sink)?;
             self.rejects.clear();
+            if self.rejects.capacity() > REJECT_BUFFER_BYTES {
+                // An entry larger than the slack grew it: set aside the usual size again.
+                self.rejects = Vec::new();
+            }
         }
         Ok(())
     }
@@ -665,7 +680,7 @@ impl Splitter {
         sink: &mut dyn RunSink,
     ) -> Result<SplitOutcome, SplitError> {
         // Nothing of a broken input is published: chunks already written are taken back.
-        sink.abort_parts(REJECTS).map_err(SplitError::Sink)?;
+        abandon_rejects(sink);
         sink.flush().map_err(SplitError::Sink)?;
         for chunk in std::mem::take(&mut self.chunks) {
             sink.delete(&chunk.key).map_err(SplitError::Sink)?;
