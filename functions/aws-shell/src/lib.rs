@@ -35,10 +35,41 @@ const FETCHES_IN_FLIGHT: usize = 8;
 
 type Fetch = JoinHandle<Result<Vec<u8>, String>>;
 
-/// An object being written by multipart upload: its upload id and its parts, in order.
+/// The content type of rejects.ndjson, the object written in parts.
+const NDJSON: &str = "application/x-ndjson";
+
+type PartUpload = JoinHandle<Result<CompletedPart, String>>;
+
+/// An object being written by multipart upload: its upload id and its parts.
 struct Multipart {
     upload_id: String,
-    parts: Vec<JoinHandle<Result<CompletedPart, String>>>,
+    /// Parts still being stored, in the order they were given.
+    running: Vec<PartUpload>,
+    /// Parts stored.
+    done: Vec<CompletedPart>,
+}
+
+impl Multipart {
+    /// Moves the parts stored (all of them when `all`, waiting) from `running` to `done`, and
+    /// surfaces the first that failed.
+    fn settle(&mut self, handle: &Handle, all: bool) -> Result<(), SinkError> {
+        let mut failure = None;
+        for task in std::mem::take(&mut self.running) {
+            if !all && !task.is_finished() {
+                self.running.push(task);
+                continue;
+            }
+            match handle.block_on(task) {
+                Ok(Ok(part)) => self.done.push(part),
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(join) => failure = failure.or(Some(join.to_string())),
+            }
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// An S3 client from the shared config. With an endpoint override (moto on loopback, via
@@ -234,20 +265,16 @@ impl RunSink for S3RunSink {
 
     fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError> {
         let full = self.key(key);
-        let (client, bucket) = (&self.client, &self.bucket);
-        let permit = self
-            .handle
-            .block_on(self.part_uploads.clone().acquire_owned())
-            .map_err(|e| format!("part upload queue closed: {e}"))?;
+        let (client, bucket, handle) = (&self.client, &self.bucket, &self.handle);
         let upload = match self.multiparts.entry(key.to_string()) {
             Entry::Occupied(upload) => upload.into_mut(),
             Entry::Vacant(slot) => {
-                let started = self.handle.block_on(
+                let started = handle.block_on(
                     client
                         .create_multipart_upload()
                         .bucket(bucket)
                         .key(&full)
-                        .content_type("application/x-ndjson")
+                        .content_type(NDJSON)
                         .send(),
                 );
                 let failed =
@@ -258,16 +285,22 @@ impl RunSink for S3RunSink {
                     .ok_or_else(|| failed("S3 gave no upload id".into()))?;
                 slot.insert(Multipart {
                     upload_id,
-                    parts: Vec::new(),
+                    running: Vec::new(),
+                    done: Vec::new(),
                 })
             }
         };
-        let number = i32::try_from(upload.parts.len() + 1)?;
+        // A part that failed fails the run now, not after the rest of the input.
+        upload.settle(handle, false)?;
+        let permit = handle
+            .block_on(self.part_uploads.clone().acquire_owned())
+            .map_err(|e| format!("part upload queue closed: {e}"))?;
+        let number = i32::try_from(upload.running.len() + upload.done.len() + 1)?;
         let (client, bucket, upload_id) =
             (client.clone(), bucket.clone(), upload.upload_id.clone());
         // Owned by the upload, which outlives this call.
         let part = part.to_vec();
-        upload.parts.push(self.handle.spawn(async move {
+        upload.running.push(handle.spawn(async move {
             let _permit = permit;
             let stored = client
                 .upload_part()
@@ -293,35 +326,30 @@ impl RunSink for S3RunSink {
     }
 
     fn finish_parts(&mut self, key: &str) -> Result<(), SinkError> {
-        let Some(upload) = self.multiparts.remove(key) else {
-            self.put(key, Vec::new())?;
-            return self.settle_key(key);
-        };
-        let mut parts = Vec::with_capacity(upload.parts.len());
-        let mut failure = None;
-        for task in upload.parts {
-            match self.handle.block_on(task) {
-                Ok(Ok(part)) => parts.push(part),
-                Ok(Err(e)) => failure = failure.or(Some(e)),
-                Err(join) => failure = failure.or(Some(join.to_string())),
-            }
-        }
         let full = self.key(key);
         let (client, bucket) = (&self.client, &self.bucket);
-        if let Some(e) = failure {
-            // Best effort: the bucket's lifecycle rule removes what an abort leaves.
-            let _ = self.handle.block_on(
-                client
-                    .abort_multipart_upload()
-                    .bucket(bucket)
-                    .key(&full)
-                    .upload_id(&upload.upload_id)
-                    .send(),
-            );
-            return Err(e.into());
+        let Some(mut upload) = self.multiparts.remove(key) else {
+            self.handle
+                .block_on(
+                    client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(&full)
+                        .content_type(NDJSON)
+                        .body(ByteStream::from(Vec::new()))
+                        .send(),
+                )
+                .map_err(|e| format!("PUT s3://{bucket}/{full}: {}", describe(&e)))?;
+            return Ok(());
+        };
+        if let Err(e) = upload.settle(&self.handle, true) {
+            // Put back for the caller's `abort_parts`.
+            self.multiparts.insert(key.to_string(), upload);
+            return Err(e);
         }
+        upload.done.sort_by_key(|part| part.part_number);
         let done = CompletedMultipartUpload::builder()
-            .set_parts(Some(parts))
+            .set_parts(Some(upload.done))
             .build();
         self.handle
             .block_on(
@@ -346,8 +374,11 @@ impl RunSink for S3RunSink {
         let Some(upload) = self.multiparts.remove(key) else {
             return Ok(());
         };
-        for task in &upload.parts {
+        // Every part request has ended before the abort: one still in flight could store its
+        // part after it.
+        for task in upload.running {
             task.abort();
+            let _ = self.handle.block_on(task);
         }
         let full = self.key(key);
         let (client, bucket) = (&self.client, &self.bucket);
