@@ -45,7 +45,7 @@ build-cli:
 # moto's server (S3, Secrets Manager) and cfn-lint, installed only when missing. moto before
 # 5.2.5 answers CompleteMultipartUpload with a root element the SDK refuses (5.2.1 does).
 deps-python:
-	@$(PYTHON) -c 'import moto, moto.server, flask; assert tuple(int(p) for p in moto.__version__.split(".")[:3]) >= (5, 2, 5)' 2>/dev/null || $(PYTHON) -m pip install --quiet 'moto[server]>=5.2.5'
+	@$(PYTHON) -c 'import re, moto, moto.server, flask; assert tuple(map(int, re.findall(r"\d+", moto.__version__)[:3])) >= (5, 2, 5)' 2>/dev/null || $(PYTHON) -m pip install --quiet 'moto[server]>=5.2.5'
 	@$(PYTHON) -c 'import cfnlint' 2>/dev/null || $(PYTHON) -m pip install --quiet cfn-lint
 
 # ---- Deployment (issue 5). Tools live in a venv under .venv (git-ignored), never in `make test`.

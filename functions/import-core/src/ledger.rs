@@ -258,7 +258,7 @@ impl Lines {
         mut piece: &[u8],
         line: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        while let Some(end) = piece.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', piece) {
             if self.pending.is_empty() {
                 line(&piece[..end])?;
             } else {
