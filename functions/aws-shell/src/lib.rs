@@ -348,25 +348,28 @@ impl RunSink for S3RunSink {
             return Err(e);
         }
         upload.done.sort_by_key(|part| part.part_number);
+        let parts = std::mem::take(&mut upload.done);
         let done = CompletedMultipartUpload::builder()
-            .set_parts(Some(upload.done))
+            .set_parts(Some(parts))
             .build();
-        self.handle
-            .block_on(
-                client
-                    .complete_multipart_upload()
-                    .bucket(bucket)
-                    .key(&full)
-                    .upload_id(&upload.upload_id)
-                    .multipart_upload(done)
-                    .send(),
-            )
-            .map_err(|e| {
-                format!(
-                    "completing the upload of s3://{bucket}/{full}: {}",
-                    describe(&e)
-                )
-            })?;
+        let completed = self.handle.block_on(
+            client
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(&full)
+                .upload_id(&upload.upload_id)
+                .multipart_upload(done)
+                .send(),
+        );
+        if let Err(e) = completed {
+            let why = format!(
+                "completing the upload of s3://{bucket}/{full}: {}",
+                describe(&e)
+            );
+            // Put back for the caller's `abort_parts`.
+            self.multiparts.insert(key.to_string(), upload);
+            return Err(why.into());
+        }
         Ok(())
     }
 
