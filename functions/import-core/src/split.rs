@@ -431,13 +431,19 @@ impl Splitter {
         self.rejects.push(b'\n');
         self.rejected.write_all(&index.to_le_bytes())?;
         if self.rejects.len() >= REJECT_PART_BYTES {
-            sink.put_part(REJECTS, &self.rejects)
-                .map_err(SplitError::Sink)?;
-            self.rejects.clear();
-            if self.rejects.capacity() > REJECT_BUFFER_BYTES {
-                // An entry larger than the slack grew it: set aside the usual size again.
-                self.rejects = Vec::new();
-            }
+            self.put_rejects_part(sink)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the reject entries gathered so far to the sink as one part and empties the buffer.
+    fn put_rejects_part(&mut self, sink: &mut dyn RunSink) -> Result<(), SplitError> {
+        sink.put_part(REJECTS, &self.rejects)
+            .map_err(SplitError::Sink)?;
+        self.rejects.clear();
+        if self.rejects.capacity() > REJECT_BUFFER_BYTES {
+            // An entry larger than the slack grew it: set aside the usual size again.
+            self.rejects = Vec::new();
         }
         Ok(())
     }
@@ -665,8 +671,7 @@ impl Splitter {
             self.remove_duplicates(finder.resolve()?, sink)?;
         }
         if !self.rejects.is_empty() {
-            sink.put_part(REJECTS, &self.rejects)
-                .map_err(SplitError::Sink)?;
+            self.put_rejects_part(sink)?;
         }
         sink.finish_parts(REJECTS).map_err(SplitError::Sink)?;
         sink.flush().map_err(SplitError::Sink)?;
