@@ -43,8 +43,8 @@ type PartUpload = JoinHandle<Result<CompletedPart, String>>;
 /// An object being written by multipart upload: its upload id and its parts.
 struct Multipart {
     upload_id: String,
-    /// Parts still being stored, in the order they were given.
-    running: Vec<PartUpload>,
+    /// Parts still being stored, with their numbers, in the order they were given.
+    running: Vec<(i32, PartUpload)>,
     /// Parts stored.
     done: Vec<CompletedPart>,
 }
@@ -53,22 +53,38 @@ impl Multipart {
     /// Moves the parts stored (all of them when `all`, waiting) from `running` to `done`, and
     /// surfaces the first that failed.
     fn settle(&mut self, handle: &Handle, all: bool) -> Result<(), SinkError> {
-        let mut failure = None;
-        for task in std::mem::take(&mut self.running) {
-            if !all && !task.is_finished() {
-                self.running.push(task);
-                continue;
-            }
-            match handle.block_on(task) {
-                Ok(Ok(part)) => self.done.push(part),
-                Ok(Err(e)) => failure = failure.or(Some(e)),
-                Err(join) => failure = failure.or(Some(join.to_string())),
-            }
+        settle_tasks(
+            handle,
+            &mut self.running,
+            |_, task| all || task.is_finished(),
+            |part| self.done.push(part),
+        )
+    }
+}
+
+/// Waits for the tasks `wait` picks and hands each one's value to `stored`; the others stay in
+/// `tasks`, in order. Surfaces the first failure once every picked task has ended.
+fn settle_tasks<K, T>(
+    handle: &Handle,
+    tasks: &mut Vec<(K, JoinHandle<Result<T, String>>)>,
+    wait: impl Fn(&K, &JoinHandle<Result<T, String>>) -> bool,
+    mut stored: impl FnMut(T),
+) -> Result<(), SinkError> {
+    let mut failure: Option<String> = None;
+    for (key, task) in std::mem::take(tasks) {
+        if !wait(&key, &task) {
+            tasks.push((key, task));
+            continue;
         }
-        match failure {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
+        match handle.block_on(task) {
+            Ok(Ok(value)) => stored(value),
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(join) => failure = failure.or(Some(join.to_string())),
         }
+    }
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
 }
 
@@ -175,24 +191,12 @@ impl S3RunSink {
         &mut self,
         wait: impl Fn(&str, &JoinHandle<Result<(), String>>) -> bool,
     ) -> Result<(), SinkError> {
-        let mut failure: Option<String> = None;
-        let mut pending = Vec::new();
-        for (key, task) in std::mem::take(&mut self.in_flight) {
-            if !wait(&key, &task) {
-                pending.push((key, task));
-                continue;
-            }
-            match self.handle.block_on(task) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failure = failure.or(Some(e)),
-                Err(join) => failure = failure.or(Some(join.to_string())),
-            }
-        }
-        self.in_flight = pending;
-        match failure {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
+        settle_tasks(
+            &self.handle,
+            &mut self.in_flight,
+            |key, task| wait(key, task),
+            |()| {},
+        )
     }
 
     /// Forgets a prefetch of `key`: what it would read is about to change.
@@ -300,7 +304,7 @@ impl RunSink for S3RunSink {
             (client.clone(), bucket.clone(), upload.upload_id.clone());
         // Owned by the upload, which outlives this call.
         let part = part.to_vec();
-        upload.running.push(handle.spawn(async move {
+        let task = handle.spawn(async move {
             let _permit = permit;
             let stored = client
                 .upload_part()
@@ -321,7 +325,8 @@ impl RunSink for S3RunSink {
                 .part_number(number)
                 .set_e_tag(stored.e_tag)
                 .build())
-        }));
+        });
+        upload.running.push((number, task));
         Ok(())
     }
 
@@ -379,7 +384,7 @@ impl RunSink for S3RunSink {
         };
         // Every part request has ended before the abort: one still in flight could store its
         // part after it.
-        for task in upload.running {
+        for (_, task) in upload.running {
             task.abort();
             let _ = self.handle.block_on(task);
         }
