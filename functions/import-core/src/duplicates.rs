@@ -8,7 +8,7 @@
 //! record by record in input order.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -390,8 +390,9 @@ impl DuplicateFinder {
 
     /// Every duplicate with its reasons, in input order, spilled to disk and read back once.
     ///
-    /// Memory stays flat: a partition's entries are sorted by fingerprint to find its groups
-    /// (records sharing one), and each partition's group members go back to disk sorted by
+    /// Memory stays flat: a partition's entries are read at once, the ones whose fingerprint
+    /// repeats are sorted by it to find its groups (records sharing one), and each
+    /// partition's group members go back to disk sorted by
     /// input index. A merge of those runs then walks every record that appears in a group in
     /// input order, holding only each group's kept record (12 bytes a group).
     pub fn resolve(self) -> Result<Duplicates, DuplicateError> {
@@ -400,10 +401,11 @@ impl DuplicateFinder {
         for (p, (file, mut writer)) in self.partitions.into_iter().enumerate() {
             writer.flush()?;
             drop(writer);
-            let mut entries = read_entries(&file)?;
+            let entries = read_entries(&file)?;
             // Read once: its disk space (Lambda's /tmp) is given back before the runs take theirs.
             drop(file);
             std::fs::remove_file(self.dir.path().join(partition_name(p)))?;
+            let mut entries = shared_entries(entries);
             entries.sort_unstable();
             let mut members: Vec<Member> = Vec::new();
             for group in entries.chunk_by(|a, b| a.fingerprint == b.fingerprint) {
@@ -616,15 +618,55 @@ fn resolve_groups(
 }
 
 fn read_entries(file: &File) -> Result<Vec<Entry>, DuplicateError> {
-    let len = file.metadata()?.len() as usize;
-    let mut reader = BufReader::with_capacity(64 * 1024, file.try_clone()?);
-    io::Seek::seek(&mut reader, io::SeekFrom::Start(0))?;
-    let mut entries = Vec::with_capacity(len / ENTRY_BYTES);
-    let mut buf = [0u8; ENTRY_BYTES];
-    while read_spilled(&mut reader, &mut buf)? {
-        entries.push(Entry::decode(&buf));
+    // A partition is read whole and decoded in place: one read call, not one per entry.
+    let mut file = file;
+    io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut file, &mut bytes)?;
+    let (entries, rest) = bytes.as_chunks::<ENTRY_BYTES>();
+    if !rest.is_empty() {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
     }
-    Ok(entries)
+    Ok(entries.iter().map(Entry::decode).collect())
+}
+
+/// The entries whose fingerprint appears more than once, in no particular order. Nearly every
+/// identity is unique, so one pass through a hash set (fingerprints are digests already, see
+/// `FingerprintHasher`) leaves only the few shared ones to sort, instead of sorting them all.
+fn shared_entries(mut entries: Vec<Entry>) -> Vec<Entry> {
+    type ByDigest = std::hash::BuildHasherDefault<FingerprintHasher>;
+    let mut seen = HashSet::with_capacity_and_hasher(entries.len(), ByDigest::default());
+    let mut shared = HashSet::with_hasher(ByDigest::default());
+    for entry in entries.iter() {
+        if !seen.insert(entry.fingerprint) {
+            shared.insert(entry.fingerprint);
+        }
+    }
+    drop(seen);
+    entries.retain(|entry| shared.contains(&entry.fingerprint));
+    entries
+}
+
+/// Hashes a fingerprint by its low 64 bits: they are already a uniform digest (xxh3-128), so
+/// hashing them again would only cost time.
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is called for a fingerprint; anything else still hashes fully.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, fingerprint: u128) {
+        self.0 = fingerprint as u64;
+    }
 }
 
 /// 128 bits: for 10^9 identities the chance of any collision is ~10^-21, so fingerprints
@@ -906,5 +948,36 @@ mod tests {
             .collect();
         users.push(json!({"email":"U4321@x.io"}));
         assert_eq!(run(&users), vec![(5000, vec!["email".to_string()])]);
+    }
+
+    #[test]
+    fn shared_entries_are_exactly_those_whose_fingerprint_repeats() {
+        let entry = |fingerprint: u128, index: u32| Entry {
+            fingerprint,
+            seen: Seen {
+                index,
+                kind: 0,
+                line: index + 1,
+                seq: 0,
+                position: 0,
+                len: 1,
+            },
+        };
+        // Fingerprints that agree in their low 64 bits (what the set hashes) still differ.
+        let low_twin = (1u128 << 100) | 7;
+        let entries = vec![
+            entry(7, 0),
+            entry(9, 1),
+            entry(low_twin, 2),
+            entry(7, 3),
+            entry(11, 4),
+            entry(7, 5),
+            entry(11, 6),
+        ];
+        let mut shared = shared_entries(entries);
+        shared.sort_unstable();
+        let indexes: Vec<u32> = shared.iter().map(|e| e.seen.index).collect();
+        assert_eq!(indexes, vec![0, 3, 5, 4, 6]);
+        assert!(shared_entries(vec![entry(1, 0), entry(2, 1)]).is_empty());
     }
 }
