@@ -390,11 +390,11 @@ impl DuplicateFinder {
 
     /// Every duplicate with its reasons, in input order, spilled to disk and read back once.
     ///
-    /// Memory stays flat: a partition's entries are read at once, the ones whose fingerprint
-    /// repeats are sorted by it to find its groups (records sharing one), and each
-    /// partition's group members go back to disk sorted by
-    /// input index. A merge of those runs then walks every record that appears in a group in
-    /// input order, holding only each group's kept record (12 bytes a group).
+    /// Memory stays flat: one partition's entries are read at a time, those whose fingerprint
+    /// repeats are sorted by it to find its groups (records sharing one), and each partition's
+    /// group members go back to disk sorted by input index. A merge of those runs then walks
+    /// every record that appears in a group in input order, holding only each group's kept
+    /// record (12 bytes a group).
     pub fn resolve(self) -> Result<Duplicates, DuplicateError> {
         let mut runs = Vec::new();
         let mut groups = 0u32;
@@ -618,16 +618,24 @@ fn resolve_groups(
 }
 
 fn read_entries(file: &File) -> Result<Vec<Entry>, DuplicateError> {
-    // A partition is read whole and decoded in place: one read call, not one per entry.
-    let mut file = file;
-    io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut file, &mut bytes)?;
-    let (entries, rest) = bytes.as_chunks::<ENTRY_BYTES>();
-    if !rest.is_empty() {
+    // Read in blocks of whole entries, a few read calls rather than one per entry, without
+    // holding the partition's raw bytes beside its decoded entries.
+    const BLOCK_ENTRIES: usize = 1820;
+    let mut left = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+    if left % ENTRY_BYTES != 0 {
         return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
     }
-    Ok(entries.iter().map(Entry::decode).collect())
+    let mut file = file;
+    io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
+    let mut entries = Vec::with_capacity(left / ENTRY_BYTES);
+    let mut block = vec![[0u8; ENTRY_BYTES]; BLOCK_ENTRIES];
+    while left > 0 {
+        let count = (left / ENTRY_BYTES).min(BLOCK_ENTRIES);
+        io::Read::read_exact(&mut file, block[..count].as_flattened_mut())?;
+        entries.extend(block[..count].iter().map(Entry::decode));
+        left -= count * ENTRY_BYTES;
+    }
+    Ok(entries)
 }
 
 /// The entries whose fingerprint appears more than once, in no particular order. Nearly every
@@ -979,5 +987,29 @@ mod tests {
         let indexes: Vec<u32> = shared.iter().map(|e| e.seen.index).collect();
         assert_eq!(indexes, vec![0, 3, 5, 4, 6]);
         assert!(shared_entries(vec![entry(1, 0), entry(2, 1)]).is_empty());
+    }
+
+    #[test]
+    fn a_partition_reads_back_whole_across_blocks_and_a_cut_one_is_an_error() {
+        let entries: Vec<Entry> = (0..4000u32)
+            .map(|i| Entry {
+                fingerprint: u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834),
+                seen: Seen {
+                    index: i,
+                    kind: i % 4,
+                    line: i + 1,
+                    seq: i / 7,
+                    position: i * 3,
+                    len: 100 + i,
+                },
+            })
+            .collect();
+        let mut file = tempfile::tempfile().unwrap();
+        for entry in &entries {
+            file.write_all(&entry.encode()).unwrap();
+        }
+        assert_eq!(read_entries(&file).unwrap(), entries);
+        file.write_all(&[0u8; 5]).unwrap();
+        assert!(read_entries(&file).is_err());
     }
 }
