@@ -302,14 +302,43 @@ fn check(
     scratch: &mut Vec<u8>,
 ) -> Checked {
     if !raw.oversized {
-        if let Some(accepted) = accept_as_written(raw, flavor, context, compact, scratch) {
-            return accepted;
+        match judge_as_written(raw, flavor, context, compact, scratch) {
+            AsWritten::Accepted(accepted) => return accepted,
+            AsWritten::Refused(reasons) => {
+                // The reject entry shows the record as `check_fully` holds it: nothing was
+                // reshaped, and without repeated keys that is the record as written.
+                if let Ok(user) = parse(&raw.bytes) {
+                    return Checked {
+                        verdict: Verdict::Rejected {
+                            reasons,
+                            user: Some(user),
+                        },
+                        parsed: true,
+                        prefix_stripped: false,
+                        fields_dropped: 0,
+                    };
+                }
+            }
+            AsWritten::Unknown => {}
         }
     }
     check_fully(raw, flavor, context, compact, scratch)
 }
 
-/// `check` for a record `accept_as_written` did not take (or an oversized one, rejected): parsed
+/// What the cheap paths make of a record, before `check_fully`.
+enum AsWritten {
+    /// Accepted from its own bytes (`judge_as_written`).
+    Accepted(Checked),
+    /// Parsed as written, with no key repeated at any depth and nothing to reshape, the record
+    /// breaks these rules. That value is the one `check_fully` would check (its parse only
+    /// differs where a key repeats, its reshaping only where there is something to reshape),
+    /// so these are its violations too, without parsing and converting the record again.
+    Refused(Vec<Violation>),
+    /// Left to `check_fully`.
+    Unknown,
+}
+
+/// `check` for a record `judge_as_written` could not judge (or an oversized one, rejected): parsed
 /// with `serde_json` (which places syntax errors exactly and keeps the last copy of a repeated
 /// key, as Auth0 does), reshaped for the run's flavor, then checked, compacted and fingerprinted.
 fn check_fully(
@@ -471,23 +500,24 @@ fn check_fully(
 /// (an export's reshaping is done on the text, see `passes_reshaped`), passes every rule and fits
 /// in a chunk is accepted from its own bytes: judged from its text alone when `rules::text` can
 /// (`passes_from_text`), else read into a `sonic_rs` value (an order of magnitude cheaper than a
-/// `serde_json` one). `None` sends the record down
-/// the full path in `check`, which reads it again with `serde_json` and either reshapes it or
-/// says exactly what is wrong: both paths apply the same rules (`check_user`) to the same value,
-/// so the verdict does not depend on the path taken.
-fn accept_as_written(
+/// `serde_json` one). Read that way, a record with nothing to reshape and no repeated key that
+/// breaks rules is `Refused` with the violations found. `Unknown` sends the record down the
+/// full path in `check`, which reads it again with `serde_json` and either reshapes it or says
+/// exactly what is wrong: both paths apply the same rules (`check_user`) to the same value, so
+/// the verdict does not depend on the path taken.
+fn judge_as_written(
     raw: &RawRecord,
     flavor: Flavor,
     context: Context,
     compact: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
-) -> Option<Checked> {
+) -> AsWritten {
     let start = compact.len();
     let fits = |containers: usize, compact: &[u8]| {
         containers <= MAX_FAST_CONTAINERS
             && chunk::fits_alone(context.max_chunk_bytes, compact.len() - start)
     };
-    let mut passed = passes_from_text(&raw.bytes, flavor, compact, scratch, fits);
+    let mut passed = passes_from_text(&raw.bytes, flavor, compact, scratch, fits).map(Ok);
     if passed.is_none() {
         compact.truncate(start);
         let containers = compact::strip_whitespace(&raw.bytes, compact);
@@ -495,11 +525,18 @@ fn accept_as_written(
             passed = passes_reshaped(raw, flavor, compact, start, scratch);
         }
     }
-    let Some((ids, reshaped)) = passed else {
-        compact.truncate(start);
-        return None;
+    let (ids, reshaped) = match passed {
+        Some(Ok(accepted)) => accepted,
+        Some(Err(reasons)) => {
+            compact.truncate(start);
+            return AsWritten::Refused(reasons);
+        }
+        None => {
+            compact.truncate(start);
+            return AsWritten::Unknown;
+        }
     };
-    Some(Checked {
+    AsWritten::Accepted(Checked {
         verdict: Verdict::Accepted {
             start,
             end: compact.len(),
@@ -525,7 +562,7 @@ fn passes_from_text(
 ) -> Option<(Fingerprints, Reshaped)> {
     let start = compact.len();
     let passed = rules::text::passes(bytes, flavor == Flavor::Auth0Export, compact)?;
-    // Held to the limits before reshaping, as `accept_as_written` holds the parsed path: a
+    // Held to the limits before reshaping, as `judge_as_written` holds the parsed path: a
     // record over them goes to the full path, whose bytes differ where a key repeats.
     if !fits(passed.containers, compact) {
         return None;
@@ -543,14 +580,15 @@ fn passes_from_text(
 /// when the run's flavor asks it (export-only fields dropped, the `auth0|` prefix taken off
 /// `user_id`): the reshaped text replaces the record's in `compact`, and it is what the rules
 /// read. The raw record is parsed first all the same, so bytes a dropped member held are
-/// checked to be JSON, as the full path checks them.
+/// checked to be JSON, as the full path checks them. A record with nothing to reshape that
+/// breaks rules comes back with its violations (see `judged_as_written`).
 fn passes_reshaped(
     raw: &RawRecord,
     flavor: Flavor,
     compact: &mut Vec<u8>,
     start: usize,
     scratch: &mut Vec<u8>,
-) -> Option<(Fingerprints, Reshaped)> {
+) -> Option<Result<(Fingerprints, Reshaped), Vec<Violation>>> {
     let user: sonic_rs::Value = sonic_rs::from_slice(&raw.bytes).ok()?;
     let members = Members::of(sonic_rs::JsonContainerTrait::as_object(&user)?);
     let drop_fields = flavor == Flavor::Auth0Export;
@@ -563,13 +601,14 @@ fn passes_reshaped(
         prefix_stripped: export::has_id_prefix(members.str("user_id")),
     };
     if wanted == Reshaped::default() {
-        return Some((checked_as_written(&user, &members, scratch)?, wanted));
+        return judged_as_written(&user, &members, scratch)
+            .map(|judged| judged.map(|ids| (ids, wanted)));
     }
     if !reshape_in_place(compact, start, flavor, wanted) {
         return None;
     }
     let ids = passes_as_written(&compact[start..], scratch)?;
-    Some((ids, wanted))
+    Some(Ok((ids, wanted)))
 }
 
 /// Reshapes the compact record `compact[start..]` for the run's flavor on its text
@@ -591,27 +630,33 @@ const MAX_FAST_CONTAINERS: usize = 127;
 fn passes_as_written(bytes: &[u8], scratch: &mut Vec<u8>) -> Option<Fingerprints> {
     let user: sonic_rs::Value = sonic_rs::from_slice(bytes).ok()?;
     let members = Members::of(sonic_rs::JsonContainerTrait::as_object(&user)?);
-    checked_as_written(&user, &members, scratch)
+    judged_as_written(&user, &members, scratch)?.ok()
 }
 
-/// `passes_as_written` once the record is parsed.
-fn checked_as_written(
+/// What the rules make of a parsed record that needs no reshaping: its identities when it
+/// passes them all, its violations when it breaks some and the parsed value is the one
+/// `check_fully` would check (no key repeated at any depth), `None` otherwise.
+fn judged_as_written(
     user: &sonic_rs::Value,
     members: &Members<'_>,
     scratch: &mut Vec<u8>,
-) -> Option<Fingerprints> {
-    // A key repeated where the rules read values by key is a violation here (`REPEATED_KEY`), so
-    // such records take the full path. Repeats inside free-form metadata stay as written: the
-    // rules read metadata key names only, and Auth0 reads the last copy as the input says.
-    if export::has_id_prefix(members.str("user_id"))
-        || !rules::check_record(user, members).is_empty()
-    {
+) -> Option<Result<Fingerprints, Vec<Violation>>> {
+    if export::has_id_prefix(members.str("user_id")) {
         return None;
     }
-    Some(duplicates::fingerprints_of(
-        |field| members.str(field),
-        scratch,
-    ))
+    let violations = rules::check_record(user, members);
+    if violations.is_empty() {
+        return Some(Ok(duplicates::fingerprints_of(
+            |field| members.str(field),
+            scratch,
+        )));
+    }
+    // A key repeated where the rules read values by key is a violation here (`REPEATED_KEY`)
+    // that the full path, which keeps the last copy as Auth0 does, may not find; and a repeat
+    // anywhere makes the value differ from the one it checks. Repeats inside free-form metadata
+    // of an accepted record stay as written: the rules read metadata key names only, and Auth0
+    // reads the last copy as the input says.
+    (!compact::has_repeated_keys(user)).then_some(Err(violations))
 }
 
 /// Absolute position of a parse error inside a record.
@@ -677,7 +722,7 @@ mod tests {
     }
 
     /// What a verdict says, comparable across paths: the accepted bytes and fingerprints, or the
-    /// reject codes.
+    /// reject reasons, whole.
     fn outcome(checked: &Checked, compact: &[u8]) -> Outcome {
         match &checked.verdict {
             Verdict::Accepted { start, end, ids } => (
@@ -688,7 +733,10 @@ mod tests {
             ),
             Verdict::Rejected { reasons, .. } => (
                 None,
-                reasons.iter().map(|r| r.code.clone()).collect(),
+                reasons
+                    .iter()
+                    .map(|r| format!("{} at {:?}: {}", r.code, r.path, r.message))
+                    .collect(),
                 String::new(),
                 (checked.prefix_stripped, checked.fields_dropped),
             ),
@@ -696,7 +744,16 @@ mod tests {
         }
     }
 
-    /// What `outcome` returns: accepted bytes, reject codes, identities or fatal error, and the
+    /// The codes of an outcome's reject reasons.
+    fn codes_of(outcome: &Outcome) -> Vec<&str> {
+        outcome
+            .1
+            .iter()
+            .filter_map(|reason| reason.split(' ').next())
+            .collect()
+    }
+
+    /// What `outcome` returns: accepted bytes, reject reasons, identities or fatal error, and the
     /// transformations counted (`auth0|` prefix stripped, export-only fields dropped).
     type Outcome = (Option<Vec<u8>>, Vec<String>, String, (bool, u16));
 
@@ -727,15 +784,46 @@ mod tests {
         let shown = String::from_utf8_lossy(text);
         let (mut fast_out, mut full_out, mut both_out) = (Vec::new(), Vec::new(), Vec::new());
         let mut scratch = Vec::new();
-        let fast = accept_as_written(&record, flavor, context, &mut fast_out, &mut scratch);
+        let fast = judge_as_written(&record, flavor, context, &mut fast_out, &mut scratch);
         let full = check_fully(&record, flavor, context, &mut full_out, &mut scratch);
         let both = check(&record, flavor, context, &mut both_out, &mut scratch);
         let full = outcome(&full, &full_out);
         prop_assert_eq!(&outcome(&both, &both_out), &full, "{}", shown);
-        if let Some(fast) = &fast {
-            prop_assert_eq!(&outcome(fast, &fast_out), &full, "{}", shown);
+        let taken = match &fast {
+            AsWritten::Accepted(fast) => {
+                prop_assert_eq!(&outcome(fast, &fast_out), &full, "{}", shown);
+                true
+            }
+            AsWritten::Refused(reasons) => {
+                let refused = Checked {
+                    verdict: Verdict::Rejected {
+                        reasons: reasons.clone(),
+                        user: None,
+                    },
+                    parsed: true,
+                    prefix_stripped: false,
+                    fields_dropped: 0,
+                };
+                prop_assert_eq!(&outcome(&refused, &fast_out), &full, "{}", shown);
+                false
+            }
+            AsWritten::Unknown => false,
+        };
+        Ok((taken, full))
+    }
+
+    /// The record `judge_as_written` accepts from its own bytes, if it does.
+    fn accept_as_written(
+        raw: &RawRecord,
+        flavor: Flavor,
+        context: Context,
+        compact: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> Option<Checked> {
+        match judge_as_written(raw, flavor, context, compact, scratch) {
+            AsWritten::Accepted(checked) => Some(checked),
+            AsWritten::Refused(_) | AsWritten::Unknown => None,
         }
-        Ok((fast.is_some(), full))
     }
 
     /// Bytes that sit at the edges of JSON's grammar, for edits of valid text.
@@ -877,6 +965,85 @@ mod tests {
     }
 
     #[test]
+    fn refused_records_are_explained_as_the_full_path_explains_them() {
+        let mut scratch = Vec::new();
+        // Numbers that two parsers might hold differently (an integer written as a float, with
+        // an exponent, negative zero, past u64), where the rules read numbers, next to a
+        // violation that refuses the record whatever they make of the number.
+        for number in [
+            "16",
+            "16.0",
+            "1.6e1",
+            "-0",
+            "-16",
+            "18446744073709551616",
+            "1e400",
+        ] {
+            let text = format!(
+                r#"{{"email":"not an email","custom_password_hash":{{"algorithm":"scrypt","hash":{{"value":"aGFzaA==","encoding":"base64"}},"salt":{{"value":"c2FsdA==","encoding":"base64"}},"keylen":{number},"cost":{number}}}}}"#
+            );
+            paths_agree(text.as_bytes()).unwrap();
+            let mut out = Vec::new();
+            let judged =
+                judge_as_written(&raw(&text), Flavor::Import, CONTEXT, &mut out, &mut scratch);
+            let parsed = sonic_rs::from_str::<sonic_rs::Value>(&text).is_ok();
+            assert_eq!(matches!(judged, AsWritten::Refused(_)), parsed, "{text}");
+        }
+        // A repeated key leaves the record to the full path, which keeps the last copy.
+        for text in [
+            r#"{"email":"not an email","email":"a@example.com","blocked":"no"}"#,
+            r#"{"email":"not an email","user_metadata":{"a":1,"a":2}}"#,
+        ] {
+            let mut out = Vec::new();
+            let judged =
+                judge_as_written(&raw(text), Flavor::Import, CONTEXT, &mut out, &mut scratch);
+            assert!(matches!(judged, AsWritten::Unknown), "{text}");
+            assert!(!paths_agree(text.as_bytes()).unwrap().0);
+        }
+        // So does anything to reshape, and then what is refused is the reshaped record.
+        let text = r#"{"email":"not an email","user_id":"auth0|42"}"#;
+        let judged = judge_as_written(
+            &raw(text),
+            Flavor::Import,
+            CONTEXT,
+            &mut Vec::new(),
+            &mut scratch,
+        );
+        assert!(matches!(judged, AsWritten::Unknown));
+        paths_agree(text.as_bytes()).unwrap();
+        // The reject entry holds the record as parsed for the report.
+        let checked = check(
+            &raw(text),
+            Flavor::Import,
+            CONTEXT,
+            &mut Vec::new(),
+            &mut scratch,
+        );
+        let Verdict::Rejected { user, .. } = checked.verdict else {
+            panic!("refused");
+        };
+        assert_eq!(
+            user,
+            Some(serde_json::json!({"email": "not an email", "user_id": "42"}))
+        );
+        let text = r#"{"email":"not an email","blocked":true}"#;
+        let checked = check(
+            &raw(text),
+            Flavor::Import,
+            CONTEXT,
+            &mut Vec::new(),
+            &mut scratch,
+        );
+        let Verdict::Rejected { user, .. } = checked.verdict else {
+            panic!("refused");
+        };
+        assert_eq!(
+            user,
+            Some(serde_json::json!({"email": "not an email", "blocked": true}))
+        );
+    }
+
+    #[test]
     fn the_paths_agree_at_the_edges_found_in_review() {
         let nested = |levels: usize, tail: &str| {
             // The record, user_metadata, and `levels - 2` arrays.
@@ -891,7 +1058,7 @@ mod tests {
             let (taken, full) = paths_agree_in(flavor, nested(127, "").as_bytes()).unwrap();
             assert!(taken && full.0.is_some());
             let (taken, full) = paths_agree_in(flavor, nested(128, "").as_bytes()).unwrap();
-            assert!(!taken && full.1 == [codes::INVALID_JSON]);
+            assert!(!taken && codes_of(&full) == [codes::INVALID_JSON]);
         }
         // Over the limits only before export-only members are dropped: the full path decides.
         let small = |max_chunk_bytes| Context {
@@ -974,10 +1141,7 @@ mod tests {
             &mut out,
             &mut Vec::new(),
         );
-        assert_eq!(
-            outcome(&checked, &out).1,
-            vec![codes::INVALID_JSON.to_string()]
-        );
+        assert_eq!(codes_of(&outcome(&checked, &out)), [codes::INVALID_JSON]);
         // Many containers, shallow: over the fast path's count, and accepted by the full path.
         let text = format!(
             r#"{{"email":"a@example.com","user_metadata":{{"x":[{}{{}}]}}}}"#,
