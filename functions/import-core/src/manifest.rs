@@ -140,3 +140,31 @@ pub struct RejectEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<serde_json::Value>,
 }
+
+impl RejectEntry {
+    /// The entry for a rejected record, its secret values redacted (`redact_user`): the one way
+    /// split makes an entry, so no record reaches a report unredacted.
+    pub fn redacted(
+        (index, line, byte_offset): (u64, u64, u64),
+        reasons: Vec<Violation>,
+        mut user: Option<serde_json::Value>,
+    ) -> Self {
+        if let Some(user) = user.as_mut() {
+            crate::redact::redact_user(user);
+        }
+        RejectEntry {
+            index,
+            line,
+            byte_offset,
+            reasons,
+            user,
+        }
+    }
+
+    /// Appends the entry to `out` as one line of `rejects.ndjson`, newline included.
+    pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(&mut *out, self)?;
+        out.push(b'\n');
+        Ok(())
+    }
+}

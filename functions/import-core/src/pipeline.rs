@@ -18,7 +18,7 @@ use crate::compact;
 use crate::duplicates::{self, Fingerprints};
 use crate::export::{self, Reshaped, EXPORT_ONLY_FIELDS};
 use crate::input::{InputError, Layout, Position, RawRecord, RecordReader};
-use crate::manifest::{Flavor, Transformations};
+use crate::manifest::{Flavor, RejectEntry, Transformations};
 use crate::rules::{self, check_user, Members};
 use crate::split::codes;
 use crate::violation::Violation;
@@ -53,6 +53,9 @@ pub(crate) struct Batch {
     pub compact: Vec<u8>,
     /// One per record, in order; shorter than `len` when a fatal verdict stopped the batch.
     pub checked: Vec<Checked>,
+    /// The `rejects.ndjson` lines of the rejected records, back to back (see `Checked::entry`):
+    /// made by the workers, so the thread that orders batches only appends them.
+    pub rejects: Vec<u8>,
 }
 
 impl Batch {
@@ -65,6 +68,7 @@ impl Batch {
             end: None,
             compact: Vec::new(),
             checked: Vec::new(),
+            rejects: Vec::new(),
         }
     }
 }
@@ -78,6 +82,8 @@ pub(crate) struct Checked {
     pub prefix_stripped: bool,
     /// Bit `i` set: `EXPORT_ONLY_FIELDS[i]` was dropped.
     pub fields_dropped: u16,
+    /// A rejected record's entry, `rejects[entry]` of its batch; its `user` is then gone.
+    pub entry: Option<std::ops::Range<usize>>,
 }
 
 pub(crate) enum Verdict {
@@ -272,15 +278,42 @@ fn work(queue: &Mutex<Receiver<Batch>>, done: SyncSender<Done>, context: Context
 fn check_batch(batch: &mut Batch, context: Context, scratch: &mut Vec<u8>) {
     batch.compact.clear();
     batch.checked.clear();
+    batch.rejects.clear();
     let flavor = batch.flavor.unwrap_or(Flavor::Import);
     for raw in &batch.records[..batch.len] {
-        let checked = check(raw, flavor, context, &mut batch.compact, scratch);
+        let mut checked = check(raw, flavor, context, &mut batch.compact, scratch);
+        if let Verdict::Rejected { reasons, user } = &mut checked.verdict {
+            checked.entry = write_entry(raw, reasons, user, &mut batch.rejects);
+        }
         let fatal = matches!(checked.verdict, Verdict::Fatal(_));
         batch.checked.push(checked);
         if fatal {
             break;
         }
     }
+}
+
+/// Writes a rejected record's entry to `rejects` and gives where it is, taking its `user` (the
+/// reasons stay, for the run's counts). `None`, with both left in place, if it could not be
+/// written: the ordering thread then writes it and reports why it cannot.
+fn write_entry(
+    raw: &RawRecord,
+    reasons: &mut Vec<Violation>,
+    user: &mut Option<Value>,
+    rejects: &mut Vec<u8>,
+) -> Option<std::ops::Range<usize>> {
+    let at = (raw.index, raw.line, raw.byte_offset);
+    let entry = RejectEntry::redacted(at, std::mem::take(reasons), user.take());
+    let start = rejects.len();
+    let written = entry.write_line(rejects);
+    *reasons = entry.reasons;
+    if written.is_err() {
+        rejects.truncate(start);
+        // Redacted already; redacting it again there changes nothing.
+        *user = entry.user;
+        return None;
+    }
+    Some(start..rejects.len())
 }
 
 /// Parses a record. Valid UTF-8 (checked once, fast) lets serde_json skip validating each
@@ -316,6 +349,7 @@ fn check(
                         parsed: true,
                         prefix_stripped: false,
                         fields_dropped: 0,
+                        entry: None,
                     };
                 }
             }
@@ -353,6 +387,7 @@ fn check_fully(
         parsed,
         prefix_stripped: false,
         fields_dropped: 0,
+        entry: None,
     };
     if raw.oversized {
         let reason = Violation::new(
@@ -388,6 +423,7 @@ fn check_fully(
                     parsed: false,
                     prefix_stripped: false,
                     fields_dropped: 0,
+                    entry: None,
                 };
             }
             let reason = Violation::new(
@@ -420,6 +456,7 @@ fn check_fully(
         parsed: true,
         prefix_stripped,
         fields_dropped,
+        entry: None,
     };
 
     // The rules read `sonic_rs` values; this record's value as it will be imported (keys repeated
@@ -545,6 +582,7 @@ fn judge_as_written(
         parsed: true,
         prefix_stripped: reshaped.prefix_stripped,
         fields_dropped: reshaped.fields_dropped,
+        entry: None,
     })
 }
 
@@ -803,6 +841,7 @@ mod tests {
                     parsed: true,
                     prefix_stripped: false,
                     fields_dropped: 0,
+                    entry: None,
                 };
                 prop_assert_eq!(&outcome(&refused, &fast_out), &full, "{}", shown);
                 false

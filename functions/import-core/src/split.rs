@@ -19,7 +19,6 @@ use crate::manifest::{
 use crate::multipart;
 use crate::options::DropOptions;
 use crate::pipeline::{self, Batch, Verdict};
-use crate::redact::redact_user;
 use crate::violation::Violation;
 
 /// The chunk size users get unless they ask otherwise (the issue's default; Auth0 advises
@@ -336,7 +335,12 @@ impl Splitter {
             checked.count_into(&mut self.transformations);
             match checked.verdict {
                 Verdict::Fatal(e) => return Err(Halt::Input(e)),
-                Verdict::Rejected { reasons, user } => self.reject(raw, reasons, user, sink)?,
+                Verdict::Rejected { reasons, user } => match checked.entry {
+                    Some(entry) => {
+                        self.take_reject(raw.index, &reasons, &batch.rejects[entry], sink)?;
+                    }
+                    None => self.reject(raw, reasons, user, sink)?,
+                },
                 Verdict::Accepted { start, end, ids } => {
                     let (closed, placement) =
                         self.packer.push(raw.index, &batch.compact[start..end]);
@@ -402,33 +406,42 @@ impl Splitter {
     /// to the sink a part at a time.
     fn write_reject(
         &mut self,
-        (index, line, byte_offset): (u64, u64, u64),
+        at: (u64, u64, u64),
         reasons: Vec<Violation>,
         user: Option<Value>,
+        sink: &mut dyn RunSink,
+    ) -> Result<(), SplitError> {
+        let entry = RejectEntry::redacted(at, reasons, user);
+        let mut line = Vec::new();
+        entry.write_line(&mut line).map_err(io::Error::from)?;
+        self.take_reject(entry.index, &entry.reasons, &line, sink)
+    }
+
+    /// Counts a rejected record and adds its entry (`line`, one line of `rejects.ndjson` for the
+    /// record at input `index`, rejected for `reasons`), handing the entries to the sink a part
+    /// at a time.
+    fn take_reject(
+        &mut self,
+        index: u64,
+        reasons: &[Violation],
+        line: &[u8],
         sink: &mut dyn RunSink,
     ) -> Result<(), SplitError> {
         self.users_rejected += 1;
         let codes: BTreeSet<&str> = reasons.iter().map(|r| r.code.as_str()).collect();
         for code in codes {
-            *self.rejects_by_code.entry(code.to_string()).or_default() += 1;
+            match self.rejects_by_code.get_mut(code) {
+                Some(count) => *count += 1,
+                None => {
+                    self.rejects_by_code.insert(code.to_string(), 1);
+                }
+            }
         }
-        let user = user.map(|mut u| {
-            redact_user(&mut u);
-            u
-        });
-        let entry = RejectEntry {
-            index,
-            line,
-            byte_offset,
-            reasons,
-            user,
-        };
         if self.rejects.capacity() == 0 {
             // Set aside at the first reject: a run without any leaves the memory untouched.
             self.rejects.reserve_exact(REJECT_BUFFER_BYTES);
         }
-        serde_json::to_writer(&mut self.rejects, &entry).map_err(io::Error::from)?;
-        self.rejects.push(b'\n');
+        self.rejects.extend_from_slice(line);
         self.rejected.write_all(&index.to_le_bytes())?;
         if self.rejects.len() >= REJECT_PART_BYTES {
             self.put_rejects_part(sink)?;
@@ -930,6 +943,35 @@ mod tests {
             }
         }
         (manifest, objects)
+    }
+
+    #[test]
+    fn rejects_hold_no_secret_whichever_path_rejected_the_record() {
+        let bcrypt = format!("$2b$10${}", "a".repeat(53));
+        let users = serde_json::json!([
+            // Refused by the rules as written, by the full path (a repeated key) and as an
+            // in-drop duplicate, each carrying a hash or a secret.
+            {"email": "not an email", "password_hash": bcrypt},
+            {"email": "b@example.com", "mfa_factors": [{"totp": {"secret": "JBSWY3DPEHPK3PXP"}}]},
+            {"email": "c@example.com", "custom_password_hash": {"algorithm": "md5", "hash": {"value": "5f4dcc3b5aa765d61d8327deb882cf99", "encoding": "hex"}}},
+            {"email": "C@example.com", "password_hash": bcrypt},
+        ]);
+        // serde_json keeps one copy of a key: write the repeat by hand.
+        let text = users.to_string();
+        let repeat = r#"{"email":"b@example.com","email":"not an email","#;
+        let text = text.replacen(r#"{"email":"b@example.com","#, repeat, 1);
+        assert!(text.contains(repeat));
+        let (manifest, objects) = same_for_any_worker_count(text.as_bytes());
+        assert_eq!(manifest.users_rejected, 3, "{manifest:?}");
+        let rejects = String::from_utf8(objects[REJECTS].clone()).unwrap();
+        for secret in [
+            bcrypt.as_str(),
+            "JBSWY3DPEHPK3PXP",
+            "5f4dcc3b5aa765d61d8327deb882cf99",
+        ] {
+            assert!(!rejects.contains(secret), "{rejects}");
+        }
+        assert_eq!(rejects.matches(r#""*****""#).count(), 3, "{rejects}");
     }
 
     fn chunk_users(manifest: &RunManifest, objects: &BTreeMap<String, Vec<u8>>) -> Vec<Value> {
