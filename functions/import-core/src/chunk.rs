@@ -11,6 +11,9 @@ pub struct Chunk {
     /// Input index of the first and last record in the chunk.
     pub first_index: u64,
     pub last_index: u64,
+    /// Where each record ends in `bytes` (the `,` or `]` after it), in order: a record starts
+    /// one byte after the end before it, the first one after the `[`.
+    pub ends: Vec<u32>,
 }
 
 /// Where a record was placed.
@@ -28,6 +31,7 @@ pub struct ChunkPacker {
     first_index: u64,
     last_index: u64,
     next_seq: u32,
+    ends: Vec<u32>,
 }
 
 /// Bytes a chunk of one record takes: `[` + record + `]`.
@@ -53,6 +57,7 @@ impl ChunkPacker {
             first_index: 0,
             last_index: 0,
             next_seq: seq,
+            ends: Vec::new(),
         }
     }
 
@@ -81,6 +86,9 @@ impl ChunkPacker {
             self.buf.push(b',');
         }
         self.buf.extend_from_slice(record);
+        // A chunk holds at most `limit` bytes, ≤ 512,000 (the request cap).
+        self.ends
+            .push(u32::try_from(self.buf.len()).unwrap_or(u32::MAX));
         self.last_index = index;
         let placement = Placement {
             seq: self.next_seq,
@@ -107,6 +115,7 @@ impl ChunkPacker {
             users: self.users,
             first_index: self.first_index,
             last_index: self.last_index,
+            ends: std::mem::take(&mut self.ends),
         };
         self.next_seq += 1;
         self.users = 0;
@@ -147,6 +156,18 @@ mod tests {
             let records: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, &n)| record(n, i)).collect();
             let chunks = pack(limit, &records);
             let fitting: Vec<&Vec<u8>> = records.iter().filter(|r| r.len() + ARRAY_OVERHEAD <= limit).collect();
+            // The ends cut each chunk back into exactly the records packed, in order.
+            let mut cut = Vec::new();
+            for c in &chunks {
+                prop_assert_eq!(c.ends.len(), c.users as usize);
+                let mut start = 1;
+                for &end in &c.ends {
+                    cut.push(&c.bytes[start..end as usize]);
+                    start = end as usize + 1;
+                }
+                prop_assert_eq!(start, c.bytes.len());
+            }
+            prop_assert_eq!(cut, fitting.iter().map(|r| r.as_slice()).collect::<Vec<_>>());
             let mut seen = Vec::new();
             for (k, c) in chunks.iter().enumerate() {
                 prop_assert!(c.bytes.len() <= limit);

@@ -252,6 +252,12 @@ struct Splitter {
     /// The input index of each reject so far, 8 bytes apiece, for `rejected_from`.
     rejected_file: tempfile::NamedTempFile,
     rejected: BufWriter<File>,
+    /// Where the records of each published chunk end (`Chunk::ends`), 4 bytes a record in
+    /// publishing order, and where in the file each chunk's ends start: duplicates are taken
+    /// back out of chunks by these, without framing the chunks again.
+    record_ends_file: tempfile::NamedTempFile,
+    record_ends: BufWriter<File>,
+    record_ends_at: Vec<u64>,
     format: Option<DetectedFormat>,
     transformations: Transformations,
     chunks: Vec<ChunkEntry>,
@@ -263,11 +269,14 @@ struct Splitter {
 
 impl Splitter {
     fn new(source: Source, run_id: &str, options: &SplitOptions) -> Result<Self, SplitError> {
-        let rejected_file = match &options.scratch_dir {
-            Some(dir) => tempfile::NamedTempFile::new_in(dir)?,
-            None => tempfile::NamedTempFile::new()?,
+        let scratch_file = || match &options.scratch_dir {
+            Some(dir) => tempfile::NamedTempFile::new_in(dir),
+            None => tempfile::NamedTempFile::new(),
         };
+        let rejected_file = scratch_file()?;
         let rejected = BufWriter::new(rejected_file.as_file().try_clone()?);
+        let record_ends_file = scratch_file()?;
+        let record_ends = BufWriter::new(record_ends_file.as_file().try_clone()?);
         Ok(Splitter {
             run_id: run_id.to_string(),
             source,
@@ -278,6 +287,9 @@ impl Splitter {
             rejects: Vec::new(),
             rejected_file,
             rejected,
+            record_ends_file,
+            record_ends,
+            record_ends_at: Vec::new(),
             format: None,
             transformations: Transformations::default(),
             chunks: Vec::new(),
@@ -371,9 +383,64 @@ impl Splitter {
     }
 
     fn publish(&mut self, chunk: Chunk, sink: &mut dyn RunSink) -> Result<(), SplitError> {
+        // Right after the ends of the chunk published before it.
+        let at = self
+            .record_ends_at
+            .last()
+            .zip(self.chunks.last())
+            .map_or(0, |(at, before)| at + 4 * u64::from(before.users));
+        for end in &chunk.ends {
+            self.record_ends.write_all(&end.to_le_bytes())?;
+        }
+        self.record_ends_at.push(at);
         let entry = self.put_chunk(chunk, sink)?;
         self.chunks.push(entry);
         Ok(())
+    }
+
+    /// The records of `chunk`, one of those published (`publish`), cut out of its `bytes` by
+    /// where they were written to end; an error if the bytes no longer have that layout.
+    fn published_records<'b>(
+        &self,
+        ends_file: &mut File,
+        chunk: &ChunkEntry,
+        bytes: &'b [u8],
+    ) -> Result<Vec<&'b [u8]>, SplitError> {
+        let broken = || -> SplitError {
+            io::Error::other(format!(
+                "chunk {}, written by this run, no longer holds the records written to it",
+                chunk.key
+            ))
+            .into()
+        };
+        let at = usize::try_from(chunk.seq)
+            .ok()
+            .and_then(|seq| self.record_ends_at.get(seq.checked_sub(1)?))
+            .ok_or_else(broken)?;
+        io::Seek::seek(ends_file, io::SeekFrom::Start(*at))?;
+        let mut words = vec![[0u8; 4]; usize::try_from(chunk.users).unwrap_or(usize::MAX)];
+        ends_file.read_exact(words.as_flattened_mut())?;
+        let mut records = Vec::with_capacity(words.len());
+        let mut start = 1;
+        for (i, word) in words.iter().enumerate() {
+            let end = usize::try_from(u32::from_le_bytes(*word)).unwrap_or(usize::MAX);
+            let last = i + 1 == words.len();
+            let separator = if last { b']' } else { b',' };
+            let (Some(record), Some(&after)) = (bytes.get(start..end), bytes.get(end)) else {
+                return Err(broken());
+            };
+            if bytes.get(start - 1) != Some(if i == 0 { &b'[' } else { &b',' })
+                || after != separator
+            {
+                return Err(broken());
+            }
+            records.push(record);
+            start = end + 1;
+        }
+        if start != bytes.len() {
+            return Err(broken());
+        }
+        Ok(records)
     }
 
     /// Writes a chunk and returns its manifest entry.
@@ -523,7 +590,8 @@ impl Splitter {
 
         let mut packer = ChunkPacker::starting_at(limit, first.seq);
         let mut rewritten: Vec<ChunkEntry> = Vec::with_capacity(old.len());
-        let mut record = RawRecord::default();
+        self.record_ends.flush()?;
+        let mut ends_file = File::open(self.record_ends_file.path())?;
         // Duplicates come in input order, which is chunk then position order: each chunk takes
         // its own off the front.
         let mut waiting = duplicates.next().transpose()?;
@@ -532,10 +600,7 @@ impl Splitter {
             let broken = |what: String| -> SplitError {
                 io::Error::other(format!("chunk {}, written by this run, {what}", entry.key)).into()
             };
-            let unreadable =
-                |e: InputError| broken(format!("no longer reads as a JSON array: {e}"));
-            let mut records =
-                RecordReader::open(io::Cursor::new(bytes), usize::MAX).map_err(unreadable)?;
+            let records = self.published_records(&mut ends_file, entry, &bytes)?;
             let mut drop: BTreeMap<u32, Duplicate> = BTreeMap::new();
             while let Some(d) = waiting.take_if(|d| d.at.seq <= entry.seq) {
                 if d.at.seq < entry.seq {
@@ -559,10 +624,8 @@ impl Splitter {
             // `rejected` is what split rejected before this pass: the duplicates are still in.
             let mut indexes = entry.input_indexes(&rejected);
             let mut position = 0u32;
-            while records.next_into(&mut record).map_err(unreadable)? {
-                let index = indexes
-                    .next()
-                    .filter(|_| packer.fits_alone(record.bytes.len()));
+            for record in records {
+                let index = indexes.next().filter(|_| packer.fits_alone(record.len()));
                 let Some(index) = index else {
                     return Err(broken(format!(
                         "does not hold the users its manifest entry lists (record {position})"
@@ -575,15 +638,14 @@ impl Splitter {
                             d.at.index
                         )));
                     }
-                    let user: Value =
-                        serde_json::from_slice(&record.bytes).map_err(io::Error::from)?;
+                    let user: Value = serde_json::from_slice(record).map_err(io::Error::from)?;
                     self.users_accepted -= 1;
                     // Duplicates were accepted records: their byte offset is not kept in
                     // the spill index, their line is.
                     let at = (d.at.index, d.at.line, 0);
                     self.write_reject(at, d.reasons(), Some(user), sink)?;
                 } else {
-                    let (closed, _) = packer.push(index, &record.bytes);
+                    let (closed, _) = packer.push(index, record);
                     if let Some(chunk) = closed {
                         if chunk.seq > entry.seq {
                             return Err(broken(format!(
@@ -600,12 +662,6 @@ impl Splitter {
                 return Err(broken(format!(
                     "holds {position} users, fewer than where duplicate {} was placed",
                     d.at.index
-                )));
-            }
-            if position != entry.users {
-                return Err(broken(format!(
-                    "holds {position} users, but {} were packed into it",
-                    entry.users
                 )));
             }
             if !repack {
@@ -1188,6 +1244,69 @@ mod tests {
         fn commit_manifest(&mut self, bytes: Vec<u8>) -> Result<bool, SinkError> {
             self.sink.commit_manifest(bytes)
         }
+    }
+
+    /// A `MemorySink` whose chunks come back with a byte more than was written.
+    #[derive(Default)]
+    struct Tampered(MemorySink);
+
+    impl RunSink for Tampered {
+        fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
+            self.0.put(key, bytes)
+        }
+        fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError> {
+            self.0.put_part(key, part)
+        }
+        fn finish_parts(&mut self, key: &str) -> Result<(), SinkError> {
+            self.0.finish_parts(key)
+        }
+        fn abort_parts(&mut self, key: &str) -> Result<(), SinkError> {
+            self.0.abort_parts(key)
+        }
+        fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError> {
+            let mut bytes = self.0.get(key)?;
+            bytes.insert(1, b' ');
+            Ok(bytes)
+        }
+        fn delete(&mut self, key: &str) -> Result<(), SinkError> {
+            self.0.delete(key)
+        }
+        fn flush(&mut self) -> Result<(), SinkError> {
+            self.0.flush()
+        }
+        fn commit_manifest(&mut self, bytes: Vec<u8>) -> Result<bool, SinkError> {
+            self.0.commit_manifest(bytes)
+        }
+    }
+
+    /// Duplicates are cut out of chunks where their records were written to end; a chunk that
+    /// no longer has that layout fails the run rather than lose or mangle a record.
+    #[test]
+    fn a_chunk_changed_before_duplicates_are_taken_out_fails_the_run() {
+        let input =
+            br#"[{"email":"a@example.com"},{"email":"b@example.com"},{"email":"A@example.com"}]"#;
+        let (manifest, _) = run(input, 2);
+        assert_eq!((manifest.users_accepted, manifest.users_rejected), (2, 1));
+        let mut sink = Tampered::default();
+        let error = split_with_workers(
+            io::Cursor::new(input.to_vec()),
+            Source::Local {
+                path: "test.json".into(),
+                size: None,
+            },
+            "run-1",
+            &SplitOptions::default(),
+            &mut sink,
+            2,
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("no longer holds the records written to it"),
+            "{error}"
+        );
+        assert!(!sink.0.objects.contains_key(MANIFEST));
     }
 
     /// Rejects reach the sink a part at a time as they are found, so a drop of bad records
