@@ -64,19 +64,30 @@ pub fn has_repeated_keys(value: &sonic_rs::Value) -> bool {
     }
 }
 
-/// The first key `object` holds more than once, if any. Records' objects are small (a dozen
-/// keys): their keys are gathered on the stack (a heap Vec only past 32) and compared in pairs,
-/// which beats building a set.
+/// The first key `object` holds more than once, if any (the first in the object's order that
+/// appears again later). Records' objects are small (a dozen keys): their keys are gathered on
+/// the stack and compared in pairs, which beats building a set. A larger object (free-form
+/// metadata can hold thousands of keys) has its keys sorted instead, so the cost stays
+/// O(n log n) whatever the input.
 pub(crate) fn repeated_key(object: &sonic_rs::Object) -> Option<&str> {
     const ON_STACK: usize = 32;
+    if object.len() > ON_STACK {
+        let mut keys: Vec<(&str, usize)> = object
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (key, i))
+            .collect();
+        // By key, then position: each run of one key starts at its first occurrence.
+        keys.sort_unstable();
+        return keys
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|run| run.len() > 1)
+            .map(|run| run[0])
+            .min_by_key(|&(_, first)| first)
+            .map(|(key, _)| key);
+    }
     let mut stack = [""; ON_STACK];
-    let mut heap = Vec::new();
-    let keys: &mut [&str] = if object.len() <= ON_STACK {
-        &mut stack[..object.len()]
-    } else {
-        heap.resize(object.len(), "");
-        &mut heap
-    };
+    let keys = &mut stack[..object.len()];
     for (slot, (key, _)) in keys.iter_mut().zip(object.iter()) {
         *slot = key;
     }
@@ -143,6 +154,28 @@ mod tests {
             out,
             "{\"a b\":[1,2.5e3],\"q\\\" :\":\"x\\\\\",\"u\":\"\\u00e9 \"}"
         );
+    }
+
+    proptest! {
+        /// Small objects are compared in pairs, large ones sorted: both name the first key in
+        /// the object's order that appears again later.
+        #[test]
+        fn the_first_repeated_key_is_found_in_objects_of_any_size(
+            keys in proptest::collection::vec(0u16..400, 0..200),
+        ) {
+            let text = format!(
+                "{{{}}}",
+                keys.iter().map(|k| format!("\"k{k}\":0")).collect::<Vec<_>>().join(",")
+            );
+            let value: sonic_rs::Value = sonic_rs::from_str(&text).unwrap();
+            let object = sonic_rs::JsonContainerTrait::as_object(&value).unwrap();
+            let expected = keys
+                .iter()
+                .enumerate()
+                .find(|(i, k)| keys[i + 1..].contains(k))
+                .map(|(_, k)| format!("k{k}"));
+            prop_assert_eq!(repeated_key(object).map(str::to_string), expected);
+        }
     }
 
     #[test]
