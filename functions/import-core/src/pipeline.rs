@@ -31,6 +31,11 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// in the pool, so one huge record does not pin its size in every slot it passes through.
 const KEEP_RECORD_CAPACITY: usize = 64 * 1024;
 
+/// A batch's reject entries that grew past this (a huge refused record, or one with thousands
+/// of violations) are given back rather than kept: a batch of ordinary rejects, every record
+/// refused, takes a few hundred KB.
+const KEEP_REJECTS_CAPACITY: usize = 1024 * 1024;
+
 /// The run-wide facts a worker needs besides the record.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context {
@@ -278,6 +283,9 @@ fn work(queue: &Mutex<Receiver<Batch>>, done: SyncSender<Done>, context: Context
 fn check_batch(batch: &mut Batch, context: Context, scratch: &mut Vec<u8>) {
     batch.compact.clear();
     batch.checked.clear();
+    if batch.rejects.capacity() > KEEP_REJECTS_CAPACITY {
+        batch.rejects = Vec::new();
+    }
     batch.rejects.clear();
     let flavor = batch.flavor.unwrap_or(Flavor::Import);
     for raw in &batch.records[..batch.len] {
@@ -537,8 +545,9 @@ fn check_fully(
 /// (an export's reshaping is done on the text, see `passes_reshaped`), passes every rule and fits
 /// in a chunk is accepted from its own bytes: judged from its text alone when `rules::text` can
 /// (`passes_from_text`), else read into a `sonic_rs` value (an order of magnitude cheaper than a
-/// `serde_json` one). Read that way, a record with nothing to reshape and no repeated key that
-/// breaks rules is `Refused` with the violations found. `Unknown` sends the record down the
+/// `serde_json` one). Read that way, a record within the same limits (at most
+/// `MAX_FAST_CONTAINERS` containers, fits a chunk alone) with nothing to reshape and no repeated
+/// key that breaks rules is `Refused` with the violations found. `Unknown` sends the record down the
 /// full path in `check`, which reads it again with `serde_json` and either reshapes it or says
 /// exactly what is wrong: both paths apply the same rules (`check_user`) to the same value, so
 /// the verdict does not depend on the path taken.
