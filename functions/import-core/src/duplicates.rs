@@ -405,17 +405,14 @@ impl DuplicateFinder {
             // Read once: its disk space (Lambda's /tmp) is given back before the runs take theirs.
             drop(file);
             std::fs::remove_file(self.dir.path().join(partition_name(p)))?;
-            let mut entries = shared_entries(entries);
-            entries.sort_unstable();
+            let entries = shared_entries(entries);
             let mut members: Vec<Member> = Vec::new();
             for group in entries.chunk_by(|a, b| a.fingerprint == b.fingerprint) {
-                if group.len() > 1 {
-                    members.extend(group.iter().map(|e| Member {
-                        seen: e.seen,
-                        group: groups,
-                    }));
-                    groups += 1;
-                }
+                members.extend(group.iter().map(|e| Member {
+                    seen: e.seen,
+                    group: groups,
+                }));
+                groups += 1;
             }
             drop(entries);
             if members.is_empty() {
@@ -623,7 +620,11 @@ fn read_entries(file: &File) -> Result<Vec<Entry>, DuplicateError> {
     const BLOCK_ENTRIES: usize = 1820;
     let mut left = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
     if left % ENTRY_BYTES != 0 {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("a duplicates partition ends inside an entry ({left} bytes)"),
+        )
+        .into());
     }
     let mut file = file;
     io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
@@ -638,42 +639,85 @@ fn read_entries(file: &File) -> Result<Vec<Entry>, DuplicateError> {
     Ok(entries)
 }
 
-/// The entries whose fingerprint appears more than once, in no particular order. Nearly every
-/// identity is unique, so one pass through a hash set (fingerprints are digests already, see
-/// `FingerprintHasher`) leaves only the few shared ones to sort, instead of sorting them all.
+/// The entries whose fingerprint appears more than once, sorted (so by fingerprint). Nearly
+/// every identity is unique: one pass through a set of the fingerprints' low 64 bits (9 bytes
+/// a slot) finds the few that may repeat, and only those are sorted, instead of them all.
 fn shared_entries(mut entries: Vec<Entry>) -> Vec<Entry> {
-    type ByDigest = std::hash::BuildHasherDefault<FingerprintHasher>;
-    let mut seen = HashSet::with_capacity_and_hasher(entries.len(), ByDigest::default());
-    let mut shared = HashSet::with_hasher(ByDigest::default());
-    for entry in entries.iter() {
-        if !seen.insert(entry.fingerprint) {
-            shared.insert(entry.fingerprint);
+    let hasher = SeededFold::random();
+    let mut seen = HashSet::with_capacity_and_hasher(entries.len(), hasher);
+    let mut again = HashSet::with_hasher(hasher);
+    for entry in &entries {
+        let low = entry.fingerprint as u64;
+        if !seen.insert(low) {
+            again.insert(low);
         }
     }
     drop(seen);
-    entries.retain(|entry| shared.contains(&entry.fingerprint));
-    entries
+    entries.retain(|entry| again.contains(&(entry.fingerprint as u64)));
+    entries.sort_unstable();
+    // Fingerprints that only share their low half are not shared: drop the runs of one.
+    let mut shared = Vec::with_capacity(entries.len());
+    for run in entries.chunk_by(|a, b| a.fingerprint == b.fingerprint) {
+        if run.len() > 1 {
+            shared.extend_from_slice(run);
+        }
+    }
+    shared
 }
 
-/// Hashes a fingerprint by its low 64 bits: they are already a uniform digest (xxh3-128), so
-/// hashing them again would only cost time.
-#[derive(Default)]
-struct FingerprintHasher(u64);
+/// Builds `FoldHasher`s with a key drawn once per set: the values hashed are digests already, so
+/// one multiply spreads them over the table, and the random key keeps input crafted to pile
+/// into one slot from doing so.
+#[derive(Clone, Copy)]
+struct SeededFold(u64);
 
-impl std::hash::Hasher for FingerprintHasher {
+impl SeededFold {
+    fn random() -> Self {
+        use std::hash::BuildHasher;
+        SeededFold(std::collections::hash_map::RandomState::new().hash_one(0u8) | 1)
+    }
+}
+
+impl std::hash::BuildHasher for SeededFold {
+    type Hasher = FoldHasher;
+
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher {
+            key: self.0,
+            state: 0,
+        }
+    }
+}
+
+/// A folded multiply (the high and low halves of a 128-bit product, xored) per 8 bytes.
+struct FoldHasher {
+    key: u64,
+    state: u64,
+}
+
+impl FoldHasher {
+    fn mix(&mut self, word: u64) {
+        let product =
+            u128::from(self.state ^ word ^ self.key) * u128::from(self.key ^ 0x9e37_79b9_7f4a_7c15);
+        self.state = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl std::hash::Hasher for FoldHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.state
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is called for a fingerprint; anything else still hashes fully.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
         }
     }
 
-    fn write_u128(&mut self, fingerprint: u128) {
-        self.0 = fingerprint as u64;
+    fn write_u64(&mut self, word: u64) {
+        self.mix(word);
     }
 }
 
@@ -971,7 +1015,7 @@ mod tests {
                 len: 1,
             },
         };
-        // Fingerprints that agree in their low 64 bits (what the set hashes) still differ.
+        // Fingerprints that agree in their low 64 bits (what the set holds) still differ.
         let low_twin = (1u128 << 100) | 7;
         let entries = vec![
             entry(7, 0),
@@ -982,8 +1026,7 @@ mod tests {
             entry(7, 5),
             entry(11, 6),
         ];
-        let mut shared = shared_entries(entries);
-        shared.sort_unstable();
+        let shared = shared_entries(entries);
         let indexes: Vec<u32> = shared.iter().map(|e| e.seen.index).collect();
         assert_eq!(indexes, vec![0, 3, 5, 4, 6]);
         assert!(shared_entries(vec![entry(1, 0), entry(2, 1)]).is_empty());
