@@ -480,19 +480,41 @@ impl Splitter {
         sink: &mut dyn RunSink,
     ) -> Result<(), SplitError> {
         let entry = RejectEntry::redacted(at, reasons, user);
-        let mut line = Vec::new();
-        entry.write_line(&mut line).map_err(io::Error::from)?;
-        self.take_reject(entry.index, &entry.reasons, &line, sink)
+        let start = self.rejects_buffer().len();
+        if let Err(e) = entry.write_line(&mut self.rejects) {
+            self.rejects.truncate(start);
+            return Err(io::Error::from(e).into());
+        }
+        self.count_reject(entry.index, &entry.reasons, sink)
     }
 
-    /// Counts a rejected record and adds its entry (`line`, one line of `rejects.ndjson` for the
-    /// record at input `index`, rejected for `reasons`), handing the entries to the sink a part
-    /// at a time.
+    /// Adds the entry a worker wrote (`line`, one line of `rejects.ndjson` for the record at
+    /// input `index`, rejected for `reasons`), handing the entries to the sink a part at a time.
     fn take_reject(
         &mut self,
         index: u64,
         reasons: &[Violation],
         line: &[u8],
+        sink: &mut dyn RunSink,
+    ) -> Result<(), SplitError> {
+        self.rejects_buffer().extend_from_slice(line);
+        self.count_reject(index, reasons, sink)
+    }
+
+    /// Where reject entries go until a part is full: set aside at the first reject, so a run
+    /// without any leaves the memory untouched.
+    fn rejects_buffer(&mut self) -> &mut Vec<u8> {
+        if self.rejects.capacity() == 0 {
+            self.rejects.reserve_exact(REJECT_BUFFER_BYTES);
+        }
+        &mut self.rejects
+    }
+
+    /// Counts the reject whose entry was just added, and hands a full part to the sink.
+    fn count_reject(
+        &mut self,
+        index: u64,
+        reasons: &[Violation],
         sink: &mut dyn RunSink,
     ) -> Result<(), SplitError> {
         self.users_rejected += 1;
@@ -505,11 +527,6 @@ impl Splitter {
                 }
             }
         }
-        if self.rejects.capacity() == 0 {
-            // Set aside at the first reject: a run without any leaves the memory untouched.
-            self.rejects.reserve_exact(REJECT_BUFFER_BYTES);
-        }
-        self.rejects.extend_from_slice(line);
         self.rejected.write_all(&index.to_le_bytes())?;
         if self.rejects.len() >= REJECT_PART_BYTES {
             self.put_rejects_part(sink)?;
