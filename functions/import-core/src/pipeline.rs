@@ -1059,36 +1059,29 @@ mod tests {
         );
         assert!(matches!(judged, AsWritten::Unknown));
         paths_agree(text.as_bytes()).unwrap();
-        // The reject entry holds the record as parsed for the report.
-        let checked = check(
-            &raw(text),
-            Flavor::Import,
-            CONTEXT,
-            &mut Vec::new(),
-            &mut scratch,
-        );
-        let Verdict::Rejected { user, .. } = checked.verdict else {
-            panic!("refused");
-        };
-        assert_eq!(
-            user,
-            Some(serde_json::json!({"email": "not an email", "user_id": "42"}))
-        );
-        let text = r#"{"email":"not an email","blocked":true}"#;
-        let checked = check(
-            &raw(text),
-            Flavor::Import,
-            CONTEXT,
-            &mut Vec::new(),
-            &mut scratch,
-        );
-        let Verdict::Rejected { user, .. } = checked.verdict else {
-            panic!("refused");
-        };
-        assert_eq!(
-            user,
-            Some(serde_json::json!({"email": "not an email", "blocked": true}))
-        );
+        // The reject entry holds the record as the full path holds it: reshaped, or as written.
+        for (text, shown) in [
+            (
+                text,
+                serde_json::json!({"email": "not an email", "user_id": "42"}),
+            ),
+            (
+                r#"{"email":"not an email","blocked":true}"#,
+                serde_json::json!({"email": "not an email", "blocked": true}),
+            ),
+        ] {
+            let checked = check(
+                &raw(text),
+                Flavor::Import,
+                CONTEXT,
+                &mut Vec::new(),
+                &mut scratch,
+            );
+            let Verdict::Rejected { user, .. } = checked.verdict else {
+                panic!("refused: {text}");
+            };
+            assert_eq!(user, Some(shown), "{text}");
+        }
     }
 
     #[test]
