@@ -627,8 +627,8 @@ fn passes_from_text(
 /// when the run's flavor asks it (export-only fields dropped, the `auth0|` prefix taken off
 /// `user_id`): the reshaped text replaces the record's in `compact`, and it is what the rules
 /// read. The raw record is parsed first all the same, so bytes a dropped member held are
-/// checked to be JSON, as the full path checks them. A record with nothing to reshape that
-/// breaks rules comes back with its violations (see `judged_as_written`).
+/// checked to be JSON, as the full path checks them. A record with nothing to reshape and no
+/// repeated key that breaks rules comes back with its violations.
 fn passes_reshaped(
     raw: &RawRecord,
     flavor: Flavor,
@@ -648,8 +648,13 @@ fn passes_reshaped(
         prefix_stripped: export::has_id_prefix(members.str("user_id")),
     };
     if wanted == Reshaped::default() {
-        return judged_as_written(&user, &members, scratch)
-            .map(|judged| judged.map(|ids| (ids, wanted)));
+        return match judged_as_written(&user, &members, scratch)? {
+            Ok(ids) => Some(Ok((ids, wanted))),
+            // A key repeated where the rules read values by key is a violation here
+            // (`REPEATED_KEY`) that the full path, which keeps the last copy as Auth0 does, may
+            // not find; and a repeat anywhere makes the value differ from the one it checks.
+            Err(violations) => (!compact::has_repeated_keys(&user)).then_some(Err(violations)),
+        };
     }
     if !reshape_in_place(compact, start, flavor, wanted) {
         return None;
@@ -681,8 +686,10 @@ fn passes_as_written(bytes: &[u8], scratch: &mut Vec<u8>) -> Option<Fingerprints
 }
 
 /// What the rules make of a parsed record that needs no reshaping: its identities when it
-/// passes them all, its violations when it breaks some and the parsed value is the one
-/// `check_fully` would check (no key repeated at any depth), `None` otherwise.
+/// passes them all, its violations when it breaks some, `None` when it does need reshaping.
+/// The violations are only the full path's when no key repeats (see `passes_reshaped`).
+/// Repeats inside free-form metadata of an accepted record stay as written: the rules read
+/// metadata key names only, and Auth0 reads the last copy as the input says.
 fn judged_as_written(
     user: &sonic_rs::Value,
     members: &Members<'_>,
@@ -692,18 +699,13 @@ fn judged_as_written(
         return None;
     }
     let violations = rules::check_record(user, members);
-    if violations.is_empty() {
-        return Some(Ok(duplicates::fingerprints_of(
-            |field| members.str(field),
-            scratch,
-        )));
+    if !violations.is_empty() {
+        return Some(Err(violations));
     }
-    // A key repeated where the rules read values by key is a violation here (`REPEATED_KEY`)
-    // that the full path, which keeps the last copy as Auth0 does, may not find; and a repeat
-    // anywhere makes the value differ from the one it checks. Repeats inside free-form metadata
-    // of an accepted record stay as written: the rules read metadata key names only, and Auth0
-    // reads the last copy as the input says.
-    (!compact::has_repeated_keys(user)).then_some(Err(violations))
+    Some(Ok(duplicates::fingerprints_of(
+        |field| members.str(field),
+        scratch,
+    )))
 }
 
 /// Absolute position of a parse error inside a record.
