@@ -161,9 +161,14 @@ impl RejectEntry {
         }
     }
 
-    /// Appends the entry to `out` as one line of `rejects.ndjson`, newline included.
+    /// Appends the entry to `out` as one line of `rejects.ndjson`, newline included; on an error
+    /// `out` is left as it was.
     pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        serde_json::to_writer(&mut *out, self)?;
+        let start = out.len();
+        if let Err(e) = serde_json::to_writer(&mut *out, self) {
+            out.truncate(start);
+            return Err(e);
+        }
         out.push(b'\n');
         Ok(())
     }

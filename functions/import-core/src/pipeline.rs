@@ -316,7 +316,6 @@ fn write_entry(
     let written = entry.write_line(rejects);
     *reasons = entry.reasons;
     if written.is_err() {
-        rejects.truncate(start);
         // Redacted already; redacting it again there changes nothing.
         *user = entry.user;
         return None;

@@ -480,11 +480,9 @@ impl Splitter {
         sink: &mut dyn RunSink,
     ) -> Result<(), SplitError> {
         let entry = RejectEntry::redacted(at, reasons, user);
-        let start = self.rejects_buffer().len();
-        if let Err(e) = entry.write_line(&mut self.rejects) {
-            self.rejects.truncate(start);
-            return Err(io::Error::from(e).into());
-        }
+        entry
+            .write_line(self.rejects_buffer())
+            .map_err(io::Error::from)?;
         self.count_reject(entry.index, &entry.reasons, sink)
     }
 
