@@ -1,6 +1,7 @@
 //! Compact JSON straight from the bytes as written: insignificant whitespace outside strings is
 //! dropped in one pass, so a record nobody changed need not be re-serialised from its parsed value.
 
+use crate::rules::node::ObjectNode;
 use crate::scan::{Block, Strings, BLOCK};
 
 /// Appends `json` to `out` without insignificant whitespace, and returns how many objects and
@@ -69,11 +70,11 @@ pub fn has_repeated_keys(value: &sonic_rs::Value) -> bool {
 /// the stack and compared in pairs, which beats building a set. A larger object (free-form
 /// metadata can hold thousands of keys) has its keys sorted instead, so the cost stays
 /// O(n log n) whatever the input.
-pub(crate) fn repeated_key(object: &sonic_rs::Object) -> Option<&str> {
+pub(crate) fn repeated_key<'a>(object: impl ObjectNode<'a>) -> Option<&'a str> {
     const ON_STACK: usize = 32;
     if object.len() > ON_STACK {
         let mut keys: Vec<(&str, usize)> = object
-            .iter()
+            .members()
             .enumerate()
             .map(|(i, (key, _))| (key, i))
             .collect();
@@ -88,7 +89,7 @@ pub(crate) fn repeated_key(object: &sonic_rs::Object) -> Option<&str> {
     }
     let mut stack = [""; ON_STACK];
     let keys = &mut stack[..object.len()];
-    for (slot, (key, _)) in keys.iter_mut().zip(object.iter()) {
+    for (slot, (key, _)) in keys.iter_mut().zip(object.members()) {
         *slot = key;
     }
     keys.iter()

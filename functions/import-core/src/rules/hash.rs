@@ -11,7 +11,7 @@
 //! `MINIMUM`/`MAXIMUM`, or `INVALID_FORMAT` for a scrypt cost that is not a power of two.
 //! No message ever contains a hash, salt or key value.
 
-use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
+use super::node::{Node, ObjectNode};
 
 use super::{code, violation, Members, Path};
 use crate::violation::Violation;
@@ -336,8 +336,11 @@ const LDAP_SCHEMES: &[LdapScheme] = &[
 /// The pattern the server reports for `password_hash` (facts §3.1/§4.4), matched by hand.
 pub(crate) const PASSWORD_HASH_PATTERN: &str = r"^\$2[ab]?\$10+\$[./A-Za-z0-9]{53}$";
 
-pub(crate) fn check_password_hash_pattern(record: &Members<'_>, out: &mut Vec<Violation>) {
-    let Some(hash) = record.get("password_hash").and_then(Value::as_str) else {
+pub(crate) fn check_password_hash_pattern<'v, N: Node<'v>>(
+    record: &Members<'v, N>,
+    out: &mut Vec<Violation>,
+) {
+    let Some(hash) = record.get("password_hash").and_then(Node::as_str) else {
         return;
     };
     if !matches_password_hash_pattern(hash) {
@@ -377,7 +380,10 @@ fn is_bcrypt_char(b: u8) -> bool {
 }
 
 /// Auth0 rejects a record carrying both hash fields ("Forbidden attribute in appUser", §3.1).
-pub(crate) fn check_hash_fields_exclusive(record: &Members<'_>, out: &mut Vec<Violation>) {
+pub(crate) fn check_hash_fields_exclusive<'v, N: Node<'v>>(
+    record: &Members<'v, N>,
+    out: &mut Vec<Violation>,
+) {
     if record.contains_key("password_hash") && record.contains_key("custom_password_hash") {
         out.push(violation(
             code::NOT_PASSED,
@@ -390,27 +396,27 @@ pub(crate) fn check_hash_fields_exclusive(record: &Members<'_>, out: &mut Vec<Vi
     }
 }
 
-pub(crate) fn check_custom_password_hash(record: &Members<'_>, out: &mut Vec<Violation>) {
-    let Some(cph) = record
-        .get("custom_password_hash")
-        .and_then(Value::as_object)
-    else {
+pub(crate) fn check_custom_password_hash<'v, N: Node<'v>>(
+    record: &Members<'v, N>,
+    out: &mut Vec<Violation>,
+) {
+    let Some(cph) = record.get("custom_password_hash").and_then(Node::as_object) else {
         return;
     };
     // An unknown or missing algorithm is the schema's ENUM_MISMATCH/OBJECT_REQUIRED; without
     // one there is no row to apply.
     let Some(rule) = cph
-        .get(&"algorithm")
-        .and_then(Value::as_str)
+        .get("algorithm")
+        .and_then(Node::as_str)
         .and_then(algorithm_rule)
     else {
         return;
     };
     let root = Path::Root;
     let base = root.key("custom_password_hash");
-    let hash = cph.get(&"hash").and_then(Value::as_object);
+    let hash = cph.get("hash").and_then(Node::as_object);
 
-    if let (Salt::Forbidden { why }, true) = (rule.salt, cph.contains_key(&"salt")) {
+    if let (Salt::Forbidden { why }, true) = (rule.salt, cph.contains_key("salt")) {
         out.push(violation(
             code::NOT_PASSED,
             &base.key("salt"),
@@ -423,11 +429,11 @@ pub(crate) fn check_custom_password_hash(record: &Members<'_>, out: &mut Vec<Vio
     let keylen = check_scrypt_params(rule, cph, &base, out);
     if let Some(hash) = hash {
         check_hash_value(rule, hash, keylen, &base.key("hash"), out);
-        if let Some(key) = hash.get(&"key").and_then(Value::as_object) {
+        if let Some(key) = hash.get("key").and_then(Node::as_object) {
             check_encoded_secret(key, "hash.key", &base.key("hash").key("key"), out);
         }
     }
-    if let Some(salt) = cph.get(&"salt").and_then(Value::as_object) {
+    if let Some(salt) = cph.get("salt").and_then(Node::as_object) {
         check_encoded_secret(salt, "salt", &base.key("salt"), out);
     }
 }
@@ -436,9 +442,9 @@ pub(crate) fn algorithm_rule(name: &str) -> Option<&'static AlgorithmRule> {
     ALGORITHM_RULES.iter().find(|rule| rule.name == name)
 }
 
-fn check_hmac_fields(
+fn check_hmac_fields<'a>(
     rule: &AlgorithmRule,
-    hash: &Object,
+    hash: impl ObjectNode<'a>,
     path: &Path<'_>,
     out: &mut Vec<Violation>,
 ) {
@@ -465,16 +471,16 @@ fn check_hmac_fields(
 
 /// Checks scrypt's numeric parameters (or forbids them elsewhere) and returns `keylen` when it
 /// is usable, so the hash length can be checked against it.
-fn check_scrypt_params(
+fn check_scrypt_params<'a>(
     rule: &AlgorithmRule,
-    cph: &Object,
+    cph: impl ObjectNode<'a>,
     base: &Path<'_>,
     out: &mut Vec<Violation>,
 ) -> Option<usize> {
     let mut keylen = None;
     for param in SCRYPT_PARAMS {
         let path = base.key(param.name);
-        let value = cph.get(&param.name);
+        let value = cph.get(param.name);
         if rule.params != Params::Scrypt {
             if value.is_some() {
                 out.push(violation(
@@ -551,7 +557,7 @@ enum IntegerParam {
 }
 
 /// Reads an integer the way Auth0's JavaScript would: `8.0` is 8 (see `schema::is_integer`).
-fn integer_param(value: &Value) -> IntegerParam {
+fn integer_param<'a>(value: impl Node<'a>) -> IntegerParam {
     if let Some(n) = value.as_i64() {
         return if n.unsigned_abs() <= MAX_SAFE_INTEGER as u64 {
             IntegerParam::Value(n)
@@ -575,9 +581,9 @@ fn integer_param(value: &Value) -> IntegerParam {
     }
 }
 
-fn check_hash_value(
+fn check_hash_value<'a>(
     rule: &AlgorithmRule,
-    hash: &Object,
+    hash: impl ObjectNode<'a>,
     keylen: Option<usize>,
     path: &Path<'_>,
     out: &mut Vec<Violation>,
@@ -585,7 +591,7 @@ fn check_hash_value(
     // The published schema has no `required` inside `hash`, but a hash without a value verifies
     // nothing, and without an encoding its bytes cannot be read the way the source system wrote
     // them; we require both rather than let the user discover it at login.
-    let value = match hash.get(&"value").map(Value::as_str) {
+    let value = match hash.get("value").map(Node::as_str) {
         Some(Some(value)) => Some(value),
         Some(None) => None, // wrong type: the schema walker reported it
         None => {
@@ -600,7 +606,7 @@ fn check_hash_value(
             None
         }
     };
-    let encoding = match hash.get(&"encoding").map(Value::as_str) {
+    let encoding = match hash.get("encoding").map(Node::as_str) {
         Some(Some(name)) => match Encoding::parse(name) {
             Some(encoding) if rule.encodings.contains(&encoding) => Some(encoding),
             Some(_) => {
@@ -636,11 +642,11 @@ fn check_hash_value(
     }
 }
 
-fn check_value_shape(
+fn check_value_shape<'a, O: ObjectNode<'a>>(
     rule: &AlgorithmRule,
     value: &str,
     encoding: Encoding,
-    hash: &Object,
+    hash: O,
     keylen: Option<usize>,
     path: &Path<'_>,
     out: &mut Vec<Violation>,
@@ -648,8 +654,8 @@ fn check_value_shape(
     let expected_bytes = match rule.value {
         ValueShape::Digest { bytes } => Some(bytes),
         ValueShape::HmacDigest => hash
-            .get(&"digest")
-            .and_then(Value::as_str)
+            .get("digest")
+            .and_then(Node::as_str)
             .and_then(|digest| HMAC_DIGEST_BYTES.iter().find(|(name, _)| *name == digest))
             .map(|(_, bytes)| *bytes),
         ValueShape::ScryptKey => keylen,
@@ -693,13 +699,13 @@ fn check_value_shape(
 }
 
 /// Names what produced the hash in a length message ("sha256", "hmac with sha512", "scrypt with this keylen").
-struct ProducerName<'r>(&'r AlgorithmRule, &'r Object);
+struct ProducerName<'r, O>(&'r AlgorithmRule, O);
 
-impl std::fmt::Display for ProducerName<'_> {
+impl<'a, O: ObjectNode<'a>> std::fmt::Display for ProducerName<'_, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0.value {
             ValueShape::HmacDigest => {
-                let digest = self.1.get(&"digest").and_then(Value::as_str).unwrap_or("?");
+                let digest = self.1.get("digest").and_then(Node::as_str).unwrap_or("?");
                 write!(f, "hmac with {digest}")
             }
             ValueShape::ScryptKey => f.write_str("scrypt with this keylen"),
@@ -723,11 +729,16 @@ impl std::fmt::Display for EncodingList {
 }
 
 /// `salt` and `hash.key`: when their encoding (default utf8) is hex or base64, the value must decode.
-fn check_encoded_secret(object: &Object, label: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
-    let Some(value) = object.get(&"value").and_then(Value::as_str) else {
+fn check_encoded_secret<'a>(
+    object: impl ObjectNode<'a>,
+    label: &str,
+    path: &Path<'_>,
+    out: &mut Vec<Violation>,
+) {
+    let Some(value) = object.get("value").and_then(Node::as_str) else {
         return;
     };
-    let encoding = match object.get(&"encoding") {
+    let encoding = match object.get("encoding") {
         None => Encoding::Utf8,
         Some(name) => match name.as_str().and_then(Encoding::parse) {
             Some(encoding) => encoding,

@@ -1,7 +1,7 @@
 //! Rules on `app_metadata` and `user_metadata` beyond the schema's "any object" (facts §4.3):
 //! Auth0-reserved `app_metadata` keys, and field names containing `.` or `$`.
 
-use sonic_rs::{JsonContainerTrait, Value};
+use super::node::{Node, ObjectNode};
 
 use super::{code, violation, Members, Path};
 use crate::violation::Violation;
@@ -48,13 +48,16 @@ pub(crate) fn key_passes(field: &str, key: &str) -> bool {
 
 /// Auth0 reports a forbidden attribute with `NOT_PASSED` (as for the hash XOR, §3.1), so a
 /// reserved key uses the same code.
-pub(crate) fn check_reserved_app_metadata_keys(record: &Members<'_>, out: &mut Vec<Violation>) {
-    let Some(app_metadata) = record.get("app_metadata").and_then(Value::as_object) else {
+pub(crate) fn check_reserved_app_metadata_keys<'v, N: Node<'v>>(
+    record: &Members<'v, N>,
+    out: &mut Vec<Violation>,
+) {
+    let Some(app_metadata) = record.get("app_metadata").and_then(Node::as_object) else {
         return;
     };
     let root = Path::Root;
     let base = root.key("app_metadata");
-    for key in app_metadata.iter().map(|(key, _)| key) {
+    for key in app_metadata.members().map(|(key, _)| key) {
         if is_reserved_app_metadata_key(key) {
             out.push(violation(
                 code::NOT_PASSED,
@@ -73,14 +76,17 @@ pub(crate) fn check_reserved_app_metadata_keys(record: &Members<'_>, out: &mut V
 /// rule, and walking arbitrarily deep values on millions of records would cost more than a rare
 /// nested violation is worth. The code is `PATTERN` (a name that fails a character rule) rather than
 /// a new code of ours, to keep the code list small and Auth0-shaped.
-pub(crate) fn check_metadata_field_names(record: &Members<'_>, out: &mut Vec<Violation>) {
+pub(crate) fn check_metadata_field_names<'v, N: Node<'v>>(
+    record: &Members<'v, N>,
+    out: &mut Vec<Violation>,
+) {
     let root = Path::Root;
     for field in METADATA_FIELDS {
-        let Some(metadata) = record.get(field).and_then(Value::as_object) else {
+        let Some(metadata) = record.get(field).and_then(Node::as_object) else {
             continue;
         };
         let base = root.key(field);
-        for key in metadata.iter().map(|(key, _)| key) {
+        for key in metadata.members().map(|(key, _)| key) {
             if !field_name_passes(key) {
                 out.push(violation(
                     code::PATTERN,

@@ -1,7 +1,7 @@
 //! MFA rules beyond the published schema: an `mfa_factors` item must actually hold a factor.
 //! The schema's own rules (1–10 items, one known factor each, patterns) live in `schema`.
 
-use sonic_rs::{JsonContainerTrait, Object, Value};
+use super::node::{ArrayNode, Node, ObjectNode};
 
 use super::{code, violation, Members, Path};
 use crate::violation::Violation;
@@ -14,14 +14,17 @@ const FACTOR_KINDS: &str = "totp, phone or email";
 /// Auth0 documents `MFA_FACTORS_FAILED`. A factor with nothing in it would enroll nothing, and
 /// most likely marks an export that lost the secret, so we reject it before a job is spent,
 /// with `OBJECT_REQUIRED` because a required factor is missing from the item.
-pub(crate) fn check_factor_not_empty(record: &Members<'_>, out: &mut Vec<Violation>) {
-    let Some(factors) = record.get("mfa_factors").and_then(Value::as_array) else {
+pub(crate) fn check_factor_not_empty<'v, N: Node<'v>>(
+    record: &Members<'v, N>,
+    out: &mut Vec<Violation>,
+) {
+    let Some(factors) = record.get("mfa_factors").and_then(Node::as_array) else {
         return;
     };
     let root = Path::Root;
     let base = root.key("mfa_factors");
-    for (index, factor) in factors.iter().enumerate() {
-        if factor.as_object().is_some_and(Object::is_empty) {
+    for (index, factor) in factors.items().enumerate() {
+        if factor.as_object().is_some_and(ObjectNode::is_empty) {
             out.push(violation(
                 code::OBJECT_REQUIRED,
                 &base.index(index),

@@ -20,13 +20,14 @@ mod email;
 mod hash;
 mod metadata;
 mod mfa;
+pub(crate) mod node;
 mod profile;
 mod schema;
 pub(crate) mod text;
 
 use std::fmt::{self, Write as _};
 
-use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
+use sonic_rs::{JsonContainerTrait, Object, Value};
 
 use crate::violation::Violation;
 
@@ -46,12 +47,10 @@ pub fn check_user(user: &Value) -> Vec<Violation> {
 
 /// `check_user` for a record that is an object whose members the caller already gathered
 /// (split reuses them for the record's identities).
-pub fn check_record(user: &Value, members: &Members<'_>) -> Vec<Violation> {
+pub(crate) fn check_record(user: &Value, members: &Members<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     schema::check_value(&schema::USER_KIND, user, &Path::Root, &mut out);
-    for rule in RECORD_RULES {
-        rule(members, &mut out);
-    }
+    check_record_rules(members, &mut out);
     out
 }
 
@@ -59,18 +58,25 @@ pub fn check_record(user: &Value, members: &Members<'_>) -> Vec<Violation> {
 /// record, and comparing plain strings is much cheaper than walking the parsed value each time.
 /// Like `Object::get`, a lookup finds the first copy of a repeated key (a record with one takes
 /// split's full path anyway, see `code::REPEATED_KEY`).
-pub struct Members<'v> {
-    pairs: Vec<(&'v str, &'v Value)>,
+pub(crate) struct Members<'v, N = &'v Value> {
+    pairs: Vec<(&'v str, N)>,
 }
 
 impl<'v> Members<'v> {
-    pub fn of(object: &'v Object) -> Self {
+    pub(crate) fn of(object: &'v Object) -> Self {
         Members {
             pairs: object.iter().collect(),
         }
     }
+}
 
-    pub fn get(&self, key: &str) -> Option<&'v Value> {
+impl<'v, N: node::Node<'v>> Members<'v, N> {
+    /// A record holding only these members (the text pass hands the rules one structure).
+    pub(crate) fn from_pairs(pairs: Vec<(&'v str, N)>) -> Self {
+        Members { pairs }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<N> {
         self.pairs
             .iter()
             .find(|(name, _)| *name == key)
@@ -78,11 +84,11 @@ impl<'v> Members<'v> {
     }
 
     /// The member `key` when it is a string.
-    pub fn str(&self, key: &str) -> Option<&'v str> {
-        self.get(key).and_then(|value| value.as_str())
+    pub(crate) fn str(&self, key: &str) -> Option<&'v str> {
+        self.get(key).and_then(node::Node::as_str)
     }
 
-    pub fn contains_key(&self, key: &str) -> bool {
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 }
@@ -108,21 +114,33 @@ pub fn to_sonic(user: &serde_json::Value) -> Result<Value, sonic_rs::Error> {
     sonic_rs::from_slice(&text)
 }
 
-/// A rule that is not expressible in the published schema. Each one tolerates any JSON shape: the
-/// schema walker reports wrong types, so these rules skip values of the wrong type instead of
-/// reporting them twice.
-type RecordRule = fn(&Members<'_>, &mut Vec<Violation>);
+/// How many rules `check_record_rules` applies: its list's length, so adding one changes it.
+pub(crate) const RECORD_RULE_COUNT: usize = 7;
 
-/// The prose-only and observed-only rules, in the order their violations are reported.
-const RECORD_RULES: &[RecordRule] = &[
-    hash::check_password_hash_pattern,
-    hash::check_hash_fields_exclusive,
-    hash::check_custom_password_hash,
-    metadata::check_reserved_app_metadata_keys,
-    metadata::check_metadata_field_names,
-    mfa::check_factor_not_empty,
-    profile::check_user_id,
-];
+/// A rule that is not expressible in the published schema, on the members of a record read by
+/// any reader (`node::Node`).
+type RecordRule<'v, N> = fn(&Members<'v, N>, &mut Vec<Violation>);
+
+/// The rules that are not expressible in the published schema, in the order their violations
+/// are reported. Each one tolerates any JSON shape: the schema walker reports wrong types, so
+/// these rules skip values of the wrong type instead of reporting them twice.
+pub(crate) fn check_record_rules<'v, N: node::Node<'v>>(
+    record: &Members<'v, N>,
+    out: &mut Vec<Violation>,
+) {
+    let rules: [RecordRule<'v, N>; RECORD_RULE_COUNT] = [
+        hash::check_password_hash_pattern,
+        hash::check_hash_fields_exclusive,
+        hash::check_custom_password_hash,
+        metadata::check_reserved_app_metadata_keys,
+        metadata::check_metadata_field_names,
+        mfa::check_factor_not_empty,
+        profile::check_user_id,
+    ];
+    for rule in rules {
+        rule(record, out);
+    }
+}
 
 /// Error codes. Auth0's own codes (z-schema's, see facts §3.1) wherever one fits, so our pre-submit
 /// rejects read like Auth0's job errors; the list is kept deliberately small.

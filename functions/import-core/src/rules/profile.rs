@@ -11,7 +11,7 @@
 //!   the profile docs and Create-User, UNCONFIRMED for import, §4.2/§9.10): not enforced.
 //! - `user_id`'s 255-character Create-User maximum: not enforced, for the same reason.
 
-use sonic_rs::{JsonValueTrait, Value};
+use super::node::Node;
 
 use super::{code, violation, Members, Path};
 use crate::violation::Violation;
@@ -31,8 +31,8 @@ pub(crate) fn user_id_passes(user_id: &str) -> bool {
 /// enforces `^\S*$`; import is UNCONFIRMED, but such an id cannot round-trip cleanly into
 /// `auth0|<id>` (URLs, log searches, the `/users/{id}` path), and an empty one is surely an export
 /// bug rather than an intended id. Omitting `user_id` altogether is fine: Auth0 then generates one.
-pub(crate) fn check_user_id(record: &Members<'_>, out: &mut Vec<Violation>) {
-    let Some(user_id) = record.get("user_id").and_then(Value::as_str) else {
+pub(crate) fn check_user_id<'v, N: Node<'v>>(record: &Members<'v, N>, out: &mut Vec<Violation>) {
+    let Some(user_id) = record.get("user_id").and_then(Node::as_str) else {
         return;
     };
     let path = Path::Root.key("user_id");

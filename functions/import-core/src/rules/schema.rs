@@ -1,8 +1,9 @@
 //! Auth0's published per-user schema (`definitions.user`, facts §4.2–4.7) as Rust data, and the
 //! walker that applies it with z-schema's codes; a test cross-checks the data against the JSON file.
 
-use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Object, Value};
+use sonic_rs::JsonType;
 
+use super::node::{ArrayNode, Node, ObjectNode};
 use super::{code, email, violation, Path};
 use crate::compact;
 use crate::violation::Violation;
@@ -297,7 +298,7 @@ pub(crate) static USER_KIND: Kind = Kind::Object(&USER);
 /// JSON Schema integer semantics as Auth0 applies them: Auth0 parses the file with JavaScript's
 /// `JSON.parse`, where `8.0` and `8` are the same number, and z-schema classifies numbers by
 /// value (`n % 1 === 0`). So `8.0` is accepted as an integer and `1.5` is not.
-pub(crate) fn is_integer(value: &Value) -> bool {
+pub(crate) fn is_integer<'a>(value: impl Node<'a>) -> bool {
     value.is_i64()
         || value.is_u64()
         || (value.is_number()
@@ -307,8 +308,8 @@ pub(crate) fn is_integer(value: &Value) -> bool {
 }
 
 /// z-schema's type names, for "Expected type X but found type Y".
-fn type_name(value: &Value) -> &'static str {
-    match value.get_type() {
+fn type_name<'a>(value: impl Node<'a>) -> &'static str {
+    match value.json_type() {
         JsonType::Null => "null",
         JsonType::Boolean => "boolean",
         JsonType::Number if is_integer(value) => "integer",
@@ -329,7 +330,12 @@ pub(crate) fn find_property<'s>(shape: &'s ObjectShape, name: &str) -> Option<&'
 }
 
 /// Applies `kind` to `value`, appending every violation found (it does not stop at the first).
-pub(crate) fn check_value(kind: &Kind, value: &Value, path: &Path<'_>, out: &mut Vec<Violation>) {
+pub(crate) fn check_value<'a>(
+    kind: &Kind,
+    value: impl Node<'a>,
+    path: &Path<'_>,
+    out: &mut Vec<Violation>,
+) {
     let expected = match kind {
         Kind::Boolean if value.is_boolean() => return,
         Kind::Boolean => "boolean",
@@ -397,7 +403,12 @@ pub(crate) fn check_string(rule: &StringRule, s: &str, path: &Path<'_>, out: &mu
     }
 }
 
-fn check_object(shape: &ObjectShape, map: &Object, path: &Path<'_>, out: &mut Vec<Violation>) {
+fn check_object<'a>(
+    shape: &ObjectShape,
+    map: impl ObjectNode<'a>,
+    path: &Path<'_>,
+    out: &mut Vec<Violation>,
+) {
     if let Some(max) = shape.max_properties {
         if map.len() > max {
             out.push(violation(
@@ -426,7 +437,7 @@ fn check_object(shape: &ObjectShape, map: &Object, path: &Path<'_>, out: &mut Ve
             ),
         ));
     }
-    for (key, value) in map {
+    for (key, value) in map.members() {
         let child = path.key(key);
         match find_property(shape, key) {
             Some(property) => check_value(&property.kind, value, &child, out),
@@ -452,7 +463,12 @@ fn check_object(shape: &ObjectShape, map: &Object, path: &Path<'_>, out: &mut Ve
     }
 }
 
-fn check_array(shape: &ArrayShape, items: &[Value], path: &Path<'_>, out: &mut Vec<Violation>) {
+fn check_array<'a>(
+    shape: &ArrayShape,
+    items: impl ArrayNode<'a>,
+    path: &Path<'_>,
+    out: &mut Vec<Violation>,
+) {
     if items.len() < shape.min_items {
         out.push(violation(
             code::ARRAY_LENGTH_SHORT,
@@ -476,7 +492,7 @@ fn check_array(shape: &ArrayShape, items: &[Value], path: &Path<'_>, out: &mut V
         ));
     }
     let item_kind = Kind::Object(shape.items);
-    for (index, item) in items.iter().enumerate() {
+    for (index, item) in items.items().enumerate() {
         check_value(&item_kind, item, &path.index(index), out);
     }
 }

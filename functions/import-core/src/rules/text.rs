@@ -7,12 +7,14 @@
 //! parses it and says what is wrong, so a record it cannot judge costs time, never a verdict.
 //! Every judgement it makes is one of the rules' own (`check_string`, the metadata and `user_id`
 //! predicates, `password_hash`'s pattern); the two nested structures (`custom_password_hash`,
-//! `mfa_factors`) are parsed on their own and handed to the schema walker and `RECORD_RULES`.
+//! `mfa_factors`) are read into a small tree on the way (`Slot`) and handed to the schema walker
+//! and `check_record_rules`, which read it through `node::Node` as they read a parsed value.
 
-use sonic_rs::Value;
+use sonic_rs::JsonType;
 
+use super::node::{ArrayNode, Node, ObjectNode};
 use super::schema::{self, Kind, Property, USER};
-use super::{hash, metadata, profile, Members, Path, RECORD_RULES};
+use super::{check_record_rules, hash, metadata, profile, Members, Path};
 use crate::export::{self, Reshaped, AUTH0_ID_PREFIX};
 
 /// Bounds this module's recursion: a value nested deeper is left to the full path. The limit
@@ -131,19 +133,168 @@ fn top_level_string_passes(name: &str, rule: &schema::StringRule, value: &str) -
         }
 }
 
-/// A nested property (`custom_password_hash`, `mfa_factors`) parsed on its own: the schema
+/// A nested property (`custom_password_hash`, `mfa_factors`) read on its own: the schema
 /// walker and every record rule see it as the only member of the record, which is exact for
 /// them all but the hash fields' exclusivity, checked by `passes`.
-fn structure_passes(name: &str, kind: &Kind, value: &Value) -> bool {
+fn structure_passes<'t>(name: &'t str, kind: &Kind, value: impl Node<'t>) -> bool {
+    structure_violations(name, kind, value).is_empty()
+}
+
+fn structure_violations<'t>(
+    name: &'t str,
+    kind: &Kind,
+    value: impl Node<'t>,
+) -> Vec<crate::violation::Violation> {
     let mut out = Vec::new();
     schema::check_value(kind, value, &Path::Root.key(name), &mut out);
-    let members = Members {
-        pairs: vec![(name, value)],
-    };
-    for rule in RECORD_RULES {
-        rule(&members, &mut out);
+    check_record_rules(&Members::from_pairs(vec![(name, value)]), &mut out);
+    out
+}
+
+/// A nested structure as the rules read it (`node::Node`), built from its text on the way
+/// through: values in document order, each knowing where the values inside it end. It holds
+/// only what it reads exactly as a parser would: strings without escapes and integers of up to
+/// 18 digits (a record with anything else there goes to the parsing paths).
+#[derive(Debug, Clone, Copy)]
+struct Slot<'a> {
+    /// The member's key in an object; empty for an array item and the structure itself.
+    key: &'a str,
+    item: Item<'a>,
+    /// One past the last slot of this value and the values inside it.
+    end: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Item<'a> {
+    Null,
+    Boolean,
+    Integer(u64),
+    String(&'a str),
+    /// With its member count.
+    Object(usize),
+    /// With its item count.
+    Array(usize),
+}
+
+/// A value of a `Slot` list: the slot at `index`, the ones after it inside it.
+#[derive(Debug, Clone, Copy)]
+struct At<'t, 'a> {
+    slots: &'t [Slot<'a>],
+    index: usize,
+}
+
+impl<'t, 'a: 't> At<'t, 'a> {
+    fn item(self) -> Item<'a> {
+        self.slots[self.index].item
     }
-    out.is_empty()
+
+    /// The values directly inside this one, `count` of them: keys and values.
+    fn children(self, count: usize) -> impl Iterator<Item = (&'t str, At<'t, 'a>)> {
+        let slots = self.slots;
+        let mut next = self.index + 1;
+        (0..count).map(move |_| {
+            let child = At { slots, index: next };
+            next = slots[next].end;
+            (slots[child.index].key, child)
+        })
+    }
+
+    fn count(self) -> usize {
+        match self.item() {
+            Item::Object(count) | Item::Array(count) => count,
+            _ => 0,
+        }
+    }
+}
+
+impl<'t, 'a: 't> Node<'t> for At<'t, 'a> {
+    type Object = At<'t, 'a>;
+    type Array = At<'t, 'a>;
+
+    fn json_type(self) -> JsonType {
+        match self.item() {
+            Item::Null => JsonType::Null,
+            Item::Boolean => JsonType::Boolean,
+            Item::Integer(_) => JsonType::Number,
+            Item::String(_) => JsonType::String,
+            Item::Object(_) => JsonType::Object,
+            Item::Array(_) => JsonType::Array,
+        }
+    }
+
+    fn as_str(self) -> Option<&'t str> {
+        match self.item() {
+            Item::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn is_boolean(self) -> bool {
+        matches!(self.item(), Item::Boolean)
+    }
+
+    fn is_i64(self) -> bool {
+        self.as_i64().is_some()
+    }
+
+    fn is_u64(self) -> bool {
+        self.as_u64().is_some()
+    }
+
+    fn as_i64(self) -> Option<i64> {
+        self.as_u64().and_then(|n| i64::try_from(n).ok())
+    }
+
+    fn as_u64(self) -> Option<u64> {
+        match self.item() {
+            Item::Integer(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn as_f64(self) -> Option<f64> {
+        // Exact: the integers held have at most 18 digits, under 2^63, and a parser rounds
+        // them to a double the same way.
+        self.as_u64().map(|n| n as f64)
+    }
+
+    fn as_object(self) -> Option<Self::Object> {
+        matches!(self.item(), Item::Object(_)).then_some(self)
+    }
+
+    fn as_array(self) -> Option<Self::Array> {
+        matches!(self.item(), Item::Array(_)).then_some(self)
+    }
+}
+
+impl<'t, 'a: 't> ObjectNode<'t> for At<'t, 'a> {
+    type Node = At<'t, 'a>;
+
+    fn len(self) -> usize {
+        self.count()
+    }
+
+    fn get(self, key: &str) -> Option<Self::Node> {
+        self.members()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value)
+    }
+
+    fn members(self) -> impl Iterator<Item = (&'t str, Self::Node)> {
+        self.children(self.count())
+    }
+}
+
+impl<'t, 'a: 't> ArrayNode<'t> for At<'t, 'a> {
+    type Node = At<'t, 'a>;
+
+    fn len(self) -> usize {
+        self.count()
+    }
+
+    fn items(self) -> impl Iterator<Item = Self::Node> {
+        self.children(self.count()).map(|(_, item)| item)
+    }
 }
 
 /// Where the first quote, backslash or control character of `bytes` is. Eight bytes are looked
@@ -412,16 +563,82 @@ impl<'a> Cursor<'a, '_> {
             }
             Kind::Object(shape) if shape.is_free_form() => self.metadata(property.name)?,
             kind => {
-                let start = self.at;
-                self.value(1)?;
-                let value: Value =
-                    sonic_rs::from_slice(&self.text.as_bytes()[start..self.at]).ok()?;
-                if !structure_passes(property.name, kind, &value) {
+                let mut slots = Vec::with_capacity(16);
+                self.tree(1, "", &mut slots)?;
+                let value = At {
+                    slots: &slots,
+                    index: 0,
+                };
+                if !structure_passes(property.name, kind, value) {
                     return None;
                 }
             }
         }
         Some(None)
+    }
+
+    /// Any JSON value, checked for syntax as `value` checks it, appended to `slots` (under
+    /// `key`); `None` also for what a `Slot` does not hold.
+    fn tree(&mut self, depth: usize, key: &'a str, slots: &mut Vec<Slot<'a>>) -> Option<()> {
+        let at = slots.len();
+        slots.push(Slot {
+            key,
+            item: Item::Null,
+            end: 0,
+        });
+        let item = match self.peek()? {
+            b'{' => {
+                let mut count = 0;
+                self.container(depth, b'{', b'}', |cursor| {
+                    let (name, escaped) = cursor.string()?;
+                    if escaped {
+                        return None;
+                    }
+                    cursor.skip_whitespace();
+                    cursor.expect(b':')?;
+                    cursor.skip_whitespace();
+                    count += 1;
+                    cursor.tree(depth + 1, name, slots)
+                })?;
+                Item::Object(count)
+            }
+            b'[' => {
+                let mut count = 0;
+                self.container(depth, b'[', b']', |cursor| {
+                    count += 1;
+                    cursor.tree(depth + 1, "", slots)
+                })?;
+                Item::Array(count)
+            }
+            b'"' => match self.string()? {
+                (s, false) => Item::String(s),
+                (_, true) => return None,
+            },
+            b't' | b'f' => {
+                self.boolean()?;
+                Item::Boolean
+            }
+            b'n' => {
+                self.literal("null")?;
+                Item::Null
+            }
+            b'0'..=b'9' => {
+                let start = self.at;
+                self.number()?;
+                let digits = &self.text[start..self.at];
+                if digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                Item::Integer(digits.parse().ok()?)
+            }
+            _ => return None,
+        };
+        slots[at] = Slot {
+            key,
+            item,
+            end: slots.len(),
+        };
+        Some(())
     }
 
     /// `app_metadata` or `user_metadata`: an object whose own key names pass the metadata rules.
@@ -626,12 +843,145 @@ mod tests {
         assert_eq!(taken(&nested(100_000)), None);
     }
 
+    /// Reads `text` (one JSON value) into `slots` as the text pass reads a nested structure.
+    fn read_tree<'a>(text: &'a str, slots: &mut Vec<Slot<'a>>) -> Option<()> {
+        let mut compact = Vec::new();
+        let mut cursor = Cursor {
+            text,
+            at: 0,
+            compact: &mut compact,
+            copied: 0,
+            containers: 0,
+        };
+        cursor.tree(1, "", slots)?;
+        (cursor.at == text.len()).then_some(())
+    }
+
+    /// `value` with one member (at any depth) removed or given another value, as text; and a
+    /// few edits only text can make (a repeated key, an escape, a number spelled otherwise).
+    fn variants(value: &Value) -> Vec<String> {
+        let replacements = [
+            json!(null),
+            json!(true),
+            json!(0),
+            json!(16384),
+            json!(8.0),
+            json!(-1),
+            json!(u64::MAX),
+            json!(1.5),
+            json!("x"),
+            json!("hex"),
+            json!("sha256"),
+            json!({}),
+            json!([]),
+            json!([{}]),
+            json!({ "value": "abc", "encoding": "base64" }),
+        ];
+        fn edit(value: &Value, replacements: &[Value], out: &mut Vec<Value>) {
+            match value {
+                Value::Object(map) => {
+                    for key in map.keys() {
+                        let mut removed = map.clone();
+                        removed.remove(key);
+                        out.push(Value::Object(removed));
+                        for replacement in replacements {
+                            let mut changed = map.clone();
+                            changed.insert(key.clone(), replacement.clone());
+                            out.push(Value::Object(changed));
+                        }
+                        let mut inner = Vec::new();
+                        edit(&map[key], replacements, &mut inner);
+                        for member in inner {
+                            let mut changed = map.clone();
+                            changed.insert(key.clone(), member);
+                            out.push(Value::Object(changed));
+                        }
+                    }
+                }
+                Value::Array(items) => {
+                    for (index, item) in items.iter().enumerate() {
+                        let mut inner = Vec::new();
+                        edit(item, replacements, &mut inner);
+                        for changed_item in inner {
+                            let mut changed = items.clone();
+                            changed[index] = changed_item;
+                            out.push(Value::Array(changed));
+                        }
+                    }
+                    let mut extra = items.clone();
+                    extra.push(json!({}));
+                    out.push(Value::Array(extra));
+                }
+                _ => {}
+            }
+        }
+        let mut values = vec![value.clone()];
+        edit(value, &replacements, &mut values);
+        let mut texts: Vec<String> = values.iter().map(Value::to_string).collect();
+        let text = value.to_string();
+        if let Some(rest) = text.strip_prefix('{') {
+            texts.push(format!(r#"{{"algorithm":"md5",{rest}"#));
+            texts.push(format!(r#"{{"\u0061lgorithm":"md5",{rest}"#));
+        }
+        texts.push(text.replace("16384", "16384.0").replace(":64", ":6.4e1"));
+        texts.push(text.replace("\"utf8\"", "\"utf\\u0038\""));
+        texts
+    }
+
+    #[test]
+    fn nested_structures_read_from_their_text_get_the_violations_a_parsed_value_gets() {
+        let (mut built, mut refused, mut checked) = (0, 0, 0);
+        for user in published_examples() {
+            for property in USER.properties {
+                let Some(value) = user.get(property.name) else {
+                    continue;
+                };
+                if !matches!(property.kind, Kind::Object(_) | Kind::Array(_))
+                    || matches!(property.kind, Kind::Object(shape) if shape.is_free_form())
+                {
+                    continue;
+                }
+                let mut slots = Vec::new();
+                assert!(
+                    read_tree(&value.to_string(), &mut slots).is_some(),
+                    "an example's {} reads into a tree",
+                    property.name
+                );
+                for text in variants(value) {
+                    checked += 1;
+                    let parsed: sonic_rs::Value = sonic_rs::from_str(&text).unwrap();
+                    let expected = structure_violations(property.name, &property.kind, &parsed);
+                    let mut slots = Vec::new();
+                    if read_tree(&text, &mut slots).is_none() {
+                        continue;
+                    }
+                    built += 1;
+                    let tree = At {
+                        slots: &slots,
+                        index: 0,
+                    };
+                    let got = structure_violations(property.name, &property.kind, tree);
+                    assert_eq!(got, expected, "{text}");
+                    refused += usize::from(!got.is_empty());
+                }
+            }
+        }
+        // Most variants read into a tree, and many of those break a rule: the comparison is
+        // made on both verdicts.
+        assert!(built * 3 > checked * 2, "{built} of {checked} read");
+        assert!(refused * 2 > built, "{refused} of {built} refused");
+    }
+
     #[test]
     fn every_record_rule_is_applied_here() {
         // `passes` applies the rules on top-level strings itself and hands each nested property
-        // to all of `RECORD_RULES`; a rule reading two members at once (like the hash fields'
+        // to all of `check_record_rules`; a rule reading two members at once (like the hash fields'
         // exclusivity) needs its own check in `passes`. Adding a rule means reading this module.
-        assert_eq!(RECORD_RULES.len(), 7, "a record rule was added or removed");
+        assert_eq!(
+            super::super::RECORD_RULE_COUNT,
+            7,
+            "a record rule was added or removed"
+        );
         assert!(USER.properties.len() <= MAX_PROPERTIES);
     }
 
