@@ -114,6 +114,9 @@ pub struct RecordReader {
     line_start: u64,
     next_index: u64,
     state: ArrayState,
+    /// Tests only: frame every block byte by byte, for comparison with the masks.
+    #[cfg(test)]
+    per_byte: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +159,8 @@ impl RecordReader {
             line_start: 0,
             next_index: 0,
             state: ArrayState::Done,
+            #[cfg(test)]
+            per_byte: false,
         };
         reader.skip_bom()?;
         reader.skip_whitespace()?;
@@ -349,6 +354,7 @@ impl RecordReader {
     fn scan_value(&mut self, record: &mut RawRecord) -> Result<(), InputError> {
         let mut depth: usize = 0;
         let mut strings = Strings::default();
+        let masked = self.masked();
         loop {
             let offset = self.offset;
             let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
@@ -374,14 +380,45 @@ impl RecordReader {
                 let closes = outside & (block.eq(b'}') | block.eq(b']'));
                 let newlines = outside & block.eq(b'\n');
                 let non_ascii = outside & block.non_ascii();
-                if non_ascii == 0 && (closes.count_ones() as usize) < depth {
-                    // Fewer closing brackets than open ones: the value cannot end in this block
-                    // (and its commas are nested), so only the counts matter.
-                    depth = depth + opens.count_ones() as usize - closes.count_ones() as usize;
-                    if newlines != 0 {
-                        self.line += u64::from(newlines.count_ones());
-                        newline_at = Some(base + (63 - newlines.leading_zeros()) as usize);
+                if masked && (depth > 0 || (base == 0 && record.bytes.is_empty() && opens & 1 == 1))
+                {
+                    // Inside an object or array (or at the one that starts the value): it ends
+                    // at the first close that brings the depth back to 0, and commas are nested.
+                    // Between two closes the depth only rises, so only closes need a look, each
+                    // by counting the brackets up to it.
+                    let mut stop = None;
+                    let mut pending = closes;
+                    while pending != 0 {
+                        let i = pending.trailing_zeros();
+                        pending &= pending - 1;
+                        let upto = u64::MAX >> (63 - i);
+                        if depth + (opens & upto).count_ones() as usize
+                            == (closes & upto).count_ones() as usize
+                        {
+                            stop = Some(i as usize + 1);
+                            break;
+                        }
                     }
+                    // A byte no JSON value holds outside a string, before the end: the error.
+                    let first_bad = non_ascii.trailing_zeros() as usize;
+                    if non_ascii != 0 && stop.is_none_or(|at| first_bad < at) {
+                        stop = Some(first_bad);
+                        bad = Some(base + first_bad);
+                    } else if let Some(at) = stop {
+                        end = Some(base + at);
+                    }
+                    let counted = match stop {
+                        Some(at) => newlines & !u64::MAX.checked_shl(at as u32).unwrap_or(0),
+                        None => newlines,
+                    };
+                    if counted != 0 {
+                        self.line += u64::from(counted.count_ones());
+                        newline_at = Some(base + (63 - counted.leading_zeros()) as usize);
+                    }
+                    if stop.is_some() {
+                        break 'blocks;
+                    }
+                    depth = depth + opens.count_ones() as usize - closes.count_ones() as usize;
                     base += BLOCK;
                     continue;
                 }
@@ -450,6 +487,18 @@ impl RecordReader {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether `scan_value` may find a value's end from the block's masks (always, but in the
+    /// tests that compare it with looking at each byte).
+    #[cfg(not(test))]
+    fn masked(&self) -> bool {
+        true
+    }
+
+    #[cfg(test)]
+    fn masked(&self) -> bool {
+        !self.per_byte
     }
 
     fn next_line(&mut self, record: &mut RawRecord) -> Result<bool, InputError> {
@@ -599,6 +648,75 @@ mod tests {
                 got.push(value);
             }
             proptest::prop_assert_eq!(got, elements);
+        }
+    }
+
+    /// Everything framing says about `text`, read `sizes` bytes at a time: each record (with
+    /// its position) and how the input ends.
+    fn framed(text: &[u8], sizes: &[usize], per_byte: bool) -> (Vec<RawRecord>, String) {
+        let source = Trickle {
+            data: text.to_vec(),
+            at: 0,
+            sizes: sizes.to_vec(),
+            reads: 0,
+        };
+        let mut reader = match RecordReader::open(source, 300) {
+            Ok(reader) => reader,
+            Err(e) => return (Vec::new(), e.to_string()),
+        };
+        reader.per_byte = per_byte;
+        let mut records = Vec::new();
+        loop {
+            let mut record = RawRecord::default();
+            match reader.next_into(&mut record) {
+                Ok(true) => records.push(record),
+                Ok(false) => return (records, "end".into()),
+                Err(e) => return (records, e.to_string()),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Finding a value's end from the masks frames every input, broken ones included, as
+        /// looking at each shaping byte does: the same records, positions and errors.
+        #[test]
+        fn masks_frame_as_a_byte_by_byte_look_does(
+            strings in proptest::collection::vec("[a-z\"\\\\,\\[\\]{}: \u{e9}\n]{0,40}", 1..8),
+            pretty in proptest::bool::ANY,
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(),
+                 proptest::sample::select(b"{}[]\",\\\n \xc3\xe9x0".to_vec())),
+                0..4,
+            ),
+            cut in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+            sizes in proptest::collection::vec(1usize..100, 1..6),
+        ) {
+            let elements: Vec<serde_json::Value> = strings
+                .iter()
+                .enumerate()
+                .map(|(i, s)| match i % 4 {
+                    0 => serde_json::json!({"email": s, "n": [i, {"k": s}], "z": null}),
+                    1 => serde_json::json!([s, {"deep": [[{"k": s}]]}]),
+                    2 => serde_json::json!(s),
+                    _ => serde_json::json!(i),
+                })
+                .collect();
+            let mut text = if pretty {
+                serde_json::to_vec_pretty(&elements).unwrap()
+            } else {
+                serde_json::to_vec(&elements).unwrap()
+            };
+            for (at, byte) in edits {
+                let at = at.index(text.len() + 1);
+                text.insert(at, byte);
+            }
+            if let Some(cut) = cut {
+                text.truncate(cut.index(text.len() + 1));
+            }
+            let (masked, masked_end) = framed(&text, &sizes, false);
+            let (per_byte, per_byte_end) = framed(&text, &sizes, true);
+            proptest::prop_assert_eq!(masked, per_byte);
+            proptest::prop_assert_eq!(masked_end, per_byte_end);
         }
     }
 
