@@ -376,8 +376,8 @@ impl RecordReader {
             'blocks: while base < buf.len() {
                 let block = Block::new(&buf[base..]);
                 let outside = !strings.inside(&block) & block.valid();
-                let opens = outside & (block.eq(b'{') | block.eq(b'['));
-                let closes = outside & (block.eq(b'}') | block.eq(b']'));
+                let opens = outside & block.eq_either_case(b'{');
+                let closes = outside & block.eq_either_case(b'}');
                 let newlines = outside & block.eq(b'\n');
                 let non_ascii = outside & block.non_ascii();
                 if masked && (depth > 0 || (base == 0 && record.bytes.is_empty() && opens & 1 == 1))

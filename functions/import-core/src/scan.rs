@@ -59,6 +59,14 @@ impl Block {
         masks::eq(&self.bytes, byte)
     }
 
+    /// Bytes equal to `byte` once bit 0x20 is set in both: `{` finds `{` and `[`, `}` finds `}`
+    /// and `]` (`byte` must have the bit, and only those pairs differ by it alone).
+    #[inline]
+    pub(crate) fn eq_either_case(&self, byte: u8) -> u64 {
+        debug_assert!(byte & 0x20 != 0);
+        masks::eq_with_bit(&self.bytes, byte, 0x20)
+    }
+
     /// Bytes at or below `byte` (unsigned).
     #[inline]
     pub(crate) fn at_most(&self, byte: u8) -> u64 {
@@ -135,7 +143,8 @@ fn prefix_xor(mut x: u64) -> u64 {
 #[cfg(target_arch = "x86_64")]
 mod masks {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_set1_epi8,
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
     };
 
     use super::BLOCK;
@@ -174,6 +183,16 @@ mod masks {
     }
 
     #[inline]
+    pub(super) fn eq_with_bit(bytes: &[u8; BLOCK], byte: u8, bit: u8) -> u64 {
+        // SAFETY: SSE2 is part of the x86_64 baseline.
+        unsafe {
+            let needle = _mm_set1_epi8(byte as i8);
+            let set = _mm_set1_epi8(bit as i8);
+            movemask(lanes(bytes).map(|lane| _mm_cmpeq_epi8(_mm_or_si128(lane, set), needle)))
+        }
+    }
+
+    #[inline]
     pub(super) fn at_most(bytes: &[u8; BLOCK], byte: u8) -> u64 {
         // SAFETY: SSE2 is part of the x86_64 baseline.
         unsafe {
@@ -203,6 +222,11 @@ mod masks {
     #[inline]
     pub(super) fn eq(bytes: &[u8; BLOCK], byte: u8) -> u64 {
         mask(bytes, |b| b == byte)
+    }
+
+    #[inline]
+    pub(super) fn eq_with_bit(bytes: &[u8; BLOCK], byte: u8, bit: u8) -> u64 {
+        mask(bytes, |b| b | bit == byte)
     }
 
     #[inline]
@@ -258,6 +282,12 @@ mod tests {
         assert_eq!(block.at_most(b' '), 1 << 5 | 1 << 9 | 1 << 16);
         assert_eq!(block.non_ascii(), 0b11 << 11);
         assert_eq!(block.valid(), (1 << 17) - 1);
+        let brackets = Block::new(b"{[}]()<>{{]\x5b\x7b\x1b;");
+        assert_eq!(
+            brackets.eq_either_case(b'{'),
+            1 << 0 | 1 << 1 | 1 << 8 | 1 << 9 | 1 << 11 | 1 << 12
+        );
+        assert_eq!(brackets.eq_either_case(b'}'), 1 << 2 | 1 << 3 | 1 << 10);
         assert_eq!(Block::new(&[b'x'; 70]).valid(), !0);
     }
 
