@@ -76,13 +76,10 @@ pub(crate) fn passes<'a>(
     let mut seen = 0u32;
     cursor.skip_whitespace();
     cursor.container(0, b'{', b'}', |cursor| {
-        let (name, escaped) = cursor.string()?;
+        let (name, escaped) = cursor.key()?;
         if escaped {
             return None;
         }
-        cursor.skip_whitespace();
-        cursor.expect(b':')?;
-        cursor.skip_whitespace();
         let dropped = export::export_fields_in(|field| drop_fields && field == name);
         if dropped != 0 {
             // Dropped unread; a repeat is left to the parsing path, like any other.
@@ -375,6 +372,16 @@ impl<'a> Cursor<'a, '_> {
         self.copied = self.at;
     }
 
+    /// A member's key at the cursor and the colon after it: the key as written, and whether it
+    /// holds an escape.
+    fn key(&mut self) -> Option<(&'a str, bool)> {
+        let key = self.string()?;
+        self.skip_whitespace();
+        self.expect(b':')?;
+        self.skip_whitespace();
+        Some(key)
+    }
+
     /// A string at the cursor: its contents as written, and whether they hold an escape.
     fn string(&mut self) -> Option<(&'a str, bool)> {
         self.expect(b'"')?;
@@ -489,13 +496,10 @@ impl<'a> Cursor<'a, '_> {
     /// escape), its values any JSON.
     fn members(&mut self, depth: usize, key: impl Fn(&str, bool) -> bool) -> Option<()> {
         self.container(depth, b'{', b'}', |cursor| {
-            let (name, escaped) = cursor.string()?;
+            let (name, escaped) = cursor.key()?;
             if !key(name, escaped) {
                 return None;
             }
-            cursor.skip_whitespace();
-            cursor.expect(b':')?;
-            cursor.skip_whitespace();
             cursor.value(depth + 1)
         })
     }
@@ -590,13 +594,10 @@ impl<'a> Cursor<'a, '_> {
             b'{' => {
                 let mut count = 0;
                 self.container(depth, b'{', b'}', |cursor| {
-                    let (name, escaped) = cursor.string()?;
+                    let (name, escaped) = cursor.key()?;
                     if escaped {
                         return None;
                     }
-                    cursor.skip_whitespace();
-                    cursor.expect(b':')?;
-                    cursor.skip_whitespace();
                     count += 1;
                     cursor.tree(depth + 1, name, slots)
                 })?;
