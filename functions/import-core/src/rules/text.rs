@@ -250,8 +250,8 @@ impl<'t, 'a: 't> Node<'t> for At<'t, 'a> {
     }
 
     fn as_f64(self) -> Option<f64> {
-        // Exact: the integers held have at most 18 digits, under 2^63, and a parser rounds
-        // them to a double the same way.
+        // As sonic-rs and serde_json read an integer as a double: `n as f64`, rounded the same
+        // way past 2^53 (the rules that care, like `integer_param`, read it as an integer first).
         self.as_u64().map(|n| n as f64)
     }
 
