@@ -595,7 +595,8 @@ fn judge_as_written(
 }
 
 /// The cheapest verdict, tried first: a record whose text alone shows it passes every rule
-/// (`rules::text`, one pass, no tree) is accepted with no parse at all, its compact text
+/// (`rules::text`, one pass; only the two nested structures are read into a small tree) is
+/// accepted with no parse at all, its compact text
 /// appended to `compact` on the way and reshaped there on the text when the run's flavor asks
 /// it, as `passes_reshaped` does. `fits` (given the containers it opens and its compact text
 /// before reshaping) holds it to the same limits as the parsed path.

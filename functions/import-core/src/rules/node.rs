@@ -1,7 +1,7 @@
 //! What the rules read of a JSON value. Each rule is written once, against these traits, and
 //! serves both readers: sonic-rs's parsed values (every path that parses a record) and the small
-//! tree the text pass builds for a record's nested structures (`text::Tree`), which costs a
-//! fraction of a parse.
+//! tree the text pass builds for a record's nested structures (`text`'s `Slot` list, read through
+//! `At`), which costs a fraction of a parse.
 
 use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait};
 
