@@ -405,13 +405,7 @@ impl Splitter {
         chunk: &ChunkEntry,
         bytes: &'b [u8],
     ) -> Result<Vec<&'b [u8]>, SplitError> {
-        let broken = || -> SplitError {
-            io::Error::other(format!(
-                "chunk {}, written by this run, no longer holds the records written to it",
-                chunk.key
-            ))
-            .into()
-        };
+        let broken = || broken_chunk(&chunk.key, "no longer holds the records written to it");
         let at = usize::try_from(chunk.seq)
             .ok()
             .and_then(|seq| self.record_ends_at.get(seq.checked_sub(1)?))
@@ -613,9 +607,7 @@ impl Splitter {
         let mut waiting = duplicates.next().transpose()?;
         for entry in &old {
             let bytes = sink.get(&entry.key).map_err(SplitError::Sink)?;
-            let broken = |what: String| -> SplitError {
-                io::Error::other(format!("chunk {}, written by this run, {what}", entry.key)).into()
-            };
+            let broken = |what: String| broken_chunk(&entry.key, what);
             let records = self.published_records(&mut ends_file, entry, &bytes)?;
             let mut drop: BTreeMap<u32, Duplicate> = BTreeMap::new();
             while let Some(d) = waiting.take_if(|d| d.at.seq <= entry.seq) {
@@ -813,6 +805,12 @@ impl Splitter {
             ..base
         }
     }
+}
+
+/// A chunk this run wrote that no longer reads back as written (`what` says how): the run fails
+/// rather than lose or mangle a record.
+fn broken_chunk(key: &str, what: impl std::fmt::Display) -> SplitError {
+    io::Error::other(format!("chunk {key}, written by this run, {what}")).into()
 }
 
 fn commit(manifest: RunManifest, sink: &mut dyn RunSink) -> Result<SplitOutcome, SplitError> {
