@@ -18,37 +18,279 @@ pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) -> usize {
         let opens = (block.eq(b'{') | block.eq(b'[')) & !inside & block.valid();
         containers += opens.count_ones() as usize;
         // Outside strings of valid JSON, a byte at or below ' ' is whitespace.
-        let mut drop = block.at_most(b' ') & !inside & block.valid();
-        if drop == 0 {
-            out.extend_from_slice(piece);
-            continue;
-        }
-        // The runs between dropped bytes are short: each is copied 16 bytes at a time into a
-        // staging buffer (spilling past its end, where the next run lands), and the block goes
-        // to `out` in one copy, rather than a memcpy call per run.
-        let mut source = [0u8; BLOCK + 16];
-        source[..BLOCK].copy_from_slice(block.bytes());
-        let mut staged = [0u8; BLOCK + 16];
-        let mut len = 0;
-        let mut run = 0;
-        let mut stage = |from: usize, to: usize| {
-            let mut k = 0;
-            while k < to - from {
-                staged[len + k..len + k + 16].copy_from_slice(&source[from + k..from + k + 16]);
-                k += 16;
-            }
-            len += to - from;
-        };
-        while drop != 0 {
-            let at = drop.trailing_zeros() as usize;
-            stage(run, at);
-            run = at + 1;
-            drop &= drop - 1;
-        }
-        stage(run, piece.len());
-        out.extend_from_slice(&staged[..len]);
+        let drop = block.at_most(b' ') & !inside & block.valid();
+        append_kept(&block, piece.len(), drop, out, |_, _, _| {});
     }
     containers
+}
+
+/// Where the strings and the removed whitespace of a compact text are, one bit a byte (bit `i`
+/// of word `i / 64` is byte `i`): what `strip_marked` knows of the text it wrote, so that a
+/// reader of the compact text need not look for a string's end one byte at a time.
+#[derive(Debug, Default)]
+pub(crate) struct Marks {
+    /// The quotes that open or close a string (not the escaped ones inside).
+    quotes: Vec<u64>,
+    /// The bytes that followed whitespace in the input.
+    gaps: Vec<u64>,
+    /// Whether a string holds a backslash.
+    pub(crate) escapes: bool,
+}
+
+impl Marks {
+    /// The first string quote at or after byte `from`.
+    #[inline]
+    pub(crate) fn next_quote(&self, from: usize) -> Option<usize> {
+        let mut word = from / 64;
+        let mut bits = self.quotes.get(word)? & (!0u64 << (from % 64));
+        while bits == 0 {
+            word += 1;
+            bits = *self.quotes.get(word)?;
+        }
+        Some(word * 64 + bits.trailing_zeros() as usize)
+    }
+
+    /// Whether whitespace was taken out from between two of the bytes `from..to`: such bytes
+    /// read as one number or literal (`1 2`, `t rue`) only once it is gone.
+    #[inline]
+    pub(crate) fn gap_within(&self, from: usize, to: usize) -> bool {
+        let mut at = from + 1;
+        while at < to {
+            let word = at / 64;
+            let Some(&bits) = self.gaps.get(word) else {
+                return false;
+            };
+            let end = to.min(word * 64 + 64);
+            // Bits `at % 64 ..` up to `end`, within this word.
+            let span = (end - at) as u32;
+            let wanted = (u64::MAX >> (64 - span)) << (at % 64);
+            if bits & wanted != 0 {
+                return true;
+            }
+            at = end;
+        }
+        false
+    }
+
+    fn clear(&mut self) {
+        self.quotes.clear();
+        self.gaps.clear();
+        self.escapes = false;
+    }
+}
+
+/// Appends the low `n` bits of `bits` to a bit string `len` bits long (its unused high bits 0).
+#[inline]
+fn append_bits(words: &mut Vec<u64>, len: usize, bits: u64, n: usize) {
+    let shift = len % 64;
+    if shift == 0 {
+        words.push(bits);
+        return;
+    }
+    if let Some(last) = words.last_mut() {
+        *last |= bits << shift;
+    }
+    if shift + n > 64 {
+        words.push(bits >> (64 - shift));
+    }
+}
+
+/// `strip_whitespace` for a reader of the compact text: appends `json` to `out` without the
+/// whitespace outside its strings, and fills `marks` for the text it appended. `false` when the
+/// compact text would hide a fault the input has: a byte under ' ' in a string, or outside one
+/// where it is not JSON whitespace (tab, newline, return), or a string still open at the end.
+/// Whitespace between two bytes of one number or literal is marked, not refused (`gap_within`).
+pub(crate) fn strip_marked(json: &[u8], out: &mut Vec<u8>, marks: &mut Marks) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if wide::available() {
+        // SAFETY: this CPU has every feature `wide::strip_marked` is compiled for.
+        return unsafe { wide::strip_marked(json, out, marks) };
+    }
+    strip_marked_in_blocks(json, out, marks)
+}
+
+/// `strip_marked` on any CPU, with `scan::Block`'s masks: the reference for `wide`.
+fn strip_marked_in_blocks(json: &[u8], out: &mut Vec<u8>, marks: &mut Marks) -> bool {
+    marks.clear();
+    out.reserve(json.len());
+    let start = out.len();
+    let mut strings = Strings::default();
+    // The last byte of the previous block was inside a string (its opening quote included).
+    let mut was_inside = 0u64;
+    // The previous block ended with whitespace taken out.
+    let mut after_drop = false;
+    for piece in json.chunks(BLOCK) {
+        let block = Block::new(piece);
+        let valid = block.valid();
+        let backslashes = block.eq(b'\\');
+        marks.escapes |= backslashes != 0;
+        let inside = strings.inside(&block);
+        // A string's bytes run from its opening quote to before its closing one: each quote
+        // that delimits one is where the mask changes.
+        let quotes = (inside ^ (inside << 1 | was_inside)) & valid;
+        was_inside = inside >> 63;
+        let low = block.at_most(0x1f) & valid;
+        if low != 0 {
+            let whitespace = block.eq(b'\t') | block.eq(b'\n') | block.eq(b'\r');
+            if low & !(whitespace & !inside) != 0 {
+                return false;
+            }
+        }
+        let drop = (block.eq(b' ') | low) & !inside & valid;
+        let at = out.len() - start;
+        let (mut kept_quotes, mut gaps) = (0u64, 0u64);
+        let kept = append_kept(&block, piece.len(), drop, out, |from, to, placed| {
+            if to == from {
+                return;
+            }
+            let width = (to - from) as u32;
+            kept_quotes |= ((quotes >> from) & (u64::MAX >> (64 - width))) << placed;
+            // Every run but the block's first follows a dropped byte.
+            if from > 0 || after_drop {
+                gaps |= 1 << placed;
+            }
+        });
+        append_bits(&mut marks.quotes, at, kept_quotes, kept);
+        append_bits(&mut marks.gaps, at, gaps, kept);
+        after_drop = drop >> (piece.len() - 1) & 1 == 1;
+    }
+    !strings.open()
+}
+
+/// `strip_marked` with AVX-512: a block's masks are a compare each, and its kept bytes and
+/// their marks are gathered by one instruction each (`vpcompressb`, `pext`), where the block
+/// loop copies and shifts run by run. Same output, same marks.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::{
+        _mm512_cmpeq_epi8_mask, _mm512_cmple_epu8_mask, _mm512_maskz_compress_epi8,
+        _mm512_maskz_loadu_epi8, _mm512_set1_epi8, _mm512_storeu_si512, _pext_u64,
+    };
+
+    use super::{append_bits, Marks};
+    use crate::scan::{Strings, BLOCK};
+
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vbmi2")
+            && std::arch::is_x86_feature_detected!("bmi2")
+    }
+
+    /// # Safety
+    /// The CPU must have the features enabled here (`available`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,bmi2")]
+    pub(super) unsafe fn strip_marked(json: &[u8], out: &mut Vec<u8>, marks: &mut Marks) -> bool {
+        marks.clear();
+        // Each block's kept bytes are stored as a whole 64-byte vector: room for the last.
+        out.reserve(json.len() + BLOCK);
+        let start = out.len();
+        let mut written = 0usize;
+        let mut strings = Strings::default();
+        let mut was_inside = 0u64;
+        let mut after_drop = 0u64;
+        let quote = _mm512_set1_epi8(b'"' as i8);
+        let backslash = _mm512_set1_epi8(b'\\' as i8);
+        let space = _mm512_set1_epi8(b' ' as i8);
+        let control = _mm512_set1_epi8(0x1f);
+        let tab = _mm512_set1_epi8(b'\t' as i8);
+        let newline = _mm512_set1_epi8(b'\n' as i8);
+        let ret = _mm512_set1_epi8(b'\r' as i8);
+        let mut at = 0;
+        while at < json.len() {
+            let len = (json.len() - at).min(BLOCK);
+            let valid = if len == BLOCK { !0 } else { (1u64 << len) - 1 };
+            // SAFETY: the masked load reads only the `len` bytes at `at`, all in `json`.
+            let v = unsafe { _mm512_maskz_loadu_epi8(valid, json.as_ptr().add(at).cast()) };
+            let backslashes = _mm512_cmpeq_epi8_mask(v, backslash) & valid;
+            marks.escapes |= backslashes != 0;
+            let block = &json[at..at + len];
+            let inside = strings.inside_of(
+                len,
+                _mm512_cmpeq_epi8_mask(v, quote) & valid,
+                backslashes,
+                || {
+                    let mut bytes = [b'0'; BLOCK];
+                    bytes[..len].copy_from_slice(block);
+                    bytes
+                },
+            );
+            let quotes = (inside ^ (inside << 1 | was_inside)) & valid;
+            was_inside = inside >> 63;
+            let low = _mm512_cmple_epu8_mask(v, control) & valid;
+            if low != 0 {
+                let whitespace = _mm512_cmpeq_epi8_mask(v, tab)
+                    | _mm512_cmpeq_epi8_mask(v, newline)
+                    | _mm512_cmpeq_epi8_mask(v, ret);
+                if low & !(whitespace & !inside) != 0 {
+                    return false;
+                }
+            }
+            let drop = (_mm512_cmpeq_epi8_mask(v, space) | low) & !inside & valid;
+            let keep = valid & !drop;
+            // SAFETY: `written` <= `at` <= `json.len()`, and `reserve` left room for
+            // `json.len() + BLOCK` bytes after `start`: the 64-byte store stays in the buffer.
+            unsafe {
+                let to = out.as_mut_ptr().add(start + written);
+                _mm512_storeu_si512(to.cast(), _mm512_maskz_compress_epi8(keep, v));
+            }
+            let kept = keep.count_ones() as usize;
+            append_bits(&mut marks.quotes, written, _pext_u64(quotes, keep), kept);
+            let gaps = keep & (drop << 1 | after_drop);
+            append_bits(&mut marks.gaps, written, _pext_u64(gaps, keep), kept);
+            written += kept;
+            after_drop = drop >> 63;
+            at += len;
+        }
+        // SAFETY: the `written` bytes after `start` were stored above (the rest of each
+        // vector, past them, is not kept).
+        unsafe { out.set_len(start + written) };
+        !strings.open()
+    }
+}
+
+/// Appends the block's input bytes outside `drop` to `out` and returns how many there were.
+/// `run(from, to, placed)` hears of each kept run `from..to` of the block and where it went
+/// among the bytes appended.
+#[inline]
+fn append_kept(
+    block: &Block,
+    len: usize,
+    mut drop: u64,
+    out: &mut Vec<u8>,
+    mut run: impl FnMut(usize, usize, usize),
+) -> usize {
+    if drop == 0 {
+        run(0, len, 0);
+        out.extend_from_slice(&block.bytes()[..len]);
+        return len;
+    }
+    // The runs between dropped bytes are short: each is copied 16 bytes at a time into a
+    // staging buffer (spilling past its end, where the next run lands), and the block goes to
+    // `out` in one copy, rather than a memcpy call per run.
+    let mut source = [0u8; BLOCK + 16];
+    source[..BLOCK].copy_from_slice(block.bytes());
+    let mut staged = [0u8; BLOCK + 16];
+    let mut staged_len = 0;
+    let mut from = 0;
+    let mut stage = |from: usize, to: usize| {
+        run(from, to, staged_len);
+        let mut k = 0;
+        while k < to - from {
+            staged[staged_len + k..staged_len + k + 16]
+                .copy_from_slice(&source[from + k..from + k + 16]);
+            k += 16;
+        }
+        staged_len += to - from;
+    };
+    while drop != 0 {
+        let at = drop.trailing_zeros() as usize;
+        stage(from, at);
+        from = at + 1;
+        drop &= drop - 1;
+    }
+    stage(from.min(len), len);
+    out.extend_from_slice(&staged[..staged_len]);
+    staged_len
 }
 
 /// Whether any object in `value` names the same key twice. Such a record cannot be taken from its
@@ -145,6 +387,178 @@ mod tests {
     /// True when `s` has no whitespace outside its strings.
     fn is_compact(s: &[u8]) -> bool {
         strip_reference(s) == s
+    }
+
+    /// A compact text and its marks: by byte of the text, whether it is a delimiting quote and
+    /// whether it follows whitespace; and whether a backslash was seen.
+    type MarkedText = (Vec<u8>, Vec<bool>, Vec<bool>, bool);
+
+    /// What `strip_marked` should give, byte by byte: `None` where it must refuse.
+    fn marked_reference(json: &[u8]) -> Option<MarkedText> {
+        let (mut in_string, mut escaped, mut after_drop, mut escapes) =
+            (false, false, false, false);
+        let (mut out, mut quotes, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
+        for &b in json {
+            let mut quote = false;
+            if in_string {
+                if b < 0x20 {
+                    return None;
+                }
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                    escapes = true;
+                } else if b == b'"' {
+                    in_string = false;
+                    quote = true;
+                }
+            } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                after_drop = true;
+                continue;
+            } else if b < 0x20 {
+                return None;
+            } else if b == b'"' {
+                in_string = true;
+                quote = true;
+            } else if b == b'\\' {
+                // Outside a string a backslash is kept (and refused by any reader).
+                escapes = true;
+            }
+            out.push(b);
+            quotes.push(quote);
+            gaps.push(after_drop);
+            after_drop = false;
+        }
+        (!in_string).then_some((out, quotes, gaps, escapes))
+    }
+
+    /// The marks as one flag per byte of a text `len` bytes long.
+    fn flags(words: &[u64], len: usize) -> Vec<bool> {
+        (0..len)
+            .map(|i| words.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1))
+            .collect()
+    }
+
+    /// Texts made of JSON's kinds of tokens in any order (whitespace runs, strings with escapes
+    /// and spaces, atoms, structural characters), so that most are accepted and their strings
+    /// and whitespace fall anywhere across 64-byte blocks; now and then a fault to refuse.
+    fn json_soup() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            4 => proptest::collection::vec(
+                prop_oneof![4 => Just(b' '), 1 => Just(b'\t'), 1 => Just(b'\n'), 1 => Just(b'\r')],
+                1..4,
+            ),
+            4 => proptest::collection::vec(
+                prop_oneof![
+                    4 => Just(&b"a"[..]),
+                    2 => Just(&b" "[..]),
+                    1 => Just(&b"\xc3\xa9"[..]),
+                    1 => Just(&b"\\\""[..]),
+                    1 => Just(&b"\\\\"[..]),
+                    1 => Just(&b"\\n"[..]),
+                ],
+                0..12,
+            )
+            .prop_map(|parts| [&b"\""[..], &parts.concat(), b"\""].concat()),
+            3 => prop_oneof![
+                Just(&b"1"[..]),
+                Just(&b"-0.5"[..]),
+                Just(&b"true"[..]),
+                Just(&b"e"[..]),
+                Just(&b"0"[..]),
+            ]
+            .prop_map(|atom: &[u8]| atom.to_vec()),
+            3 => prop_oneof![Just(b'{'), Just(b'}'), Just(b'['), Just(b']'), Just(b':'), Just(b',')]
+                .prop_map(|b| vec![b]),
+            1 => prop_oneof![
+                Just(&b"\x01"[..]),
+                Just(&b"\x0c"[..]),
+                Just(&b"\""[..]),
+                Just(&b"\\"[..]),
+                Just(&b"\"\x1f\""[..]),
+            ]
+            .prop_map(|fault: &[u8]| fault.to_vec()),
+        ];
+        proptest::collection::vec(piece, 0..120).prop_map(|pieces| pieces.concat())
+    }
+
+    /// Runs one way of marking, returning what it wrote after what `out` held.
+    fn run_marked(
+        strip: fn(&[u8], &mut Vec<u8>, &mut Marks) -> bool,
+        json: &[u8],
+    ) -> Option<MarkedText> {
+        let mut out = b"held".to_vec();
+        // Marks left from an earlier record must not leak into this one.
+        let mut marks = Marks::default();
+        strip(b"\"x\"  :  \"\\\"\"", &mut Vec::new(), &mut marks);
+        if !strip(json, &mut out, &mut marks) {
+            return None;
+        }
+        assert!(out.starts_with(b"held"));
+        let text = out.split_off(4);
+        let (quotes, gaps) = (
+            flags(&marks.quotes, text.len()),
+            flags(&marks.gaps, text.len()),
+        );
+        // Nothing is marked past the text's end.
+        assert_eq!(
+            flags(&marks.quotes, text.len() + 64)[text.len()..]
+                .iter()
+                .filter(|b| **b)
+                .count(),
+            0
+        );
+        Some((text, quotes, gaps, marks.escapes))
+    }
+
+    proptest! {
+        /// Both ways of marking (the block loop, and AVX-512 where this CPU has it) agree
+        /// with a byte-by-byte walk: the same text, marks and refusals.
+        #[test]
+        fn marks_match_a_byte_by_byte_walk(json in json_soup()) {
+            let expected = marked_reference(&json);
+            prop_assert_eq!(run_marked(strip_marked_in_blocks, &json), expected.clone());
+            prop_assert_eq!(run_marked(strip_marked, &json), expected);
+        }
+
+        /// Where the text is accepted, `next_quote` and `gap_within` read the marks exactly.
+        #[test]
+        fn mark_lookups_match_the_flags(json in json_soup(), from in 0usize..420, to in 0usize..420) {
+            let mut out = Vec::new();
+            let mut marks = Marks::default();
+            if strip_marked(&json, &mut out, &mut marks) {
+                let quotes = flags(&marks.quotes, out.len());
+                let gaps = flags(&marks.gaps, out.len());
+                let next = (from..out.len()).find(|&i| quotes[i]);
+                prop_assert_eq!(marks.next_quote(from), next);
+                let within = (from + 1..to.min(out.len())).any(|i| gaps[i]);
+                prop_assert_eq!(marks.gap_within(from, to.min(out.len())), within);
+            }
+        }
+    }
+
+    #[test]
+    fn marks_tell_strings_and_merged_tokens() {
+        let mut out = Vec::new();
+        let mut marks = Marks::default();
+        assert!(strip_marked(
+            b"{ \"a b\" : [1 2, \"\\\"\"] }",
+            &mut out,
+            &mut marks
+        ));
+        assert_eq!(out, b"{\"a b\":[12,\"\\\"\"]}");
+        // The string's quotes, not the escaped one inside the second string.
+        assert_eq!(marks.next_quote(0), Some(1));
+        assert_eq!(marks.next_quote(2), Some(5));
+        assert_eq!(marks.next_quote(12), Some(14));
+        assert!(marks.escapes);
+        // `1 2` reads as one number only without its space.
+        assert!(marks.gap_within(8, 10));
+        assert!(!marks.gap_within(7, 9));
+        for refused in [&b"{\"a\x01\":1}"[..], b"{\"a\":1}\x0c", b"{\"a\":\"open}"] {
+            assert!(!strip_marked(refused, &mut Vec::new(), &mut marks));
+        }
     }
 
     #[test]

@@ -558,15 +558,14 @@ fn judge_as_written(
     scratch: &mut Vec<u8>,
 ) -> AsWritten {
     let start = compact.len();
-    let fits = |containers: usize, compact: &[u8]| {
-        containers <= MAX_FAST_CONTAINERS
-            && chunk::fits_alone(context.max_chunk_bytes, compact.len() - start)
+    let fits = |containers: usize, len: usize| {
+        containers <= MAX_FAST_CONTAINERS && chunk::fits_alone(context.max_chunk_bytes, len)
     };
     let mut passed = passes_from_text(&raw.bytes, flavor, compact, scratch, fits).map(Ok);
     if passed.is_none() {
         compact.truncate(start);
         let containers = compact::strip_whitespace(&raw.bytes, compact);
-        if fits(containers, compact) {
+        if fits(containers, compact.len() - start) {
             passed = passes_reshaped(raw, flavor, compact, start, scratch);
         }
     }
@@ -598,29 +597,29 @@ fn judge_as_written(
 /// (`rules::text`, one pass; only the two nested structures are read into a small tree) is
 /// accepted with no parse at all, its compact text
 /// appended to `compact` on the way and reshaped there on the text when the run's flavor asks
-/// it, as `passes_reshaped` does. `fits` (given the containers it opens and its compact text
-/// before reshaping) holds it to the same limits as the parsed path.
+/// it, as `passes_reshaped` does. `fits` (given the containers it opens and the length of its
+/// compact text before reshaping) holds it to the same limits as the parsed path.
 fn passes_from_text(
     bytes: &[u8],
     flavor: Flavor,
     compact: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
-    fits: impl Fn(usize, &[u8]) -> bool,
+    fits: impl Fn(usize, usize) -> bool,
 ) -> Option<(Fingerprints, Reshaped)> {
     let start = compact.len();
     let passed = rules::text::passes(bytes, flavor == Flavor::Auth0Export, compact)?;
     // Held to the limits before reshaping, as `judge_as_written` holds the parsed path: a
     // record over them goes to the full path, whose bytes differ where a key repeats.
-    if !fits(passed.containers, compact) {
+    if !fits(passed.containers, passed.text.len()) {
         return None;
     }
-    if passed.reshaped != Reshaped::default()
-        && !reshape_in_place(compact, start, flavor, passed.reshaped)
-    {
-        return None;
-    }
+    // Read off the text before it is reshaped: `str` gives each string as imported already.
     let ids = duplicates::fingerprints_of(|field| passed.str(field), scratch);
-    Some((ids, passed.reshaped))
+    let reshaped = passed.reshaped;
+    if reshaped != Reshaped::default() && !reshape_in_place(compact, start, flavor, reshaped) {
+        return None;
+    }
+    Some((ids, reshaped))
 }
 
 /// `passes_as_written` for a record whose compact text is `compact[start..]`, reshaped first

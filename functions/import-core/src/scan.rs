@@ -89,12 +89,29 @@ pub(crate) struct Strings {
 }
 
 impl Strings {
+    /// Whether the bytes so far end inside a string.
+    pub(crate) fn open(&self) -> bool {
+        self.in_string
+    }
+
     /// The block's bytes that are inside a string, its opening quote included and its closing
     /// quote not; advances the state past the block's input bytes.
     #[inline]
     pub(crate) fn inside(&mut self, block: &Block) -> u64 {
-        let quotes = block.eq(b'"');
-        let backslashes = block.eq(b'\\');
+        self.inside_of(block.len, block.eq(b'"'), block.eq(b'\\'), || block.bytes)
+    }
+
+    /// `inside` for a block of `len` input bytes, given the masks of its quotes and backslashes;
+    /// `bytes` gives the block (only asked for when it holds an escape).
+    #[inline]
+    pub(crate) fn inside_of(
+        &mut self,
+        len: usize,
+        quotes: u64,
+        backslashes: u64,
+        bytes: impl FnOnce() -> [u8; BLOCK],
+    ) -> u64 {
+        let valid = if len == BLOCK { !0 } else { (1u64 << len) - 1 };
         if backslashes == 0 && !self.escaped {
             // Without escapes every quote toggles: a prefix XOR of the quotes marks each
             // string from its opening quote up to (not including) its closing one.
@@ -102,11 +119,12 @@ impl Strings {
             let inside = prefix_xor(quotes) ^ carried;
             // The filler holds no quote, so the last bit is the state after the last input byte.
             self.in_string = inside >> 63 != 0;
-            return inside & block.valid();
+            return inside & valid;
         }
         // Escapes are rare: such a block is walked byte by byte.
+        let bytes = bytes();
         let mut inside = 0u64;
-        for (i, &b) in block.bytes[..block.len].iter().enumerate() {
+        for (i, &b) in bytes[..len].iter().enumerate() {
             let bit = 1u64 << i;
             if !self.in_string {
                 if b == b'"' {

@@ -10,11 +10,14 @@
 //! `mfa_factors`) are read into a small tree on the way (`Slot`) and handed to the schema walker
 //! and `check_record_rules`, which read it through `node::Node` as they read a parsed value.
 
+use std::cell::Cell;
+
 use sonic_rs::JsonType;
 
 use super::node::{ArrayNode, Node, ObjectNode};
 use super::schema::{self, Kind, Property, USER};
 use super::{check_record_rules, hash, metadata, profile, Members, Path};
+use crate::compact::{self, Marks};
 use crate::export::{self, Reshaped, AUTH0_ID_PREFIX};
 
 /// Bounds this module's recursion: a value nested deeper is left to the full path. The limit
@@ -25,8 +28,11 @@ const MAX_DEPTH: usize = 128;
 /// `USER`'s properties fit a `u32` of "seen" bits and a fixed array of values.
 const MAX_PROPERTIES: usize = 32;
 
-/// What the rules read from an accepted record: its top-level strings, by `USER` property.
+/// What the rules read from an accepted record: its compact text and its top-level strings, by
+/// `USER` property.
 pub(crate) struct Passed<'a> {
+    /// The record as `compact::strip_whitespace` makes it (before any reshaping).
+    pub(crate) text: &'a [u8],
     strings: [Option<&'a str>; MAX_PROPERTIES],
     /// Objects and arrays the record opens, itself included.
     pub(crate) containers: usize,
@@ -43,38 +49,57 @@ impl<'a> Passed<'a> {
     }
 }
 
+thread_local! {
+    /// The marks of the record being read, kept between records for their memory.
+    static MARKS: Cell<Marks> = Cell::new(Marks::default());
+}
+
 /// `Some` when `record` (one user object, as written in the input) is JSON that passes every
 /// rule `check_user` applies once reshaped for import: its `user_id` without an `auth0|` prefix
 /// and, when `drop_fields` (a run of Auth0's export), without the export-only members, whose
-/// values need only be JSON. `None` when it does not or this pass cannot tell. On the way it
-/// appends the record as written to `compact` without its insignificant whitespace (what
-/// `compact::strip_whitespace` makes of it); after `None`, what it appended means nothing.
+/// values need only be JSON. `None` when it does not or this pass cannot tell. It appends the
+/// record to `compact` without its insignificant whitespace (what `compact::strip_whitespace`
+/// makes of it), then reads that text; after `None`, what it appended means nothing.
 pub(crate) fn passes<'a>(
-    record: &'a [u8],
+    record: &[u8],
     drop_fields: bool,
-    compact: &mut Vec<u8>,
+    compact: &'a mut Vec<u8>,
 ) -> Option<Passed<'a>> {
     if USER.properties.len() > MAX_PROPERTIES {
         return None;
     }
-    // One check for the whole record; strings are then sliced at quotes, which are ASCII and so
-    // always character boundaries.
-    let text = simdutf8::basic::from_utf8(record).ok()?;
-    compact.reserve(record.len());
+    let mut marks = MARKS.take();
+    let start = compact.len();
+    let stripped = compact::strip_marked(record, compact, &mut marks);
+    let compact: &'a Vec<u8> = compact;
+    let passed = if stripped {
+        read(&compact[start..], &marks, drop_fields)
+    } else {
+        None
+    };
+    MARKS.set(marks);
+    passed
+}
+
+/// `passes` on the record's compact text, `marks` its marks.
+fn read<'a>(text: &'a [u8], marks: &Marks, drop_fields: bool) -> Option<Passed<'a>> {
+    // One check for the whole record (taking out ASCII whitespace between tokens leaves the
+    // input's UTF-8 as it was, and anything else outside a string is refused below); strings
+    // are then sliced at quotes, which are ASCII and so always character boundaries.
+    let text = simdutf8::basic::from_utf8(text).ok()?;
     let mut cursor = Cursor {
         text,
         at: 0,
-        compact,
-        copied: 0,
+        marks,
         containers: 0,
     };
     let mut passed = Passed {
+        text: text.as_bytes(),
         strings: [None; MAX_PROPERTIES],
         containers: 0,
         reshaped: Reshaped::default(),
     };
     let mut seen = 0u32;
-    cursor.skip_whitespace();
     cursor.container(0, b'{', b'}', |cursor| {
         let (name, escaped) = cursor.key()?;
         if escaped {
@@ -97,11 +122,9 @@ pub(crate) fn passes<'a>(
         passed.strings[index] = cursor.property(&USER.properties[index], &mut passed.reshaped)?;
         Some(())
     })?;
-    cursor.skip_whitespace();
-    if cursor.at != record.len() {
+    if cursor.at != text.len() {
         return None;
     }
-    cursor.copy_pending();
     passed.containers = cursor.containers;
     let has = |name: &str| {
         USER.properties
@@ -294,42 +317,29 @@ impl<'t, 'a: 't> ArrayNode<'t> for At<'t, 'a> {
     }
 }
 
-/// Where the first quote, backslash or control character of `bytes` is. Eight bytes are looked
-/// at per step (a string's contents are mostly plain), with the usual word tricks: a byte's
-/// high bit is set in `zero(v)` when that byte of `v` is 0, and in `below(v)` when it is under
-/// 0x20; a borrow can only mark bytes after a real hit, so the lowest mark is exact.
-#[inline]
-fn first_special(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let mut at = 0;
-    while let Some(word) = bytes.get(at..at + 8) {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(word);
-        let word = u64::from_le_bytes(eight);
-        let below = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-        let found =
-            zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | below;
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
+/// How long the escape at the start of `text` (on its backslash) is; `None` for one JSON does
+/// not have. A `\\u` naming a surrogate is left to the full path, whichever way it pairs.
+fn escape_len(text: &[u8]) -> Option<usize> {
+    match *text.get(1)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(2),
+        b'u' => {
+            let hex = std::str::from_utf8(text.get(2..6)?).ok()?;
+            let code = u32::from_str_radix(hex, 16).ok()?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) || (0xD800..0xE000).contains(&code) {
+                return None;
+            }
+            Some(6)
         }
-        at += 8;
+        _ => None,
     }
-    let tail = bytes.get(at..)?;
-    let found = tail
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-    Some(at + found)
 }
 
-struct Cursor<'a, 'o> {
+/// A reader of a record's compact text: JSON's grammar without whitespace, which
+/// `compact::strip_marked` took out (and whose marks find where each string ends).
+struct Cursor<'a, 'm> {
     text: &'a str,
     at: usize,
-    /// Where the record's compact text goes: runs between whitespace are copied whole.
-    compact: &'o mut Vec<u8>,
-    /// The start of the run not copied yet.
-    copied: usize,
+    marks: &'m Marks,
     containers: usize,
 }
 
@@ -351,80 +361,34 @@ impl<'a> Cursor<'a, '_> {
         self.eat(byte).then_some(())
     }
 
-    /// Whitespace is only allowed (and skipped) here, so the runs between calls that skip some
-    /// are exactly the record's compact text.
-    #[inline]
-    fn skip_whitespace(&mut self) {
-        let from = self.at;
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
-            self.at += 1;
-        }
-        if self.at != from {
-            self.compact
-                .extend_from_slice(&self.text.as_bytes()[self.copied..from]);
-            self.copied = self.at;
-        }
-    }
-
-    fn copy_pending(&mut self) {
-        self.compact
-            .extend_from_slice(&self.text.as_bytes()[self.copied..self.at]);
-        self.copied = self.at;
-    }
-
     /// A member's key at the cursor and the colon after it: the key as written, and whether it
     /// holds an escape.
+    #[inline]
     fn key(&mut self) -> Option<(&'a str, bool)> {
         let key = self.string()?;
-        self.skip_whitespace();
         self.expect(b':')?;
-        self.skip_whitespace();
         Some(key)
     }
 
-    /// A string at the cursor: its contents as written, and whether they hold an escape.
+    /// A string at the cursor: its contents as written, and whether they hold an escape. Read
+    /// outside any string, a quote opens one (the marks agree), and the next marked quote
+    /// closes it.
+    #[inline]
     fn string(&mut self) -> Option<(&'a str, bool)> {
         self.expect(b'"')?;
         let start = self.at;
-        let bytes = self.text.as_bytes();
-        let mut escaped = false;
-        loop {
-            self.at += first_special(bytes.get(self.at..)?)?;
-            match bytes[self.at] {
-                b'"' => {
-                    let contents = self.text.get(start..self.at)?;
-                    self.at += 1;
-                    return Some((contents, escaped));
-                }
-                b'\\' => {
-                    escaped = true;
-                    self.escape()?;
-                }
-                // A control character must be escaped inside a JSON string.
-                _ => return None,
+        let end = self.marks.next_quote(start)?;
+        let contents = self.text.get(start..end)?;
+        self.at = end + 1;
+        let escaped = self.marks.escapes && memchr::memchr(b'\\', contents.as_bytes()).is_some();
+        if escaped {
+            let mut rest = contents.as_bytes();
+            while let Some(at) = memchr::memchr(b'\\', rest) {
+                rest = &rest[at..];
+                rest = &rest[escape_len(rest)?..];
             }
         }
-    }
-
-    /// The escape at the cursor (on its backslash). A `\u` naming a surrogate is left to the
-    /// full path, whichever way it pairs.
-    fn escape(&mut self) -> Option<()> {
-        let bytes = self.text.as_bytes();
-        let kind = *bytes.get(self.at + 1)?;
-        self.at += 2;
-        match kind {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
-            b'u' => {
-                let hex = self.text.get(self.at..self.at + 4)?;
-                let code = u32::from_str_radix(hex, 16).ok()?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) || (0xD800..0xE000).contains(&code) {
-                    return None;
-                }
-                self.at += 4;
-                Some(())
-            }
-            _ => None,
-        }
+        Some((contents, escaped))
     }
 
     fn literal(&mut self, word: &str) -> Option<()> {
@@ -433,8 +397,11 @@ impl<'a> Cursor<'a, '_> {
             .as_bytes()
             .get(self.at..)?
             .starts_with(word.as_bytes());
-        self.at += word.len() * usize::from(found);
-        found.then_some(())
+        if !found || self.marks.gap_within(self.at, self.at + word.len()) {
+            return None;
+        }
+        self.at += word.len();
+        Some(())
     }
 
     fn boolean(&mut self) -> Option<()> {
@@ -449,6 +416,7 @@ impl<'a> Cursor<'a, '_> {
     /// way; the rest (huge or tiny values) are left to the full path.
     fn number(&mut self) -> Option<()> {
         let bytes = self.text.as_bytes();
+        let start = self.at;
         self.eat(b'-');
         let digits = |at: usize| {
             bytes.get(at..).map_or(0, |rest| {
@@ -468,7 +436,10 @@ impl<'a> Cursor<'a, '_> {
             }
             self.at += fraction;
         }
-        if matches!(self.peek(), Some(b'e' | b'E')) || whole + fraction > 32 {
+        if matches!(self.peek(), Some(b'e' | b'E'))
+            || whole + fraction > 32
+            || self.marks.gap_within(start, self.at)
+        {
             return None;
         }
         Some(())
@@ -509,7 +480,7 @@ impl<'a> Cursor<'a, '_> {
     }
 
     /// A container at the cursor, `depth` deep: `open`, items separated by commas, `close`.
-    /// `item` reads one item, the whitespace before it skipped.
+    /// `item` reads one item.
     fn container(
         &mut self,
         depth: usize,
@@ -522,18 +493,15 @@ impl<'a> Cursor<'a, '_> {
         }
         self.expect(open)?;
         self.containers += 1;
-        self.skip_whitespace();
         if self.eat(close) {
             return Some(());
         }
         loop {
             item(self)?;
-            self.skip_whitespace();
             if self.eat(close) {
                 return Some(());
             }
             self.expect(b',')?;
-            self.skip_whitespace();
         }
     }
 
@@ -663,11 +631,13 @@ mod tests {
     fn taken(text: &str) -> Option<Vec<u8>> {
         let mut compact = b"kept".to_vec();
         let passed = passes(text.as_bytes(), false, &mut compact)?;
+        assert_eq!(passed.reshaped, Reshaped::default());
+        let read = passed.text.to_vec();
         assert!(
             compact.starts_with(b"kept"),
             "appends, keeps what was there"
         );
-        assert_eq!(passed.reshaped, Reshaped::default());
+        assert_eq!(compact[4..], read, "the text read is the text appended");
         Some(compact.split_off(4))
     }
 
@@ -846,12 +816,17 @@ mod tests {
 
     /// Reads `text` (one JSON value) into `slots` as the text pass reads a nested structure.
     fn read_tree<'a>(text: &'a str, slots: &mut Vec<Slot<'a>>) -> Option<()> {
-        let mut compact = Vec::new();
+        let (mut stripped, mut marks) = (Vec::new(), Marks::default());
+        assert!(compact::strip_marked(
+            text.as_bytes(),
+            &mut stripped,
+            &mut marks
+        ));
+        assert_eq!(stripped, text.as_bytes(), "compact text only: {text}");
         let mut cursor = Cursor {
             text,
             at: 0,
-            compact: &mut compact,
-            copied: 0,
+            marks: &marks,
             containers: 0,
         };
         cursor.tree(1, "", slots)?;
