@@ -2,7 +2,7 @@
 //! dropped in one pass, so a record nobody changed need not be re-serialised from its parsed value.
 
 use crate::rules::node::ObjectNode;
-use crate::scan::{Block, Strings, BLOCK};
+use crate::scan::{Block, Lanes, Strings, BLOCK};
 
 /// Appends `json` to `out` without insignificant whitespace, and returns how many objects and
 /// arrays it opens (a bound on how deep it nests). For JSON that parses, strings (escapes
@@ -19,7 +19,7 @@ pub fn strip_whitespace(json: &[u8], out: &mut Vec<u8>) -> usize {
         containers += opens.count_ones() as usize;
         // Outside strings of valid JSON, a byte at or below ' ' is whitespace.
         let drop = block.at_most(b' ') & !inside & block.valid();
-        append_kept(&block, piece.len(), drop, out, |_, _, _| {});
+        Lanes::gather(&block, block.valid() & !drop, [0; 2], out);
     }
     containers
 }
@@ -102,15 +102,35 @@ fn append_bits(words: &mut Vec<u64>, len: usize, bits: u64, n: usize) {
 /// Whitespace between two bytes of one number or literal is marked, not refused (`gap_within`).
 pub(crate) fn strip_marked(json: &[u8], out: &mut Vec<u8>, marks: &mut Marks) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if wide::available() {
-        // SAFETY: this CPU has every feature `wide::strip_marked` is compiled for.
-        return unsafe { wide::strip_marked(json, out, marks) };
+    if let Some(cpu) = crate::scan::Avx512::detect() {
+        // SAFETY: `cpu` proves the CPU has the features the function is compiled for.
+        return unsafe { strip_marked_avx512(cpu, json, out, marks) };
     }
-    strip_marked_in_blocks(json, out, marks)
+    strip_marked_in::<Block>((), json, out, marks)
 }
 
-/// `strip_marked` on any CPU, with `scan::Block`'s masks: the reference for `wide`.
-fn strip_marked_in_blocks(json: &[u8], out: &mut Vec<u8>, marks: &mut Marks) -> bool {
+/// `strip_marked_in` compiled for AVX-512, so that `WideBlock`'s masks and gathers are inlined.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW and VBMI2 and BMI2 (what `cpu` proves).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,bmi2")]
+unsafe fn strip_marked_avx512(
+    cpu: crate::scan::Avx512,
+    json: &[u8],
+    out: &mut Vec<u8>,
+    marks: &mut Marks,
+) -> bool {
+    strip_marked_in::<crate::scan::WideBlock>(cpu, json, out, marks)
+}
+
+#[inline(always)]
+fn strip_marked_in<B: Lanes>(
+    cpu: B::Cpu,
+    json: &[u8],
+    out: &mut Vec<u8>,
+    marks: &mut Marks,
+) -> bool {
     marks.clear();
     out.reserve(json.len());
     let start = out.len();
@@ -118,179 +138,35 @@ fn strip_marked_in_blocks(json: &[u8], out: &mut Vec<u8>, marks: &mut Marks) -> 
     // The last byte of the previous block was inside a string (its opening quote included).
     let mut was_inside = 0u64;
     // The previous block ended with whitespace taken out.
-    let mut after_drop = false;
+    let mut after_drop = 0u64;
     for piece in json.chunks(BLOCK) {
-        let block = Block::new(piece);
+        let block = B::load(cpu, piece);
         let valid = block.valid();
         let backslashes = block.eq(b'\\');
         marks.escapes |= backslashes != 0;
-        let inside = strings.inside(&block);
+        let inside = strings.inside_of(piece.len(), block.eq(b'"'), backslashes, || block.bytes());
         // A string's bytes run from its opening quote to before its closing one: each quote
         // that delimits one is where the mask changes.
         let quotes = (inside ^ (inside << 1 | was_inside)) & valid;
         was_inside = inside >> 63;
-        let low = block.at_most(0x1f) & valid;
+        let low = block.at_most(0x1f);
         if low != 0 {
             let whitespace = block.eq(b'\t') | block.eq(b'\n') | block.eq(b'\r');
             if low & !(whitespace & !inside) != 0 {
                 return false;
             }
         }
-        let drop = (block.eq(b' ') | low) & !inside & valid;
+        let drop = (block.eq(b' ') | low) & !inside;
+        let keep = valid & !drop;
+        // The bytes kept right after dropped ones: the gaps.
+        let gaps = keep & (drop << 1 | after_drop);
         let at = out.len() - start;
-        let (mut kept_quotes, mut gaps) = (0u64, 0u64);
-        let kept = append_kept(&block, piece.len(), drop, out, |from, to, placed| {
-            if to == from {
-                return;
-            }
-            let width = (to - from) as u32;
-            kept_quotes |= ((quotes >> from) & (u64::MAX >> (64 - width))) << placed;
-            // Every run but the block's first follows a dropped byte.
-            if from > 0 || after_drop {
-                gaps |= 1 << placed;
-            }
-        });
+        let (kept, [kept_quotes, kept_gaps]) = block.gather(keep, [quotes, gaps], out);
         append_bits(&mut marks.quotes, at, kept_quotes, kept);
-        append_bits(&mut marks.gaps, at, gaps, kept);
-        after_drop = drop >> (piece.len() - 1) & 1 == 1;
+        append_bits(&mut marks.gaps, at, kept_gaps, kept);
+        after_drop = drop >> (piece.len() - 1) & 1;
     }
     !strings.open()
-}
-
-/// `strip_marked` with AVX-512: a block's masks are a compare each, and its kept bytes and
-/// their marks are gathered by one instruction each (`vpcompressb`, `pext`), where the block
-/// loop copies and shifts run by run. Same output, same marks.
-#[cfg(target_arch = "x86_64")]
-mod wide {
-    use std::arch::x86_64::{
-        _mm512_cmpeq_epi8_mask, _mm512_cmple_epu8_mask, _mm512_maskz_compress_epi8,
-        _mm512_maskz_loadu_epi8, _mm512_set1_epi8, _mm512_storeu_si512, _pext_u64,
-    };
-
-    use super::{append_bits, Marks};
-    use crate::scan::{Strings, BLOCK};
-
-    pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vbmi2")
-            && std::arch::is_x86_feature_detected!("bmi2")
-    }
-
-    /// # Safety
-    /// The CPU must have the features enabled here (`available`).
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,bmi2")]
-    pub(super) unsafe fn strip_marked(json: &[u8], out: &mut Vec<u8>, marks: &mut Marks) -> bool {
-        marks.clear();
-        // Each block's kept bytes are stored as a whole 64-byte vector: room for the last.
-        out.reserve(json.len() + BLOCK);
-        let start = out.len();
-        let mut written = 0usize;
-        let mut strings = Strings::default();
-        let mut was_inside = 0u64;
-        let mut after_drop = 0u64;
-        let quote = _mm512_set1_epi8(b'"' as i8);
-        let backslash = _mm512_set1_epi8(b'\\' as i8);
-        let space = _mm512_set1_epi8(b' ' as i8);
-        let control = _mm512_set1_epi8(0x1f);
-        let tab = _mm512_set1_epi8(b'\t' as i8);
-        let newline = _mm512_set1_epi8(b'\n' as i8);
-        let ret = _mm512_set1_epi8(b'\r' as i8);
-        let mut at = 0;
-        while at < json.len() {
-            let len = (json.len() - at).min(BLOCK);
-            let valid = if len == BLOCK { !0 } else { (1u64 << len) - 1 };
-            // SAFETY: the masked load reads only the `len` bytes at `at`, all in `json`.
-            let v = unsafe { _mm512_maskz_loadu_epi8(valid, json.as_ptr().add(at).cast()) };
-            let backslashes = _mm512_cmpeq_epi8_mask(v, backslash) & valid;
-            marks.escapes |= backslashes != 0;
-            let block = &json[at..at + len];
-            let inside = strings.inside_of(
-                len,
-                _mm512_cmpeq_epi8_mask(v, quote) & valid,
-                backslashes,
-                || {
-                    let mut bytes = [b'0'; BLOCK];
-                    bytes[..len].copy_from_slice(block);
-                    bytes
-                },
-            );
-            let quotes = (inside ^ (inside << 1 | was_inside)) & valid;
-            was_inside = inside >> 63;
-            let low = _mm512_cmple_epu8_mask(v, control) & valid;
-            if low != 0 {
-                let whitespace = _mm512_cmpeq_epi8_mask(v, tab)
-                    | _mm512_cmpeq_epi8_mask(v, newline)
-                    | _mm512_cmpeq_epi8_mask(v, ret);
-                if low & !(whitespace & !inside) != 0 {
-                    return false;
-                }
-            }
-            let drop = (_mm512_cmpeq_epi8_mask(v, space) | low) & !inside & valid;
-            let keep = valid & !drop;
-            // SAFETY: `written` <= `at` <= `json.len()`, and `reserve` left room for
-            // `json.len() + BLOCK` bytes after `start`: the 64-byte store stays in the buffer.
-            unsafe {
-                let to = out.as_mut_ptr().add(start + written);
-                _mm512_storeu_si512(to.cast(), _mm512_maskz_compress_epi8(keep, v));
-            }
-            let kept = keep.count_ones() as usize;
-            append_bits(&mut marks.quotes, written, _pext_u64(quotes, keep), kept);
-            let gaps = keep & (drop << 1 | after_drop);
-            append_bits(&mut marks.gaps, written, _pext_u64(gaps, keep), kept);
-            written += kept;
-            after_drop = drop >> 63;
-            at += len;
-        }
-        // SAFETY: the `written` bytes after `start` were stored above (the rest of each
-        // vector, past them, is not kept).
-        unsafe { out.set_len(start + written) };
-        !strings.open()
-    }
-}
-
-/// Appends the block's input bytes outside `drop` to `out` and returns how many there were.
-/// `run(from, to, placed)` hears of each kept run `from..to` of the block and where it went
-/// among the bytes appended.
-#[inline]
-fn append_kept(
-    block: &Block,
-    len: usize,
-    mut drop: u64,
-    out: &mut Vec<u8>,
-    mut run: impl FnMut(usize, usize, usize),
-) -> usize {
-    if drop == 0 {
-        run(0, len, 0);
-        out.extend_from_slice(&block.bytes()[..len]);
-        return len;
-    }
-    // The runs between dropped bytes are short: each is copied 16 bytes at a time into a
-    // staging buffer (spilling past its end, where the next run lands), and the block goes to
-    // `out` in one copy, rather than a memcpy call per run.
-    let mut source = [0u8; BLOCK + 16];
-    source[..BLOCK].copy_from_slice(block.bytes());
-    let mut staged = [0u8; BLOCK + 16];
-    let mut staged_len = 0;
-    let mut from = 0;
-    let mut stage = |from: usize, to: usize| {
-        run(from, to, staged_len);
-        let mut k = 0;
-        while k < to - from {
-            staged[staged_len + k..staged_len + k + 16]
-                .copy_from_slice(&source[from + k..from + k + 16]);
-            k += 16;
-        }
-        staged_len += to - from;
-    };
-    while drop != 0 {
-        let at = drop.trailing_zeros() as usize;
-        stage(from, at);
-        from = at + 1;
-        drop &= drop - 1;
-    }
-    stage(from.min(len), len);
-    out.extend_from_slice(&staged[..staged_len]);
-    staged_len
 }
 
 /// Whether any object in `value` names the same key twice. Such a record cannot be taken from its
@@ -518,7 +394,9 @@ mod tests {
         #[test]
         fn marks_match_a_byte_by_byte_walk(json in json_soup()) {
             let expected = marked_reference(&json);
-            prop_assert_eq!(run_marked(strip_marked_in_blocks, &json), expected.clone());
+            let in_blocks: fn(&[u8], &mut Vec<u8>, &mut Marks) -> bool =
+                |json, out, marks| strip_marked_in::<Block>((), json, out, marks);
+            prop_assert_eq!(run_marked(in_blocks, &json), expected.clone());
             prop_assert_eq!(run_marked(strip_marked, &json), expected);
         }
 

@@ -7,7 +7,7 @@ use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::read_ahead::ReadAhead;
-use crate::scan::{Block, Strings, BLOCK};
+use crate::scan::{Block, Lanes, Strings, BLOCK};
 
 const READ_BUFFER: usize = 256 * 1024;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -114,6 +114,8 @@ pub struct RecordReader {
     line_start: u64,
     next_index: u64,
     state: ArrayState,
+    /// How this CPU computes a block's masks.
+    lanes: LaneKind,
     /// Tests only: frame every block byte by byte, for comparison with the masks.
     #[cfg(test)]
     per_byte: bool,
@@ -159,6 +161,7 @@ impl RecordReader {
             line_start: 0,
             next_index: 0,
             state: ArrayState::Done,
+            lanes: LaneKind::detect(),
             #[cfg(test)]
             per_byte: false,
         };
@@ -367,96 +370,15 @@ impl RecordReader {
                     ),
                 });
             }
-            let mut end = None;
-            let mut newline_at = None;
-            let mut bad = None;
-            // 64 bytes at a time: only the bytes that shape the value, outside strings, are
-            // looked at one by one.
-            let mut base = 0;
-            'blocks: while base < buf.len() {
-                let block = Block::new(&buf[base..]);
-                let outside = !strings.inside(&block) & block.valid();
-                let opens = outside & block.eq_either_case(b'{');
-                let closes = outside & block.eq_either_case(b'}');
-                let newlines = outside & block.eq(b'\n');
-                let non_ascii = outside & block.non_ascii();
-                if masked && (depth > 0 || (base == 0 && record.bytes.is_empty() && opens & 1 == 1))
-                {
-                    // Inside an object or array (or at the one that starts the value): it ends
-                    // at the first close that brings the depth back to 0, and commas are nested.
-                    // Between two closes the depth only rises, so only closes need a look, each
-                    // by counting the brackets up to it.
-                    let mut stop = None;
-                    let mut pending = closes;
-                    while pending != 0 {
-                        let i = pending.trailing_zeros();
-                        pending &= pending - 1;
-                        let upto = u64::MAX >> (63 - i);
-                        if depth + (opens & upto).count_ones() as usize
-                            == (closes & upto).count_ones() as usize
-                        {
-                            stop = Some(i as usize + 1);
-                            break;
-                        }
-                    }
-                    // A byte no JSON value holds outside a string, before the end: the error.
-                    let first_bad = non_ascii.trailing_zeros() as usize;
-                    if non_ascii != 0 && stop.is_none_or(|at| first_bad < at) {
-                        stop = Some(first_bad);
-                        bad = Some(base + first_bad);
-                    } else if let Some(at) = stop {
-                        end = Some(base + at);
-                    }
-                    let counted = match stop {
-                        Some(at) => newlines & !u64::MAX.checked_shl(at as u32).unwrap_or(0),
-                        None => newlines,
-                    };
-                    if counted != 0 {
-                        self.line += u64::from(counted.count_ones());
-                        newline_at = Some(base + (63 - counted.leading_zeros()) as usize);
-                    }
-                    if stop.is_some() {
-                        break 'blocks;
-                    }
-                    depth = depth + opens.count_ones() as usize - closes.count_ones() as usize;
-                    base += BLOCK;
-                    continue;
-                }
-                let mut shaping =
-                    opens | closes | newlines | non_ascii | (outside & block.eq(b','));
-                while shaping != 0 {
-                    let i = base + shaping.trailing_zeros() as usize;
-                    shaping &= shaping - 1;
-                    match buf[i] {
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            if depth == 0 {
-                                end = Some(i);
-                                break 'blocks;
-                            }
-                            depth -= 1;
-                            if depth == 0 {
-                                end = Some(i + 1);
-                                break 'blocks;
-                            }
-                        }
-                        b',' if depth == 0 => {
-                            end = Some(i);
-                            break 'blocks;
-                        }
-                        b',' => {}
-                        b'\n' => {
-                            self.line += 1;
-                            newline_at = Some(i);
-                        }
-                        _ => {
-                            bad = Some(i);
-                            break 'blocks;
-                        }
-                    }
-                }
-                base += BLOCK;
-            }
+            let at_start = record.bytes.is_empty();
+            let found = find_value_end(self.lanes, buf, at_start, masked, &mut depth, &mut strings);
+            let ValueEnd {
+                end,
+                bad,
+                newline_at,
+                newlines,
+            } = found;
+            self.line += newlines;
             let take = end.or(bad).unwrap_or(buf.len());
             let base = self.offset;
             let chunk = &buf[..take];
@@ -539,6 +461,176 @@ impl RecordReader {
         }
         Ok(true)
     }
+}
+
+/// How a CPU computes the masks of a block (`scan::Lanes`), chosen once per reader.
+#[derive(Debug, Clone, Copy)]
+enum LaneKind {
+    Any,
+    #[cfg(target_arch = "x86_64")]
+    Avx512(crate::scan::Avx512),
+}
+
+impl LaneKind {
+    fn detect() -> LaneKind {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(cpu) = crate::scan::Avx512::detect() {
+            return LaneKind::Avx512(cpu);
+        }
+        LaneKind::Any
+    }
+}
+
+/// What `find_value_end` found in a buffer, all positions in it.
+struct ValueEnd {
+    /// One past the value's last byte, if it ends in the buffer.
+    end: Option<usize>,
+    /// A byte no JSON value holds outside a string, before the end.
+    bad: Option<usize>,
+    /// The last newline before where the look stopped, and how many there were.
+    newline_at: Option<usize>,
+    newlines: u64,
+}
+
+/// Finds where the value that `buf` continues ends (`at_start`: it starts at `buf[0]`),
+/// carrying `depth` and `strings` from the buffers before; `masked` (always, but in tests) lets
+/// it find the end of an object or array from the block's masks.
+fn find_value_end(
+    lanes: LaneKind,
+    buf: &[u8],
+    at_start: bool,
+    masked: bool,
+    depth: &mut usize,
+    strings: &mut Strings,
+) -> ValueEnd {
+    match lanes {
+        LaneKind::Any => find_value_end_in::<Block>((), buf, at_start, masked, depth, strings),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Avx512` proves the CPU has the features the function is compiled for.
+        LaneKind::Avx512(cpu) => unsafe {
+            find_value_end_avx512(cpu, buf, at_start, masked, depth, strings)
+        },
+    }
+}
+
+/// `find_value_end_in` compiled for AVX-512, so that `WideBlock`'s masks are inlined in it.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW (what `cpu` proves).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn find_value_end_avx512(
+    cpu: crate::scan::Avx512,
+    buf: &[u8],
+    at_start: bool,
+    masked: bool,
+    depth: &mut usize,
+    strings: &mut Strings,
+) -> ValueEnd {
+    find_value_end_in::<crate::scan::WideBlock>(cpu, buf, at_start, masked, depth, strings)
+}
+
+#[inline(always)]
+fn find_value_end_in<B: Lanes>(
+    cpu: B::Cpu,
+    buf: &[u8],
+    at_start: bool,
+    masked: bool,
+    depth: &mut usize,
+    strings: &mut Strings,
+) -> ValueEnd {
+    let mut found = ValueEnd {
+        end: None,
+        bad: None,
+        newline_at: None,
+        newlines: 0,
+    };
+    // 64 bytes at a time: only the bytes that shape the value, outside strings, are looked at
+    // one by one.
+    let mut base = 0;
+    'blocks: while base < buf.len() {
+        let block = B::load(cpu, &buf[base..]);
+        let outside = !strings.inside(&block) & block.valid();
+        let opens = outside & block.eq_either_case(b'{');
+        let closes = outside & block.eq_either_case(b'}');
+        let newlines = outside & block.eq(b'\n');
+        let non_ascii = outside & block.non_ascii();
+        if masked && (*depth > 0 || (base == 0 && at_start && opens & 1 == 1)) {
+            // Inside an object or array (or at the one that starts the value): it ends at the
+            // first close that brings the depth back to 0, and commas are nested. Between two
+            // closes the depth only rises, so only closes need a look, each by counting the
+            // brackets up to it.
+            let mut stop = None;
+            let mut pending = closes;
+            while pending != 0 {
+                let i = pending.trailing_zeros();
+                pending &= pending - 1;
+                let upto = u64::MAX >> (63 - i);
+                if *depth + (opens & upto).count_ones() as usize
+                    == (closes & upto).count_ones() as usize
+                {
+                    stop = Some(i as usize + 1);
+                    break;
+                }
+            }
+            // A byte no JSON value holds outside a string, before the end: the error.
+            let first_bad = non_ascii.trailing_zeros() as usize;
+            if non_ascii != 0 && stop.is_none_or(|at| first_bad < at) {
+                stop = Some(first_bad);
+                found.bad = Some(base + first_bad);
+            } else if let Some(at) = stop {
+                found.end = Some(base + at);
+            }
+            let counted = match stop {
+                Some(at) => newlines & !u64::MAX.checked_shl(at as u32).unwrap_or(0),
+                None => newlines,
+            };
+            if counted != 0 {
+                found.newlines += u64::from(counted.count_ones());
+                found.newline_at = Some(base + (63 - counted.leading_zeros()) as usize);
+            }
+            if stop.is_some() {
+                break 'blocks;
+            }
+            *depth = *depth + opens.count_ones() as usize - closes.count_ones() as usize;
+            base += BLOCK;
+            continue;
+        }
+        let mut shaping = opens | closes | newlines | non_ascii | (outside & block.eq(b','));
+        while shaping != 0 {
+            let i = base + shaping.trailing_zeros() as usize;
+            shaping &= shaping - 1;
+            match buf[i] {
+                b'{' | b'[' => *depth += 1,
+                b'}' | b']' => {
+                    if *depth == 0 {
+                        found.end = Some(i);
+                        break 'blocks;
+                    }
+                    *depth -= 1;
+                    if *depth == 0 {
+                        found.end = Some(i + 1);
+                        break 'blocks;
+                    }
+                }
+                b',' if *depth == 0 => {
+                    found.end = Some(i);
+                    break 'blocks;
+                }
+                b',' => {}
+                b'\n' => {
+                    found.newlines += 1;
+                    found.newline_at = Some(i);
+                }
+                _ => {
+                    found.bad = Some(i);
+                    break 'blocks;
+                }
+            }
+        }
+        base += BLOCK;
+    }
+    found
 }
 
 fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> InputError {
@@ -651,9 +743,20 @@ mod tests {
         }
     }
 
+    /// How framing looks at a block in `framed`.
+    #[derive(Clone, Copy)]
+    enum Look {
+        /// Each shaping byte, one at a time.
+        PerByte,
+        /// The masks, as this CPU computes them (AVX-512 where it has it).
+        Masks,
+        /// The masks as any CPU computes them.
+        AnyCpuMasks,
+    }
+
     /// Everything framing says about `text`, read `sizes` bytes at a time: each record (with
     /// its position) and how the input ends.
-    fn framed(text: &[u8], sizes: &[usize], per_byte: bool) -> (Vec<RawRecord>, String) {
+    fn framed(text: &[u8], sizes: &[usize], look: Look) -> (Vec<RawRecord>, String) {
         let source = Trickle {
             data: text.to_vec(),
             at: 0,
@@ -664,7 +767,10 @@ mod tests {
             Ok(reader) => reader,
             Err(e) => return (Vec::new(), e.to_string()),
         };
-        reader.per_byte = per_byte;
+        reader.per_byte = matches!(look, Look::PerByte);
+        if matches!(look, Look::AnyCpuMasks) {
+            reader.lanes = LaneKind::Any;
+        }
         let mut records = Vec::new();
         loop {
             let mut record = RawRecord::default();
@@ -713,10 +819,12 @@ mod tests {
             if let Some(cut) = cut {
                 text.truncate(cut.index(text.len() + 1));
             }
-            let (masked, masked_end) = framed(&text, &sizes, false);
-            let (per_byte, per_byte_end) = framed(&text, &sizes, true);
-            proptest::prop_assert_eq!(masked, per_byte);
-            proptest::prop_assert_eq!(masked_end, per_byte_end);
+            let (per_byte, per_byte_end) = framed(&text, &sizes, Look::PerByte);
+            for look in [Look::Masks, Look::AnyCpuMasks] {
+                let (masked, masked_end) = framed(&text, &sizes, look);
+                proptest::prop_assert_eq!(&masked, &per_byte);
+                proptest::prop_assert_eq!(&masked_end, &per_byte_end);
+            }
         }
     }
 

@@ -37,12 +37,6 @@ impl Block {
         }
     }
 
-    /// The block's bytes, filler included.
-    #[inline]
-    pub(crate) fn bytes(&self) -> &[u8; BLOCK] {
-        &self.bytes
-    }
-
     /// Bits of the bytes that are input (all 64 for a full block).
     #[inline]
     pub(crate) fn valid(&self) -> u64 {
@@ -80,6 +74,224 @@ impl Block {
     }
 }
 
+/// A block of up to 64 input bytes and its masks, however the CPU computes them: `Block` on any
+/// CPU, `WideBlock` with AVX-512 (each mask one compare). Code generic over it is written once
+/// and compiled for each; see `Avx512` for how the wide kind is reached.
+pub(crate) trait Lanes: Sized {
+    /// What it takes to load one: proof the CPU can.
+    type Cpu: Copy;
+    /// The first 64 bytes of `piece`, or all of it (the rest masked off).
+    fn load(cpu: Self::Cpu, piece: &[u8]) -> Self;
+    /// How many bytes are input.
+    fn len(&self) -> usize;
+    /// Bits of the bytes that are input.
+    #[inline(always)]
+    fn valid(&self) -> u64 {
+        if self.len() == BLOCK {
+            !0
+        } else {
+            (1u64 << self.len()) - 1
+        }
+    }
+    /// Input bytes equal to `byte`.
+    fn eq(&self, byte: u8) -> u64;
+    /// Input bytes equal to `byte` once bit 0x20 is set in both (see `Block::eq_either_case`).
+    fn eq_either_case(&self, byte: u8) -> u64;
+    /// Input bytes at or below `byte` (unsigned).
+    fn at_most(&self, byte: u8) -> u64;
+    /// Input bytes with the high bit set.
+    fn non_ascii(&self) -> u64;
+    /// The input bytes, padded with filler (asked for only in rare cases: escapes).
+    fn bytes(&self) -> [u8; BLOCK];
+    /// Appends the bytes under `keep` (input bytes only) to `out`, in order, and returns how
+    /// many they were with each of `marks` gathered the same way: its bits at the kept bytes,
+    /// packed from bit 0.
+    fn gather(&self, keep: u64, marks: [u64; 2], out: &mut Vec<u8>) -> (usize, [u64; 2]);
+}
+
+impl Lanes for Block {
+    type Cpu = ();
+
+    #[inline(always)]
+    fn load((): (), piece: &[u8]) -> Self {
+        Block::new(piece)
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    fn eq(&self, byte: u8) -> u64 {
+        Block::eq(self, byte) & Block::valid(self)
+    }
+
+    #[inline(always)]
+    fn eq_either_case(&self, byte: u8) -> u64 {
+        Block::eq_either_case(self, byte) & Block::valid(self)
+    }
+
+    #[inline(always)]
+    fn at_most(&self, byte: u8) -> u64 {
+        Block::at_most(self, byte) & Block::valid(self)
+    }
+
+    #[inline(always)]
+    fn non_ascii(&self) -> u64 {
+        Block::non_ascii(self) & Block::valid(self)
+    }
+
+    #[inline(always)]
+    fn bytes(&self) -> [u8; BLOCK] {
+        self.bytes
+    }
+
+    #[inline(always)]
+    fn gather(&self, keep: u64, marks: [u64; 2], out: &mut Vec<u8>) -> (usize, [u64; 2]) {
+        let keep = keep & Block::valid(self);
+        if keep == Block::valid(self) {
+            out.extend_from_slice(&self.bytes[..self.len]);
+            return (self.len, marks);
+        }
+        // The kept runs are short: each is copied 16 bytes at a time into a staging buffer
+        // (spilling past its end, where the next run lands), and the block goes to `out` in one
+        // copy, rather than a memcpy call per run.
+        let mut source = [0u8; BLOCK + 16];
+        source[..BLOCK].copy_from_slice(&self.bytes);
+        let mut staged = [0u8; BLOCK + 16];
+        let mut len = 0;
+        let mut gathered = [0u64; 2];
+        let mut rest = keep;
+        while rest != 0 {
+            let from = rest.trailing_zeros() as usize;
+            // The run of kept bytes from `from`.
+            let width = (!(rest >> from)).trailing_zeros() as usize;
+            let run = if width == 64 { !0 } else { (1u64 << width) - 1 };
+            for (packed, mark) in gathered.iter_mut().zip(marks) {
+                *packed |= ((mark >> from) & run) << len;
+            }
+            let mut k = 0;
+            while k < width {
+                staged[len + k..len + k + 16].copy_from_slice(&source[from + k..from + k + 16]);
+                k += 16;
+            }
+            len += width;
+            rest &= !(run << from);
+        }
+        out.extend_from_slice(&staged[..len]);
+        (len, gathered)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use wide::{Avx512, WideBlock};
+
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::{
+        __m512i, _mm512_cmpeq_epi8_mask, _mm512_cmple_epu8_mask, _mm512_maskz_compress_epi8,
+        _mm512_movepi8_mask, _mm512_or_si512, _mm512_set1_epi8, _mm512_storeu_si512, _pext_u64,
+    };
+
+    use super::{Lanes, BLOCK, FILLER};
+
+    /// Proof that this CPU has AVX-512 (F, BW, VBMI2) and BMI2: only `detect` makes one. Code
+    /// generic over `Lanes` reaches `WideBlock` through it, in a function compiled for these
+    /// features (`#[target_feature]`) so that the masks are inlined there.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Avx512 {
+        _proof: (),
+    }
+
+    impl Avx512 {
+        pub(crate) fn detect() -> Option<Avx512> {
+            let has = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vbmi2")
+                && std::arch::is_x86_feature_detected!("bmi2");
+            has.then_some(Avx512 { _proof: () })
+        }
+    }
+
+    /// A block in one 512-bit register; bytes past `len` are zero and masked off.
+    pub(crate) struct WideBlock {
+        v: __m512i,
+        len: usize,
+    }
+
+    impl Lanes for WideBlock {
+        type Cpu = Avx512;
+
+        #[inline(always)]
+        fn load(_: Avx512, piece: &[u8]) -> Self {
+            let len = piece.len().min(BLOCK);
+            let valid = if len == BLOCK { !0 } else { (1u64 << len) - 1 };
+            // SAFETY: an `Avx512` exists only on a CPU with AVX-512 BW; the masked load reads
+            // the `len` bytes of `piece` and no other.
+            let v =
+                unsafe { std::arch::x86_64::_mm512_maskz_loadu_epi8(valid, piece.as_ptr().cast()) };
+            WideBlock { v, len }
+        }
+
+        #[inline(always)]
+        fn len(&self) -> usize {
+            self.len
+        }
+
+        #[inline(always)]
+        fn eq(&self, byte: u8) -> u64 {
+            // SAFETY (here and below): a `WideBlock` is only loaded with an `Avx512`.
+            unsafe { _mm512_cmpeq_epi8_mask(self.v, _mm512_set1_epi8(byte as i8)) & self.valid() }
+        }
+
+        #[inline(always)]
+        fn eq_either_case(&self, byte: u8) -> u64 {
+            unsafe {
+                let lowered = _mm512_or_si512(self.v, _mm512_set1_epi8(0x20));
+                _mm512_cmpeq_epi8_mask(lowered, _mm512_set1_epi8(byte as i8)) & self.valid()
+            }
+        }
+
+        #[inline(always)]
+        fn at_most(&self, byte: u8) -> u64 {
+            unsafe { _mm512_cmple_epu8_mask(self.v, _mm512_set1_epi8(byte as i8)) & self.valid() }
+        }
+
+        #[inline(always)]
+        fn non_ascii(&self) -> u64 {
+            unsafe { _mm512_movepi8_mask(self.v) & self.valid() }
+        }
+
+        #[inline(always)]
+        fn bytes(&self) -> [u8; BLOCK] {
+            let mut bytes = [0u8; BLOCK];
+            // SAFETY: `bytes` has room for the 64 bytes stored.
+            unsafe { _mm512_storeu_si512(bytes.as_mut_ptr().cast(), self.v) };
+            bytes[self.len..].fill(FILLER);
+            bytes
+        }
+
+        #[inline(always)]
+        fn gather(&self, keep: u64, marks: [u64; 2], out: &mut Vec<u8>) -> (usize, [u64; 2]) {
+            let keep = keep & self.valid();
+            let kept = keep.count_ones() as usize;
+            // The whole 64-byte vector is stored; only `kept` bytes of it are kept.
+            out.reserve(BLOCK);
+            let len = out.len();
+            // SAFETY: `reserve` left room for 64 bytes after `len`; the `kept` bytes after it
+            // are written by the store, so they are initialised when `set_len` keeps them.
+            // `Avx512` proves VBMI2 and BMI2 as well as BW.
+            unsafe {
+                let packed = _mm512_maskz_compress_epi8(keep, self.v);
+                _mm512_storeu_si512(out.as_mut_ptr().add(len).cast(), packed);
+                out.set_len(len + kept);
+                (kept, marks.map(|mark| _pext_u64(mark, keep)))
+            }
+        }
+    }
+}
+
 /// Whether a scan is inside a string, carried from one block to the next.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Strings {
@@ -96,14 +308,16 @@ impl Strings {
 
     /// The block's bytes that are inside a string, its opening quote included and its closing
     /// quote not; advances the state past the block's input bytes.
-    #[inline]
-    pub(crate) fn inside(&mut self, block: &Block) -> u64 {
-        self.inside_of(block.len, block.eq(b'"'), block.eq(b'\\'), || block.bytes)
+    #[inline(always)]
+    pub(crate) fn inside(&mut self, block: &impl Lanes) -> u64 {
+        self.inside_of(block.len(), block.eq(b'"'), block.eq(b'\\'), || {
+            block.bytes()
+        })
     }
 
     /// `inside` for a block of `len` input bytes, given the masks of its quotes and backslashes;
     /// `bytes` gives the block (only asked for when it holds an escape).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn inside_of(
         &mut self,
         len: usize,
@@ -148,6 +362,7 @@ impl Strings {
 }
 
 /// Bit `i` = XOR of bits `0..=i`.
+#[inline(always)]
 fn prefix_xor(mut x: u64) -> u64 {
     x ^= x << 1;
     x ^= x << 2;

@@ -317,6 +317,20 @@ impl<'t, 'a: 't> ArrayNode<'t> for At<'t, 'a> {
     }
 }
 
+/// Whether a string's contents (between its quotes) hold an escape; `None` if one of them is not
+/// JSON's.
+#[inline(never)]
+fn check_escapes(contents: &[u8]) -> Option<bool> {
+    let mut rest = contents;
+    let mut escaped = false;
+    while let Some(at) = memchr::memchr(b'\\', rest) {
+        escaped = true;
+        rest = &rest[at..];
+        rest = &rest[escape_len(rest)?..];
+    }
+    Some(escaped)
+}
+
 /// How long the escape at the start of `text` (on its backslash) is; `None` for one JSON does
 /// not have. A `\\u` naming a surrogate is left to the full path, whichever way it pairs.
 fn escape_len(text: &[u8]) -> Option<usize> {
@@ -380,14 +394,7 @@ impl<'a> Cursor<'a, '_> {
         let end = self.marks.next_quote(start)?;
         let contents = self.text.get(start..end)?;
         self.at = end + 1;
-        let escaped = self.marks.escapes && memchr::memchr(b'\\', contents.as_bytes()).is_some();
-        if escaped {
-            let mut rest = contents.as_bytes();
-            while let Some(at) = memchr::memchr(b'\\', rest) {
-                rest = &rest[at..];
-                rest = &rest[escape_len(rest)?..];
-            }
-        }
+        let escaped = self.marks.escapes && check_escapes(contents.as_bytes())?;
         Some((contents, escaped))
     }
 
@@ -445,38 +452,89 @@ impl<'a> Cursor<'a, '_> {
         Some(())
     }
 
-    /// Any JSON value, checked for syntax only; `depth` counts the containers it sits in.
+    /// Any JSON value, checked for syntax only; `depth` counts the containers it sits in (one
+    /// opened deeper than `MAX_DEPTH` is refused). Values no rule reads (free-form metadata)
+    /// are most of a record's tokens: they are read in one loop, with a bit a level for the
+    /// containers open (set for an object), not a call a token.
     fn value(&mut self, depth: usize) -> Option<()> {
-        match self.peek()? {
-            b'{' => self.object(depth),
-            b'[' => self.array(depth),
-            b'"' => self.string().map(|_| ()),
-            b't' => self.literal("true"),
-            b'f' => self.literal("false"),
-            b'n' => self.literal("null"),
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => None,
+        let mut objects = [0u64; (MAX_DEPTH + 2).div_ceil(64)];
+        let mut open = 0usize;
+        loop {
+            // A value at the cursor.
+            match self.peek()? {
+                open_byte @ (b'{' | b'[') => {
+                    if depth + open > MAX_DEPTH {
+                        return None;
+                    }
+                    self.at += 1;
+                    self.containers += 1;
+                    let object = open_byte == b'{';
+                    if self.eat(if object { b'}' } else { b']' }) {
+                        // Empty: a whole value, as a scalar is.
+                    } else {
+                        let (word, bit) = (open / 64, 1u64 << (open % 64));
+                        objects[word] = if object {
+                            objects[word] | bit
+                        } else {
+                            objects[word] & !bit
+                        };
+                        open += 1;
+                        if object {
+                            self.skip_key()?;
+                        }
+                        continue;
+                    }
+                }
+                b'"' => self.skip_string()?,
+                b't' => self.literal("true")?,
+                b'f' => self.literal("false")?,
+                b'n' => self.literal("null")?,
+                b'-' | b'0'..=b'9' => self.number()?,
+                _ => return None,
+            }
+            // After a value: the containers it ends, then a comma before the next one.
+            loop {
+                if open == 0 {
+                    return Some(());
+                }
+                let object = objects[(open - 1) / 64] >> ((open - 1) % 64) & 1 == 1;
+                match self.peek()? {
+                    b',' => {
+                        self.at += 1;
+                        if object {
+                            self.skip_key()?;
+                        }
+                        break;
+                    }
+                    b'}' if object => open -= 1,
+                    b']' if !object => open -= 1,
+                    _ => return None,
+                }
+                self.at += 1;
+            }
         }
     }
 
-    fn object(&mut self, depth: usize) -> Option<()> {
-        self.members(depth, |_, _| true)
+    /// A string no rule reads, at the cursor: checked as `string` checks it, without slicing
+    /// it out.
+    #[inline(always)]
+    fn skip_string(&mut self) -> Option<()> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let end = self.marks.next_quote(self.at + 1)?;
+        if self.marks.escapes {
+            check_escapes(self.text.as_bytes().get(self.at + 1..end)?)?;
+        }
+        self.at = end + 1;
+        Some(())
     }
 
-    /// An object whose keys each pass `key` (given the key as written and whether it holds an
-    /// escape), its values any JSON.
-    fn members(&mut self, depth: usize, key: impl Fn(&str, bool) -> bool) -> Option<()> {
-        self.container(depth, b'{', b'}', |cursor| {
-            let (name, escaped) = cursor.key()?;
-            if !key(name, escaped) {
-                return None;
-            }
-            cursor.value(depth + 1)
-        })
-    }
-
-    fn array(&mut self, depth: usize) -> Option<()> {
-        self.container(depth, b'[', b']', |cursor| cursor.value(depth + 1))
+    /// A member's key no rule reads, and its colon.
+    #[inline]
+    fn skip_key(&mut self) -> Option<()> {
+        self.skip_string()?;
+        self.expect(b':')
     }
 
     /// A container at the cursor, `depth` deep: `open`, items separated by commas, `close`.
@@ -613,8 +671,12 @@ impl<'a> Cursor<'a, '_> {
     /// `app_metadata` or `user_metadata`: an object whose own key names pass the metadata rules.
     /// Nested keys are not read by any rule (and may repeat, as Auth0's `JSON.parse` allows).
     fn metadata(&mut self, field: &str) -> Option<()> {
-        self.members(1, |key, escaped| {
-            !escaped && metadata::key_passes(field, key)
+        self.container(1, b'{', b'}', |cursor| {
+            let (key, escaped) = cursor.key()?;
+            if escaped || !metadata::key_passes(field, key) {
+                return None;
+            }
+            cursor.value(2)
         })
     }
 }
