@@ -173,41 +173,59 @@ fn check_local_part(local: &str) -> Result<(), EmailProblem> {
     {
         return Err(EmailProblem::LocalPartDots);
     }
-    match local.chars().find(|&c| c != '.' && !is_local_char(c)) {
+    // Dots are placed right by now; the rest must be `atext`.
+    const LOCAL_OR_DOT_ASCII: [bool; 128] = {
+        let mut table = LOCAL_ASCII;
+        table[b'.' as usize] = true;
+        table
+    };
+    match first_refused(local, &LOCAL_OR_DOT_ASCII, |c| c == '.' || is_local_char(c)) {
         Some(c) => Err(EmailProblem::LocalPartCharacter(c)),
         None => Ok(()),
     }
 }
 
+/// RFC 5322 `atext` besides letters and digits.
+const ATEXT_PUNCTUATION: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
+
+/// By ASCII byte, whether it is a letter, a digit or one of `extra`: the ASCII half of a
+/// character predicate, looked up once a byte where the address is ASCII.
+const fn alphanumeric_and(extra: &[u8]) -> [bool; 128] {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+const LOCAL_ASCII: [bool; 128] = alphanumeric_and(ATEXT_PUNCTUATION);
+const DOMAIN_ASCII: [bool; 128] = alphanumeric_and(b"-");
+
 /// RFC 5322 `atext`, plus the non-ASCII ranges of validator.js `emailUserUtf8Part`
 /// (`\u00A1-\uD7FF\uF900-\uFDCF\uFDF0-\uFFEF`: Basic Multilingual Plane only, so characters
 /// outside it, which JavaScript sees as surrogate pairs, are rejected as they are there).
 fn is_local_char(c: char) -> bool {
-    if c.is_ascii() {
-        return c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                '!' | '#'
-                    | '$'
-                    | '%'
-                    | '&'
-                    | '\''
-                    | '*'
-                    | '+'
-                    | '-'
-                    | '/'
-                    | '='
-                    | '?'
-                    | '^'
-                    | '_'
-                    | '`'
-                    | '{'
-                    | '|'
-                    | '}'
-                    | '~'
-            );
+    match u8::try_from(c) {
+        Ok(b) if b.is_ascii() => LOCAL_ASCII[usize::from(b)],
+        _ => is_utf8_letter_range(c),
     }
-    is_utf8_letter_range(c)
+}
+
+/// The first character of `s` that `allowed` refuses, where `ascii` is what `allowed` says of
+/// each ASCII byte: an ASCII string (nearly every address) is looked at byte by byte.
+fn first_refused(s: &str, ascii: &[bool; 128], allowed: impl Fn(char) -> bool) -> Option<char> {
+    if s.is_ascii() {
+        s.bytes().find(|&b| !ascii[usize::from(b)]).map(char::from)
+    } else {
+        s.chars().find(|&c| !allowed(c))
+    }
 }
 
 fn is_utf8_letter_range(c: char) -> bool {
@@ -263,7 +281,7 @@ fn check_domain_label(label: &str) -> Result<(), EmailProblem> {
     if label.starts_with('-') || label.ends_with('-') {
         return Err(EmailProblem::DomainLabelHyphen);
     }
-    match label.chars().find(|&c| !is_domain_char(c)) {
+    match first_refused(label, &DOMAIN_ASCII, is_domain_char) {
         Some(c) => Err(EmailProblem::DomainCharacter(c)),
         None => Ok(()),
     }
@@ -272,10 +290,10 @@ fn check_domain_label(label: &str) -> Result<(), EmailProblem> {
 /// Letters, digits and hyphens (no underscore), or any non-ASCII character (IDN labels) except
 /// full-width ASCII look-alikes (U+FF01..U+FF5E), which validator.js `isFQDN` rejects.
 fn is_domain_char(c: char) -> bool {
-    if c.is_ascii() {
-        return c.is_ascii_alphanumeric() || c == '-';
+    match u8::try_from(c) {
+        Ok(b) if b.is_ascii() => DOMAIN_ASCII[usize::from(b)],
+        _ => c >= '\u{A1}' && !('\u{FF01}'..='\u{FF5E}').contains(&c),
     }
-    c >= '\u{A1}' && !('\u{FF01}'..='\u{FF5E}').contains(&c)
 }
 
 /// validator.js: `^([a-z\u00A1-\u00A8\u00AA-\uD7FF\uF900-\uFDCF\uFDF0-\uFFEF]{2,}|xn[a-z0-9-]{2,})$`i,
@@ -289,11 +307,14 @@ fn is_top_level_domain(tld: &str) -> bool {
         && bytes[2..]
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b == b'-');
+    let letter = |c: char| c.is_ascii_alphabetic() || (c != '\u{A9}' && is_utf8_letter_range(c));
     punycode
-        || tld.chars().count() >= 2
-            && tld
-                .chars()
-                .all(|c| c.is_ascii_alphabetic() || (c != '\u{A9}' && is_utf8_letter_range(c)))
+        || if tld.is_ascii() {
+            // A byte a character, and the only ASCII letters are `is_ascii_alphabetic`'s.
+            tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic())
+        } else {
+            tld.chars().count() >= 2 && tld.chars().all(letter)
+        }
 }
 
 #[cfg(test)]
@@ -411,6 +432,40 @@ mod tests {
             let address = format!("{local}{at}{domain}");
             let full = address.is_ascii() && check_fully(&address).is_ok();
             proptest::prop_assert_eq!(ascii_address_passes(&address), full, "{}", address);
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte tables say of each ASCII string what the character predicates say.
+        #[test]
+        fn ascii_tables_agree_with_the_predicates(s in "[ -~]{0,12}", wide in "[ -~é😀ｅ]{0,6}") {
+            for text in [s.as_str(), wide.as_str()] {
+                proptest::prop_assert_eq!(
+                    first_refused(text, &LOCAL_ASCII, is_local_char),
+                    text.chars().find(|&c| !is_local_char(c))
+                );
+                proptest::prop_assert_eq!(
+                    first_refused(text, &DOMAIN_ASCII, is_domain_char),
+                    text.chars().find(|&c| !is_domain_char(c))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_tables_hold_letters_digits_and_the_listed_punctuation() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            assert_eq!(
+                is_local_char(c),
+                c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c),
+                "{c:?}"
+            );
+            assert_eq!(
+                is_domain_char(c),
+                c.is_ascii_alphanumeric() || c == '-',
+                "{c:?}"
+            );
         }
     }
 
