@@ -21,10 +21,14 @@ const USER_ID_PATTERN: &str = r"^\S*$";
 
 /// A `user_id` Auth0 takes: not empty, no whitespace (a byte-order mark counts as one).
 pub(crate) fn user_id_passes(user_id: &str) -> bool {
+    let space = |c: char| c.is_whitespace() || c == '\u{FEFF}';
     !user_id.is_empty()
-        && !user_id
-            .chars()
-            .any(|c| c.is_whitespace() || c == '\u{FEFF}')
+        && !if user_id.is_ascii() {
+            // Nearly every id: a byte a character.
+            user_id.bytes().any(|b| space(char::from(b)))
+        } else {
+            user_id.chars().any(space)
+        }
 }
 
 /// An empty `user_id` or one containing whitespace is rejected with `PATTERN`. Create-User
