@@ -295,6 +295,59 @@ pub(crate) static USER: ObjectShape = ObjectShape {
 
 pub(crate) static USER_KIND: Kind = Kind::Object(&USER);
 
+/// `USER`'s properties by name, for the text pass, which looks up every top-level key of every
+/// record: an open-addressing table built from the list at compile time, so a lookup is one hash
+/// and (nearly always) one compare, where a scan of the list compares up to seventeen names.
+pub(crate) static USER_INDEX: PropertyIndex = PropertyIndex::of(USER.properties);
+
+pub(crate) struct PropertyIndex {
+    properties: &'static [Property],
+    /// Index + 1 of the property hashed to each slot (or past it, probing on); 0 for none.
+    slots: [u8; PropertyIndex::SLOTS],
+}
+
+impl PropertyIndex {
+    /// Four times the properties an index may hold (and a power of two): probes stay short.
+    const SLOTS: usize = 128;
+
+    const fn slot(name: &[u8]) -> usize {
+        let (first, last) = match name {
+            [] => (0, 0),
+            [first, .., last] => (*first, *last),
+            [only] => (*only, *only),
+        };
+        (name.len() * 31 + first as usize * 7 + last as usize) % Self::SLOTS
+    }
+
+    const fn of(properties: &'static [Property]) -> PropertyIndex {
+        assert!(properties.len() * 4 <= Self::SLOTS);
+        let mut slots = [0u8; Self::SLOTS];
+        let mut i = 0;
+        while i < properties.len() {
+            let mut at = Self::slot(properties[i].name.as_bytes());
+            while slots[at] != 0 {
+                at = (at + 1) % Self::SLOTS;
+            }
+            slots[at] = i as u8 + 1;
+            i += 1;
+        }
+        PropertyIndex { properties, slots }
+    }
+
+    /// The position of property `name` in the list.
+    #[inline]
+    pub(crate) fn get(&self, name: &str) -> Option<usize> {
+        let mut at = Self::slot(name.as_bytes());
+        loop {
+            let index = usize::from(self.slots[at]).checked_sub(1)?;
+            if self.properties[index].name == name {
+                return Some(index);
+            }
+            at = (at + 1) % Self::SLOTS;
+        }
+    }
+}
+
 /// JSON Schema integer semantics as Auth0 applies them: Auth0 parses the file with JavaScript's
 /// `JSON.parse`, where `8.0` and `8` are the same number, and z-schema classifies numbers by
 /// value (`n % 1 === 0`). So `8.0` is accepted as an integer and `1.5` is not.
@@ -538,6 +591,32 @@ mod tests {
     use super::*;
 
     const PUBLISHED_SCHEMA: &str = include_str!("../../schema/user-import.schema.json");
+
+    #[test]
+    fn the_property_index_finds_each_property_and_nothing_else() {
+        for (i, property) in USER.properties.iter().enumerate() {
+            assert_eq!(USER_INDEX.get(property.name), Some(i), "{}", property.name);
+            // The same first and last bytes and length, another name: found by comparing.
+            let mut other = property.name.as_bytes().to_vec();
+            let middle = other.len() / 2;
+            other[middle] ^= 0x01;
+            let other = String::from_utf8(other).unwrap();
+            if USER.properties.iter().all(|p| p.name != other) {
+                assert_eq!(USER_INDEX.get(&other), None, "{other}");
+            }
+        }
+        for name in [
+            "",
+            "e",
+            "Email",
+            "email ",
+            "created_at",
+            "custom_password_hashes",
+            "é",
+        ] {
+            assert_eq!(USER_INDEX.get(name), None, "{name:?}");
+        }
+    }
 
     #[test]
     fn repeated_key_is_found_where_values_are_read_by_key_only() {

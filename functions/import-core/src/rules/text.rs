@@ -15,7 +15,7 @@ use std::cell::Cell;
 use sonic_rs::JsonType;
 
 use super::node::{ArrayNode, Node, ObjectNode};
-use super::schema::{self, Kind, Property, USER};
+use super::schema::{self, Kind, Property, USER, USER_INDEX};
 use super::{check_record_rules, hash, metadata, profile, Members, Path};
 use crate::compact::{self, Marks};
 use crate::export::{self, Reshaped, AUTH0_ID_PREFIX};
@@ -44,8 +44,7 @@ impl<'a> Passed<'a> {
     /// The top-level string `field` as imported: as written (an accepted record's strings hold
     /// no escapes), and for `user_id` without an `auth0|` prefix.
     pub(crate) fn str(&self, field: &str) -> Option<&'a str> {
-        let index = USER.properties.iter().position(|p| p.name == field)?;
-        self.strings[index]
+        self.strings[USER_INDEX.get(field)?]
     }
 }
 
@@ -105,7 +104,11 @@ fn read<'a>(text: &'a [u8], marks: &Marks, drop_fields: bool) -> Option<Passed<'
         if escaped {
             return None;
         }
-        let dropped = export::export_fields_in(|field| drop_fields && field == name);
+        let dropped = if drop_fields {
+            export::export_fields_in(|field| field == name)
+        } else {
+            0
+        };
         if dropped != 0 {
             // Dropped unread; a repeat is left to the parsing path, like any other.
             if passed.reshaped.fields_dropped & dropped != 0 {
@@ -114,7 +117,7 @@ fn read<'a>(text: &'a [u8], marks: &Marks, drop_fields: bool) -> Option<Passed<'
             passed.reshaped.fields_dropped |= dropped;
             return cursor.value(1);
         }
-        let index = USER.properties.iter().position(|p| p.name == name)?;
+        let index = USER_INDEX.get(name)?;
         if seen & (1 << index) != 0 {
             return None;
         }
@@ -127,9 +130,8 @@ fn read<'a>(text: &'a [u8], marks: &Marks, drop_fields: bool) -> Option<Passed<'
     }
     passed.containers = cursor.containers;
     let has = |name: &str| {
-        USER.properties
-            .iter()
-            .position(|p| p.name == name)
+        USER_INDEX
+            .get(name)
             .is_some_and(|index| seen & (1 << index) != 0)
     };
     // The schema's `required`, and the one prose rule that looks at two fields at once.
