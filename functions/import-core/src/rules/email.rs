@@ -238,7 +238,7 @@ fn check_domain(domain: &str) -> Result<(), EmailProblem> {
     }
     let mut labels = 0usize;
     let mut last = "";
-    for label in split_at_dots(domain) {
+    for label in super::split_ascii(domain, b'.') {
         check_domain_label(label)?;
         labels += 1;
         last = label;
@@ -251,24 +251,6 @@ fn check_domain(domain: &str) -> Result<(), EmailProblem> {
     } else {
         Err(EmailProblem::TopLevelDomain)
     }
-}
-
-/// `s.split('.')`, by bytes (see `split_at_sign`).
-fn split_at_dots(s: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(s);
-    std::iter::from_fn(move || {
-        let r = rest?;
-        match r.bytes().position(|b| b == b'.') {
-            Some(at) => {
-                rest = Some(&r[at + 1..]);
-                Some(&r[..at])
-            }
-            None => {
-                rest = None;
-                Some(r)
-            }
-        }
-    })
 }
 
 fn check_domain_label(label: &str) -> Result<(), EmailProblem> {

@@ -13,7 +13,7 @@
 
 use super::node::{Node, ObjectNode};
 
-use super::{code, violation, Members, Path};
+use super::{code, split_ascii, split_once_ascii, violation, Members, Path};
 use crate::violation::Violation;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -842,7 +842,7 @@ struct Phc<'a> {
 fn parse_phc(value: &str) -> Result<Phc<'_>, &'static str> {
     const LAYOUT: &str = "must be a PHC string $<id>[$v=<version>]$<params>$<salt>$<hash>";
     let body = value.strip_prefix('$').ok_or(LAYOUT)?;
-    let mut fields = body.split('$');
+    let mut fields = split_ascii(body, b'$');
     let id = fields.next().unwrap_or_default();
     let mut rest = [""; 4];
     let mut count = 0;
@@ -869,7 +869,7 @@ fn parse_phc(value: &str) -> Result<Phc<'_>, &'static str> {
         return Err("has a version field that is not v=<digits>");
     }
     let well_formed_param = |pair: &str| {
-        pair.split_once('=').is_some_and(|(name, value)| {
+        split_once_ascii(pair, b'=').is_some_and(|(name, value)| {
             !name.is_empty()
                 && !value.is_empty()
                 && name
@@ -880,7 +880,7 @@ fn parse_phc(value: &str) -> Result<Phc<'_>, &'static str> {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+' | b'.' | b'-'))
         })
     };
-    if params.is_some_and(|p| !p.split(',').all(well_formed_param)) {
+    if params.is_some_and(|p| !split_ascii(p, b',').all(well_formed_param)) {
         return Err("has a parameter field that is not name=value[,name=value...]");
     }
     let (salt, hash) = (rest[count - 2], rest[count - 1]);
@@ -904,8 +904,8 @@ fn parse_phc(value: &str) -> Result<Phc<'_>, &'static str> {
 }
 
 fn phc_param<'a>(params: Option<&'a str>, name: &str) -> Option<&'a str> {
-    params?.split(',').find_map(|pair| {
-        pair.split_once('=')
+    split_ascii(params?, b',').find_map(|pair| {
+        split_once_ascii(pair, b'=')
             .filter(|(n, _)| *n == name)
             .map(|(_, v)| v)
     })
@@ -943,7 +943,7 @@ fn check_pbkdf2(value: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
         }
         let names_ok = phc
             .params
-            .is_none_or(|p| p.split(',').all(|pair| pair.starts_with("i=") || pair.starts_with("l=")));
+            .is_none_or(|p| split_ascii(p, b',').all(|pair| pair.starts_with("i=") || pair.starts_with("l=")));
         let digits = |name| phc_param(phc.params, name).is_none_or(|v| v.bytes().all(|b| b.is_ascii_digit()));
         if !names_ok || !digits("i") || !digits("l") {
             return Err("may only carry numeric i= (iterations) and l= (key length) parameters");
@@ -986,7 +986,7 @@ fn check_ldap(value: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
     let supported = "{MD5}, {SMD5}, {SHA}, {SSHA}, {SHA256}, {SSHA256}, {SHA384}, {SSHA384}, {SHA512} or {SSHA512}";
     let Some((scheme, payload)) = value
         .strip_prefix('{')
-        .and_then(|rest| rest.split_once('}'))
+        .and_then(|rest| split_once_ascii(rest, b'}'))
     else {
         out.push(violation(
             code::PATTERN,

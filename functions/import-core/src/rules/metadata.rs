@@ -51,9 +51,9 @@ fn field_name_passes(key: &str) -> bool {
     !key.bytes().any(|b| b == b'.' || b == b'$')
 }
 
-/// Both metadata rules on one key of `field` (`app_metadata` or `user_metadata`).
-pub(crate) fn key_passes(field: &str, key: &str) -> bool {
-    field_name_passes(key) && !(field == "app_metadata" && is_reserved_app_metadata_key(key))
+/// Both metadata rules on one key of `app_metadata` (`in_app_metadata`) or `user_metadata`.
+pub(crate) fn key_passes(in_app_metadata: bool, key: &str) -> bool {
+    field_name_passes(key) && !(in_app_metadata && is_reserved_app_metadata_key(key))
 }
 
 /// Auth0 reports a forbidden attribute with `NOT_PASSED` (as for the hash XOR, §3.1), so a

@@ -300,6 +300,20 @@ pub(crate) static USER_KIND: Kind = Kind::Object(&USER);
 /// and (nearly always) one compare, where a scan of the list compares up to seventeen names.
 pub(crate) static USER_INDEX: PropertyIndex = PropertyIndex::of(USER.properties);
 
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 pub(crate) struct PropertyIndex {
     properties: &'static [Property],
     /// Index + 1 of the property hashed to each slot (or past it, probing on); 0 for none.
@@ -332,6 +346,18 @@ impl PropertyIndex {
             i += 1;
         }
         PropertyIndex { properties, slots }
+    }
+
+    /// The position of property `name` in the list, at compile time (which fails without it).
+    pub(crate) const fn position(&self, name: &str) -> usize {
+        let mut i = 0;
+        while i < self.properties.len() {
+            if same_bytes(self.properties[i].name.as_bytes(), name.as_bytes()) {
+                return i;
+            }
+            i += 1;
+        }
+        panic!("no such property")
     }
 
     /// The position of property `name` in the list.

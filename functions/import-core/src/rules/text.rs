@@ -15,7 +15,7 @@ use std::cell::Cell;
 use sonic_rs::JsonType;
 
 use super::node::{ArrayNode, Node, ObjectNode};
-use super::schema::{self, Kind, Property, USER, USER_INDEX};
+use super::schema::{self, Kind, USER, USER_INDEX};
 use super::{check_record_rules, hash, metadata, profile, Members, Path};
 use crate::compact::{self, Marks};
 use crate::export::{self, Reshaped, AUTH0_ID_PREFIX};
@@ -122,7 +122,7 @@ fn read<'a>(text: &'a [u8], marks: &Marks, drop_fields: bool) -> Option<Passed<'
             return None;
         }
         seen |= 1 << index;
-        passed.strings[index] = cursor.property(&USER.properties[index], &mut passed.reshaped)?;
+        passed.strings[index] = cursor.property(index, &mut passed.reshaped)?;
         Some(())
     })?;
     if cursor.at != text.len() {
@@ -143,14 +143,21 @@ fn read<'a>(text: &'a [u8], marks: &Marks, drop_fields: bool) -> Option<Passed<'
     Some(passed)
 }
 
-/// The schema's string rule plus the prose rules on a top-level string.
-fn top_level_string_passes(name: &str, rule: &schema::StringRule, value: &str) -> bool {
+/// Positions in `USER` of the properties the text pass treats apart.
+const USER_ID: usize = USER_INDEX.position("user_id");
+const PASSWORD_HASH: usize = USER_INDEX.position("password_hash");
+const APP_METADATA: usize = USER_INDEX.position("app_metadata");
+
+/// The schema's string rule plus the prose rules on a top-level string, `USER`'s property
+/// `index`.
+fn top_level_string_passes(index: usize, rule: &schema::StringRule, value: &str) -> bool {
     let mut out = Vec::new();
+    let name = USER.properties[index].name;
     schema::check_string(rule, value, &Path::Root.key(name), &mut out);
     out.is_empty()
-        && match name {
-            "password_hash" => hash::matches_password_hash_pattern(value),
-            "user_id" => profile::user_id_passes(value),
+        && match index {
+            PASSWORD_HASH => hash::matches_password_hash_pattern(value),
+            USER_ID => profile::user_id_passes(value),
             _ => true,
         }
 }
@@ -567,11 +574,8 @@ impl<'a> Cursor<'a, '_> {
 
     /// The value of a top-level property, judged by the property's kind; for a string, the
     /// string as imported (`user_id` without its prefix, which `reshaped` then notes).
-    fn property(
-        &mut self,
-        property: &Property,
-        reshaped: &mut Reshaped,
-    ) -> Option<Option<&'a str>> {
+    fn property(&mut self, index: usize, reshaped: &mut Reshaped) -> Option<Option<&'a str>> {
+        let property = &USER.properties[index];
         match &property.kind {
             Kind::Boolean => self.boolean()?,
             Kind::String(rule) => {
@@ -579,7 +583,7 @@ impl<'a> Cursor<'a, '_> {
                 if escaped {
                     return None;
                 }
-                if property.name == "user_id" && export::has_id_prefix(Some(value)) {
+                if index == USER_ID && export::has_id_prefix(Some(value)) {
                     value = &value[AUTH0_ID_PREFIX.len()..];
                     reshaped.prefix_stripped = true;
                     // `auth0|auth0|…` is left to the parsed paths, which take such an id only
@@ -588,12 +592,12 @@ impl<'a> Cursor<'a, '_> {
                         return None;
                     }
                 }
-                if !top_level_string_passes(property.name, rule, value) {
+                if !top_level_string_passes(index, rule, value) {
                     return None;
                 }
                 return Some(Some(value));
             }
-            Kind::Object(shape) if shape.is_free_form() => self.metadata(property.name)?,
+            Kind::Object(shape) if shape.is_free_form() => self.metadata(index == APP_METADATA)?,
             kind => {
                 let mut slots = Vec::with_capacity(16);
                 self.tree(1, "", &mut slots)?;
@@ -670,12 +674,13 @@ impl<'a> Cursor<'a, '_> {
         Some(())
     }
 
-    /// `app_metadata` or `user_metadata`: an object whose own key names pass the metadata rules.
-    /// Nested keys are not read by any rule (and may repeat, as Auth0's `JSON.parse` allows).
-    fn metadata(&mut self, field: &str) -> Option<()> {
+    /// `app_metadata` (`app`) or `user_metadata`: an object whose own key names pass the metadata
+    /// rules. Nested keys are not read by any rule (and may repeat, as Auth0's `JSON.parse`
+    /// allows).
+    fn metadata(&mut self, app: bool) -> Option<()> {
         self.container(1, b'{', b'}', |cursor| {
             let (key, escaped) = cursor.key()?;
-            if escaped || !metadata::key_passes(field, key) {
+            if escaped || !metadata::key_passes(app, key) {
                 return None;
             }
             cursor.value(2)
