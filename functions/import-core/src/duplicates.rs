@@ -23,6 +23,8 @@ const SEEN_BYTES: usize = 20;
 /// A spilled `Entry`: the fingerprint and a `Seen`.
 const ENTRY_BYTES: usize = 16 + SEEN_BYTES;
 const WRITE_BUFFER: usize = 32 * 1024;
+/// A partition's entries go to the spill file in blocks of this many (just under 32 KiB).
+const BLOCK_ENTRIES: usize = WRITE_BUFFER / ENTRY_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum IdentityKind {
@@ -330,26 +332,57 @@ impl Entry {
 }
 
 /// Collects identities during the streaming pass, then finds the duplicates.
+///
+/// Every partition spills into one file, in blocks of whole entries written as they fill: a
+/// run creates one file for them, not one per partition. (On ext4 without a journal, as on
+/// the project's machines, creating a file near many deleted in the last minutes costs the
+/// kernel ~0.3 ms, and every run deletes its spill files: the 64 partition files it created
+/// took ~20 ms before the run read its first record.)
 pub struct DuplicateFinder {
     // Holds the spill files; they live exactly as long as the finder.
     dir: tempfile::TempDir,
-    partitions: Vec<(File, BufWriter<File>)>,
+    spill: File,
+    /// The spill file's length: where the next block goes.
+    spilled: u64,
+    /// Entries per block (`BLOCK_ENTRIES`; fewer in tests, to write many blocks).
+    block_entries: usize,
+    partitions: Vec<Partition>,
 }
+
+/// One partition's entries: the blocks written to the spill file, then those not yet written.
+#[derive(Default)]
+struct Partition {
+    /// Offset and length of each block in the spill file, in the order written.
+    blocks: Vec<(u64, usize)>,
+    pending: Vec<u8>,
+}
+
+const SPILL_NAME: &str = "spill";
 
 impl DuplicateFinder {
     /// Spill files go under `spill_dir` (Lambda: /tmp), or the system temp dir.
     pub fn new(spill_dir: Option<&Path>) -> Result<Self, DuplicateError> {
+        Self::with_block_entries(spill_dir, BLOCK_ENTRIES)
+    }
+
+    fn with_block_entries(
+        spill_dir: Option<&Path>,
+        block_entries: usize,
+    ) -> Result<Self, DuplicateError> {
         let dir = match spill_dir {
             Some(d) => tempfile::Builder::new().prefix("dups-").tempdir_in(d)?,
             None => tempfile::Builder::new().prefix("dups-").tempdir()?,
         };
+        let spill = spill_file(dir.path(), SPILL_NAME)?;
         let mut partitions = Vec::with_capacity(PARTITIONS);
-        for p in 0..PARTITIONS {
-            let file = spill_file(dir.path(), &partition_name(p))?;
-            let writer = BufWriter::with_capacity(WRITE_BUFFER, file.try_clone()?);
-            partitions.push((file, writer));
-        }
-        Ok(DuplicateFinder { dir, partitions })
+        partitions.resize_with(PARTITIONS, Partition::default);
+        Ok(DuplicateFinder {
+            dir,
+            spill,
+            spilled: 0,
+            block_entries: block_entries.max(1),
+            partitions,
+        })
     }
 
     /// Notes the identities of an accepted record placed at `at`.
@@ -383,7 +416,21 @@ impl DuplicateFinder {
                 },
             };
             let p = (fingerprint >> 122) as usize % PARTITIONS;
-            self.partitions[p].1.write_all(&entry.encode())?;
+            let block_bytes = self.block_entries * ENTRY_BYTES;
+            let partition = &mut self.partitions[p];
+            if partition.pending.capacity() == 0 {
+                partition.pending.reserve_exact(block_bytes);
+            }
+            partition.pending.extend_from_slice(&entry.encode());
+            if partition.pending.len() >= block_bytes {
+                // Appended where the file ends: blocks are only ever added in this phase.
+                self.spill.write_all(&partition.pending)?;
+                partition
+                    .blocks
+                    .push((self.spilled, partition.pending.len()));
+                self.spilled += partition.pending.len() as u64;
+                partition.pending.clear();
+            }
         }
         Ok(())
     }
@@ -398,13 +445,10 @@ impl DuplicateFinder {
     pub fn resolve(self) -> Result<Duplicates, DuplicateError> {
         let mut runs = Vec::new();
         let mut groups = 0u32;
-        for (p, (file, mut writer)) in self.partitions.into_iter().enumerate() {
-            writer.flush()?;
-            drop(writer);
-            let entries = read_entries(&file)?;
-            // Read once: its disk space (Lambda's /tmp) is given back before the runs take theirs.
-            drop(file);
-            std::fs::remove_file(self.dir.path().join(partition_name(p)))?;
+        let mut block = Vec::new();
+        for (p, partition) in self.partitions.into_iter().enumerate() {
+            let entries = read_partition(&self.spill, &partition, &mut block)?;
+            drop(partition);
             let entries = shared_entries(entries);
             let mut members: Vec<Member> = Vec::new();
             for group in entries.chunk_by(|a, b| a.fingerprint == b.fingerprint) {
@@ -429,6 +473,10 @@ impl DuplicateFinder {
             io::Seek::seek(&mut run, io::SeekFrom::Start(0))?;
             runs.push(BufReader::with_capacity(MERGE_BUFFER, run));
         }
+        drop(block);
+        // Read whole: its disk space (Lambda's /tmp) is given back before the duplicates are.
+        drop(self.spill);
+        std::fs::remove_file(self.dir.path().join(SPILL_NAME))?;
         let mut file = spill_file(self.dir.path(), "duplicates")?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file.try_clone()?);
         let mut found = Duplicates {
@@ -456,10 +504,6 @@ impl DuplicateFinder {
 const MERGE_BUFFER: usize = 16 * 1024;
 /// A spilled `Member`: a `Seen` and the group's word.
 const MEMBER_BYTES: usize = SEEN_BYTES + 4;
-
-fn partition_name(p: usize) -> String {
-    format!("p{p:02}")
-}
 
 fn spill_file(dir: &Path, name: &str) -> Result<File, DuplicateError> {
     Ok(File::options()
@@ -614,29 +658,37 @@ fn resolve_groups(
     Ok(())
 }
 
-fn read_entries(file: &File) -> Result<Vec<Entry>, DuplicateError> {
-    // Read in blocks of whole entries, a few read calls rather than one per entry, without
-    // holding the partition's raw bytes beside its decoded entries.
-    const BLOCK_ENTRIES: usize = 1820;
-    let mut left = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
-    if left % ENTRY_BYTES != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("a duplicates partition ends inside an entry ({left} bytes)"),
-        )
-        .into());
+/// A partition's entries, in the order recorded: its blocks read back from the spill file
+/// (one read each, into `block`, reused), then those never written. A block the file no
+/// longer holds whole is an error: a short read must not pass for fewer identities.
+fn read_partition(
+    spill: &File,
+    partition: &Partition,
+    block: &mut Vec<u8>,
+) -> Result<Vec<Entry>, DuplicateError> {
+    let written: usize = partition.blocks.iter().map(|(_, len)| len).sum();
+    let mut entries = Vec::with_capacity((written + partition.pending.len()) / ENTRY_BYTES);
+    let mut file = spill;
+    for &(at, len) in &partition.blocks {
+        block.resize(len, 0);
+        io::Seek::seek(&mut file, io::SeekFrom::Start(at))?;
+        io::Read::read_exact(&mut file, block).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("a duplicates spill block ({len} bytes at {at}) cannot be read back: {e}"),
+            )
+        })?;
+        decode_entries(block, &mut entries);
     }
-    let mut file = file;
-    io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
-    let mut entries = Vec::with_capacity(left / ENTRY_BYTES);
-    let mut block = vec![[0u8; ENTRY_BYTES]; BLOCK_ENTRIES];
-    while left > 0 {
-        let count = (left / ENTRY_BYTES).min(BLOCK_ENTRIES);
-        io::Read::read_exact(&mut file, block[..count].as_flattened_mut())?;
-        entries.extend(block[..count].iter().map(Entry::decode));
-        left -= count * ENTRY_BYTES;
-    }
+    decode_entries(&partition.pending, &mut entries);
     Ok(entries)
+}
+
+/// Appends the entries spilled in `bytes` (whole entries: blocks are written that way).
+fn decode_entries(bytes: &[u8], entries: &mut Vec<Entry>) {
+    debug_assert_eq!(bytes.len() % ENTRY_BYTES, 0);
+    let (whole, _) = bytes.as_chunks::<ENTRY_BYTES>();
+    entries.extend(whole.iter().map(Entry::decode));
 }
 
 /// The entries whose fingerprint appears more than once, sorted (so by fingerprint). Nearly
@@ -1032,9 +1084,8 @@ mod tests {
         assert!(shared_entries(vec![entry(1, 0), entry(2, 1)]).is_empty());
     }
 
-    #[test]
-    fn a_partition_reads_back_whole_across_blocks_and_a_cut_one_is_an_error() {
-        let entries: Vec<Entry> = (0..4000u32)
+    fn spread_entries(count: u32) -> Vec<Entry> {
+        (0..count)
             .map(|i| Entry {
                 fingerprint: u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834),
                 seen: Seen {
@@ -1046,13 +1097,94 @@ mod tests {
                     len: 100 + i,
                 },
             })
-            .collect();
-        let mut file = tempfile::tempfile().unwrap();
-        for entry in &entries {
-            file.write_all(&entry.encode()).unwrap();
+            .collect()
+    }
+
+    /// Records `entries` as the finder does, with blocks of `block_entries`.
+    fn spill_all(entries: &[Entry], block_entries: usize) -> DuplicateFinder {
+        let mut finder = DuplicateFinder::with_block_entries(None, block_entries).unwrap();
+        for e in entries {
+            let ids = Fingerprints {
+                items: [(IdentityKind::from_bits(e.seen.kind), e.fingerprint); 4],
+                len: 1,
+            };
+            let at = e.seen.occurrence();
+            finder.record_fingerprints(&ids, at).unwrap();
         }
-        assert_eq!(read_entries(&file).unwrap(), entries);
-        file.write_all(&[0u8; 5]).unwrap();
-        assert!(read_entries(&file).is_err());
+        finder
+    }
+
+    #[test]
+    fn every_partition_reads_back_whole_from_blocks_interleaved_in_one_file() {
+        let entries = spread_entries(4000);
+        // Blocks of 7 entries: every partition writes several, interleaved with the others',
+        // and keeps a few pending.
+        let finder = spill_all(&entries, 7);
+        let files: Vec<_> = std::fs::read_dir(finder.dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1, "one spill file for every partition");
+        let mut blocks = 0;
+        let mut back = Vec::new();
+        for partition in &finder.partitions {
+            blocks += partition.blocks.len();
+            let read = read_partition(&finder.spill, partition, &mut Vec::new()).unwrap();
+            // Within a partition, entries come back in the order recorded.
+            assert!(read.windows(2).all(|w| w[0].seen.index < w[1].seen.index));
+            back.extend(read);
+        }
+        assert!(blocks > 2 * PARTITIONS, "{blocks} blocks");
+        back.sort_by_key(|e| e.seen.index);
+        assert_eq!(back, entries);
+    }
+
+    #[test]
+    fn a_spill_file_cut_short_is_an_error() {
+        let finder = spill_all(&spread_entries(4000), 7);
+        let cut = finder.spilled - 5;
+        finder.spill.set_len(cut).unwrap();
+        let last = finder
+            .partitions
+            .iter()
+            .find(|p| {
+                p.blocks
+                    .last()
+                    .is_some_and(|&(at, len)| at + len as u64 > cut)
+            })
+            .unwrap();
+        let error = read_partition(&finder.spill, last, &mut Vec::new()).unwrap_err();
+        assert!(error.to_string().contains("cannot be read back"), "{error}");
+    }
+
+    #[test]
+    fn duplicates_found_do_not_depend_on_the_block_size() {
+        // Every fifth record repeats the email of one 102 records before it (not itself one).
+        let users: Vec<Value> = (0..3000)
+            .map(|i| {
+                let n = if i % 5 == 4 && i >= 102 { i - 102 } else { i };
+                json!({"email": format!("u{n}@x.io"), "user_id": format!("id{i}")})
+            })
+            .collect();
+        let found = |block_entries| {
+            let mut finder = DuplicateFinder::with_block_entries(None, block_entries).unwrap();
+            for (i, user) in users.iter().enumerate() {
+                let at = Occurrence {
+                    index: i as u64,
+                    line: i as u64 + 1,
+                    seq: 1 + i as u32 / 100,
+                    position: i as u32 % 100,
+                    len: 30,
+                };
+                finder.record(user, at).unwrap();
+            }
+            let indexes: Vec<u64> = finder
+                .resolve()
+                .unwrap()
+                .map(|d| d.unwrap().at.index)
+                .collect();
+            indexes
+        };
+        let expected: Vec<u64> = (102..3000).filter(|i| i % 5 == 4).collect();
+        for block_entries in [1, 3, BLOCK_ENTRIES] {
+            assert_eq!(found(block_entries), expected, "blocks of {block_entries}");
+        }
     }
 }
