@@ -47,10 +47,19 @@ impl FolderSink {
 impl RunSink for FolderSink {
     fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
         let path = self.path(key);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()).into())
+        // The folder is made only when missing (`create` made chunks/), not before every
+        // object: a run puts one per chunk.
+        let written = match fs::write(&path, &bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match path.parent() {
+                Some(parent) => {
+                    fs::create_dir_all(parent)?;
+                    fs::write(&path, &bytes)
+                }
+                None => Err(e),
+            },
+            written => written,
+        };
+        written.map_err(|e| format!("writing {}: {e}", path.display()).into())
     }
 
     fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError> {
@@ -109,5 +118,32 @@ impl RunSink for FolderSink {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_writes_into_folders_made_when_missing_and_names_the_file_it_cannot_write() {
+        let root = tempfile::tempdir().unwrap();
+        let mut sink = FolderSink::create(root.path()).unwrap();
+        sink.put("chunks/000001.json", b"[1]".to_vec()).unwrap();
+        sink.put("reports/deep/x.json", b"{}".to_vec()).unwrap();
+        sink.put("reports/deep/x.json", b"{\"a\":1}".to_vec())
+            .unwrap();
+        assert_eq!(
+            fs::read(root.path().join("chunks/000001.json")).unwrap(),
+            b"[1]"
+        );
+        assert_eq!(
+            fs::read(root.path().join("reports/deep/x.json")).unwrap(),
+            b"{\"a\":1}"
+        );
+        // A folder that cannot be made (a file holds its name) is an error naming the object.
+        fs::write(root.path().join("blocked"), b"").unwrap();
+        let error = sink.put("blocked/y.json", b"{}".to_vec()).unwrap_err();
+        assert!(error.to_string().contains("blocked"), "{error}");
     }
 }
