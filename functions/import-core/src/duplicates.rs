@@ -45,7 +45,7 @@ impl IdentityKind {
         IdentityKind::PhoneNumber,
     ];
 
-    fn field(self) -> &'static str {
+    pub(crate) fn field(self) -> &'static str {
         match self {
             IdentityKind::Email => "email",
             IdentityKind::Username => "username",
@@ -109,12 +109,15 @@ impl Fingerprints {
 /// The fingerprints of `identities(user)`, without a `String` per identity: ASCII values (nearly
 /// all) are lower-cased into `scratch`, which the caller reuses across records.
 pub fn fingerprints(user: &Value, scratch: &mut Vec<u8>) -> Fingerprints {
-    fingerprints_of(|field| user.get(field).and_then(|v| v.as_str()), scratch)
+    fingerprints_of(
+        |kind| user.get(kind.field()).and_then(|v| v.as_str()),
+        scratch,
+    )
 }
 
-/// `fingerprints` of a record whose string fields `field` looks up (by name).
+/// `fingerprints` of a record whose string field for each identity `field` gives.
 pub fn fingerprints_of<'v>(
-    field: impl Fn(&str) -> Option<&'v str>,
+    field: impl Fn(IdentityKind) -> Option<&'v str>,
     scratch: &mut Vec<u8>,
 ) -> Fingerprints {
     let mut out = Fingerprints {
@@ -122,7 +125,7 @@ pub fn fingerprints_of<'v>(
         len: 0,
     };
     for kind in IdentityKind::ALL {
-        let Some(value) = field(kind.field()) else {
+        let Some(value) = field(kind) else {
             continue;
         };
         scratch.clear();
@@ -131,7 +134,8 @@ pub fn fingerprints_of<'v>(
             scratch.extend_from_slice(value.as_bytes());
         } else if value.is_ascii() {
             // For ASCII, `to_lowercase` is exactly the ASCII mapping.
-            scratch.extend(value.bytes().map(|b| b.to_ascii_lowercase()));
+            scratch.extend_from_slice(value.as_bytes());
+            scratch[1..].make_ascii_lowercase();
         } else {
             scratch.extend_from_slice(value.to_lowercase().as_bytes());
         }

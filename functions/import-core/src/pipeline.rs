@@ -614,7 +614,7 @@ fn passes_from_text(
         return None;
     }
     // Read off the text before it is reshaped: `str` gives each string as imported already.
-    let ids = duplicates::fingerprints_of(|field| passed.str(field), scratch);
+    let ids = duplicates::fingerprints_of(|kind| passed.identity(kind), scratch);
     let reshaped = passed.reshaped;
     if reshaped != Reshaped::default() && !reshape_in_place(compact, start, flavor, reshaped) {
         return None;
@@ -702,7 +702,7 @@ fn judged_as_written(
         return Some(Err(violations));
     }
     Some(Ok(duplicates::fingerprints_of(
-        |field| members.str(field),
+        |kind| members.str(kind.field()),
         scratch,
     )))
 }

@@ -18,6 +18,7 @@ use super::node::{ArrayNode, Node, ObjectNode};
 use super::schema::{self, Kind, USER, USER_INDEX};
 use super::{check_record_rules, hash, metadata, profile, Members, Path};
 use crate::compact::{self, Marks};
+use crate::duplicates::IdentityKind;
 use crate::export::{self, Reshaped, AUTH0_ID_PREFIX};
 
 /// Bounds this module's recursion: a value nested deeper is left to the full path. The limit
@@ -43,8 +44,21 @@ pub(crate) struct Passed<'a> {
 impl<'a> Passed<'a> {
     /// The top-level string `field` as imported: as written (an accepted record's strings hold
     /// no escapes), and for `user_id` without an `auth0|` prefix.
+    #[cfg(test)]
     pub(crate) fn str(&self, field: &str) -> Option<&'a str> {
         self.strings[USER_INDEX.get(field)?]
+    }
+
+    /// The top-level string of an identity's field as imported (as `str` gives it), found at
+    /// its place in `USER`, known when compiled, rather than by its name.
+    pub(crate) fn identity(&self, kind: IdentityKind) -> Option<&'a str> {
+        let index = match kind {
+            IdentityKind::Email => EMAIL,
+            IdentityKind::Username => USERNAME,
+            IdentityKind::UserId => USER_ID,
+            IdentityKind::PhoneNumber => PHONE_NUMBER,
+        };
+        self.strings[index]
     }
 }
 
@@ -145,6 +159,9 @@ fn read<'a>(text: &'a [u8], marks: &Marks, drop_fields: bool) -> Option<Passed<'
 
 /// Positions in `USER` of the properties the text pass treats apart.
 const USER_ID: usize = USER_INDEX.position("user_id");
+const EMAIL: usize = USER_INDEX.position("email");
+const USERNAME: usize = USER_INDEX.position("username");
+const PHONE_NUMBER: usize = USER_INDEX.position("phone_number");
 const PASSWORD_HASH: usize = USER_INDEX.position("password_hash");
 const APP_METADATA: usize = USER_INDEX.position("app_metadata");
 
@@ -740,6 +757,14 @@ mod tests {
         assert_eq!(passed.str("nickname"), None);
         assert_eq!(passed.str("not a field"), None);
         assert_eq!(passed.containers, 1);
+        // By identity, each is the field of that name.
+        for kind in IdentityKind::ALL {
+            assert_eq!(passed.identity(kind), passed.str(kind.field()), "{kind:?}");
+        }
+        let text = r#"{"username":"bob","email":"b@example.com"}"#;
+        let passed = passes(text.as_bytes(), false, &mut compact).expect("passes");
+        let found: Vec<_> = IdentityKind::ALL.map(|kind| passed.identity(kind)).into();
+        assert_eq!(found, [Some("b@example.com"), Some("bob"), None, None]);
     }
 
     #[test]
