@@ -12,6 +12,7 @@ use std::collections::{BinaryHeap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
+use std::rc::Rc;
 
 use sonic_rs::{JsonValueTrait, Value};
 
@@ -450,7 +451,10 @@ impl DuplicateFinder {
         let mut runs = Vec::new();
         let mut groups = 0u32;
         let mut block = Vec::new();
-        for (p, partition) in self.partitions.into_iter().enumerate() {
+        // Every partition's run goes into one file, one after another, made at the first.
+        let mut runs_file: Option<Rc<File>> = None;
+        let mut runs_len = 0u64;
+        for partition in self.partitions {
             let entries = read_partition(&self.spill, &partition, &mut block)?;
             drop(partition);
             let entries = shared_entries(entries);
@@ -467,14 +471,23 @@ impl DuplicateFinder {
                 continue;
             }
             members.sort_unstable_by_key(|m| (m.seen.index, m.group));
-            let mut run = spill_file(self.dir.path(), &format!("m{p:02}"))?;
-            let mut writer = BufWriter::with_capacity(WRITE_BUFFER, run.try_clone()?);
+            let file = match &runs_file {
+                Some(file) => Rc::clone(file),
+                None => Rc::clone(runs_file.insert(Rc::new(spill_file(self.dir.path(), "runs")?))),
+            };
+            let mut writer = BufWriter::with_capacity(WRITE_BUFFER, &*file);
             for member in &members {
                 writer.write_all(&member.encode())?;
             }
             writer.flush()?;
             drop(writer);
-            io::Seek::seek(&mut run, io::SeekFrom::Start(0))?;
+            let start = runs_len;
+            runs_len += (members.len() * MEMBER_BYTES) as u64;
+            let run = RunRead {
+                file,
+                at: start,
+                end: runs_len,
+            };
             runs.push(BufReader::with_capacity(MERGE_BUFFER, run));
         }
         drop(block);
@@ -567,16 +580,39 @@ impl Member {
     }
 }
 
+/// One partition's run of members: its region of the runs file, which every run shares and
+/// reads at its own place (the merge reads them in turn, on one thread).
+struct RunRead {
+    file: Rc<File>,
+    at: u64,
+    end: u64,
+}
+
+impl io::Read for RunRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.at).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let mut file = &*self.file;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(self.at))?;
+        let read = file.read(&mut buf[..want])?;
+        self.at += read as u64;
+        Ok(read)
+    }
+}
+
 /// The members of every partition's run, merged in order of (input index, group).
 struct MemberMerge {
-    runs: Vec<BufReader<File>>,
+    runs: Vec<BufReader<RunRead>>,
     /// Each run's next member, keyed for the merge.
     heads: BinaryHeap<Reverse<(u32, u32, usize)>>,
     next: Vec<Option<Member>>,
 }
 
 impl MemberMerge {
-    fn new(mut runs: Vec<BufReader<File>>) -> Result<Self, DuplicateError> {
+    fn new(mut runs: Vec<BufReader<RunRead>>) -> Result<Self, DuplicateError> {
         let mut next = Vec::with_capacity(runs.len());
         for run in &mut runs {
             next.push(read_member(run)?);
@@ -602,7 +638,7 @@ impl MemberMerge {
     }
 }
 
-fn read_member(run: &mut BufReader<File>) -> Result<Option<Member>, DuplicateError> {
+fn read_member(run: &mut BufReader<RunRead>) -> Result<Option<Member>, DuplicateError> {
     let mut buf = [0u8; MEMBER_BYTES];
     Ok(read_spilled(run, &mut buf)?.then(|| Member::decode(&buf)))
 }
