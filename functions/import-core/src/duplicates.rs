@@ -598,6 +598,13 @@ impl io::Read for RunRead {
         let mut file = &*self.file;
         io::Seek::seek(&mut file, io::SeekFrom::Start(self.at))?;
         let read = file.read(&mut buf[..want])?;
+        if read == 0 {
+            // The file ends inside this run: fewer members must not pass for all of them.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("a duplicates run ends at {} of {} bytes", self.at, self.end),
+            ));
+        }
         self.at += read as u64;
         Ok(read)
     }
@@ -1192,6 +1199,33 @@ mod tests {
             .unwrap();
         let error = read_partition(&finder.spill, last, &mut Vec::new()).unwrap_err();
         assert!(error.to_string().contains("cannot be read back"), "{error}");
+    }
+
+    #[test]
+    fn a_run_reads_its_own_region_and_a_file_that_ends_inside_it_is_an_error() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"aaaabbbbbbcc").unwrap();
+        let file = Rc::new(file);
+        let region = |at, end| {
+            let mut bytes = Vec::new();
+            let read = io::Read::read_to_end(
+                &mut BufReader::with_capacity(
+                    3,
+                    RunRead {
+                        file: Rc::clone(&file),
+                        at,
+                        end,
+                    },
+                ),
+                &mut bytes,
+            );
+            read.map(|_| bytes)
+        };
+        assert_eq!(region(4, 10).unwrap(), b"bbbbbb");
+        assert_eq!(region(10, 12).unwrap(), b"cc");
+        assert_eq!(region(0, 4).unwrap(), b"aaaa");
+        let error = region(10, 14).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]
