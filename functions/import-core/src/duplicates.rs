@@ -46,7 +46,7 @@ impl IdentityKind {
         IdentityKind::PhoneNumber,
     ];
 
-    pub(crate) fn field(self) -> &'static str {
+    pub(crate) const fn field(self) -> &'static str {
         match self {
             IdentityKind::Email => "email",
             IdentityKind::Username => "username",

@@ -635,7 +635,7 @@ fn passes_from_text(
     if !fits(passed.containers, passed.text.len()) {
         return None;
     }
-    // Read off the text before it is reshaped: `str` gives each string as imported already.
+    // Read off the text before it is reshaped: `identity` gives each string as imported already.
     let ids = duplicates::fingerprints_of(|kind| passed.identity(kind), scratch);
     let reshaped = passed.reshaped;
     if reshaped != Reshaped::default() && !reshape_in_place(compact, start, flavor, reshaped) {

@@ -52,13 +52,7 @@ impl<'a> Passed<'a> {
     /// The top-level string of an identity's field as imported (as `str` gives it), found at
     /// its place in `USER`, known when compiled, rather than by its name.
     pub(crate) fn identity(&self, kind: IdentityKind) -> Option<&'a str> {
-        let index = match kind {
-            IdentityKind::Email => EMAIL,
-            IdentityKind::Username => USERNAME,
-            IdentityKind::UserId => USER_ID,
-            IdentityKind::PhoneNumber => PHONE_NUMBER,
-        };
-        self.strings[index]
+        self.strings[IDENTITY_AT[kind as usize]]
     }
 }
 
@@ -159,11 +153,22 @@ fn read<'a>(text: &'a [u8], marks: &Marks, drop_fields: bool) -> Option<Passed<'
 
 /// Positions in `USER` of the properties the text pass treats apart.
 const USER_ID: usize = USER_INDEX.position("user_id");
-const EMAIL: usize = USER_INDEX.position("email");
-const USERNAME: usize = USER_INDEX.position("username");
-const PHONE_NUMBER: usize = USER_INDEX.position("phone_number");
 const PASSWORD_HASH: usize = USER_INDEX.position("password_hash");
 const APP_METADATA: usize = USER_INDEX.position("app_metadata");
+
+/// Where each identity's field is in `USER`, by `IdentityKind` (`kind as usize`): its name,
+/// `IdentityKind::field`, looked up once, when compiled.
+const IDENTITY_AT: [usize; IdentityKind::ALL.len()] = {
+    let mut at = [0; IdentityKind::ALL.len()];
+    let mut i = 0;
+    while i < at.len() {
+        // `kind as usize` indexes this table only while `ALL` lists the kinds in their order.
+        assert!(IdentityKind::ALL[i] as usize == i);
+        at[i] = USER_INDEX.position(IdentityKind::ALL[i].field());
+        i += 1;
+    }
+    at
+};
 
 /// The schema's string rule plus the prose rules on a top-level string, `USER`'s property
 /// `index`.
