@@ -49,16 +49,13 @@ impl RunSink for FolderSink {
         let path = self.path(key);
         // The folder is made only when missing (`create` made chunks/), not before every
         // object: a run puts one per chunk.
-        let written = match fs::write(&path, &bytes) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match path.parent() {
-                Some(parent) => {
-                    fs::create_dir_all(parent)?;
-                    fs::write(&path, &bytes)
-                }
-                None => Err(e),
-            },
-            written => written,
-        };
+        let mut written = fs::write(&path, &bytes);
+        if let (Err(e), Some(parent)) = (&written, path.parent()) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                fs::create_dir_all(parent)?;
+                written = fs::write(&path, &bytes);
+            }
+        }
         written.map_err(|e| format!("writing {}: {e}", path.display()).into())
     }
 
