@@ -333,8 +333,9 @@ impl Splitter {
     /// before (chunk packing, rejects, duplicates, counts) happens here.
     fn absorb(&mut self, batch: &mut Batch, sink: &mut dyn RunSink) -> Result<(), Halt> {
         let flavor = batch.flavor.unwrap_or(Flavor::Import);
-        let checked = std::mem::take(&mut batch.checked);
-        let mut checked_iter = checked.into_iter();
+        // Drained, not taken: the batch goes back to a worker with its verdicts' room kept, so
+        // that worker does not grow a new vector record by record.
+        let mut checked_iter = batch.checked.drain(..);
         for raw in &batch.records[..batch.len] {
             // A fatal verdict ends the batch's verdicts; the records after it never count.
             let Some(checked) = checked_iter.next() else {
