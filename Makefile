@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: demo test fmt-check clippy test-rust lint-infra test-infra bench build-cli deps-python fmt \
+.PHONY: demo test fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli deps-python fmt \
 	deps-lambda deps-sam build package deploy validate-infra
 
 ## make demo: the pipeline locally on moto (S3) with a generated export; shows the run folder.
@@ -38,6 +38,11 @@ test-infra:
 bench:
 	bash tests/bench/run_bench.sh
 	bash tests/bench/makespan.sh --configs "20x1000 20x3000 20x5000"
+
+## make bench-floor: on the 100 MB bench input (made by make bench), time the CLI, the baseline,
+## `split -b` (copying the bytes into files alone) and a sonic-rs parse of each record, in turns.
+bench-floor:
+	bash tests/bench/floor.sh
 
 build-cli:
 	$(CARGO) build --release -p auth0-s3-import
