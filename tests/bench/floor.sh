@@ -32,9 +32,18 @@ TIME_BIN=/usr/bin/time
 [[ -x "$TIME_BIN" ]] || die "GNU time not found at $TIME_BIN (apt-get install time)"
 command -v split >/dev/null || die "coreutils split not found"
 
-log "building the CLI and the parse_floor example (release)"
-cargo build --release -p auth0-s3-import -p import-core --example parse_floor >&2 || die "release build failed"
-CLI="${BENCH_CLI:-target/release/auth0-s3-import}"
+# Two builds: with --example, cargo builds only the examples of the packages named, not their
+# binaries, so the CLI needs its own (skipped when BENCH_CLI names one, as in run_bench.sh).
+if [[ -n "${BENCH_CLI:-}" ]]; then
+    CLI="$BENCH_CLI"
+    log "using BENCH_CLI=$CLI (no build)"
+else
+    log "building the CLI (release)"
+    cargo build --release -p auth0-s3-import >&2 || die "release build of the CLI failed"
+    CLI=target/release/auth0-s3-import
+fi
+log "building the parse_floor example (release)"
+cargo build --release -p import-core --example parse_floor >&2 || die "release build of parse_floor failed"
 FLOOR=target/release/examples/parse_floor
 [[ -x "$CLI" ]] || die "CLI binary '$CLI' not found"
 
