@@ -270,7 +270,7 @@ async fn a_drop_is_imported_and_reported_and_a_colliding_drop_is_accounted_for()
 async fn faults_and_killed_invocations_still_end_in_a_true_report() {
     let mut w = world(quick()).await;
     w.emulator.set_faults(Faults {
-        seed: 11,
+        seed: 10,
         extra_429_rate: 0.15,
         error_5xx_rate: 0.15,
         fail_next_jobs: 1,
