@@ -3,12 +3,23 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: demo test fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli deps-python fmt \
+.PHONY: help demo test fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli deps-python fmt \
 	deps-lambda deps-sam build package deploy validate-infra
+
+# Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
+# come from) live in a project venv, never the system pip (PEP 668 systems refuse it). Tests and
+# the demo find that venv's Python through $$PYTHON.
+VENV ?= .venv
+VENV_PY := $(abspath $(VENV))/bin/python
+VENV_STAMP := $(VENV)/.requirements-installed
+
+## make help: the targets and what each does.
+help:
+	@grep -E '^## make ' $(MAKEFILE_LIST) | sed -E 's/^## make //'
 
 ## make demo: the pipeline locally on moto (S3) with a generated export; shows the run folder.
 demo: deps-python
-	$(CARGO) run --quiet -p integration --bin demo
+	PYTHON=$(VENV_PY) $(CARGO) run --quiet -p integration --bin demo
 
 ## make test: formatting, lints (warnings are errors), every test, the template lint, and the
 ## template-vs-code check (every function, env var, permission and trigger the code needs).
@@ -24,14 +35,14 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test-rust:
-	$(CARGO) test --workspace
+	PYTHON=$(VENV_PY) $(CARGO) test --workspace
 
 lint-infra:
-	"$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/cfn-lint" infra/template.yaml
+	$(VENV)/bin/cfn-lint infra/template.yaml
 
 # Offline: reads infra/template.yaml with cfn-lint's YAML decoder and scans functions/*/src.
 test-infra:
-	$(PYTHON) tests/infra/test_template.py
+	$(VENV_PY) tests/infra/test_template.py
 
 ## make bench: generate ~100 MB and ~1 GB exports, time the CLI vs a naive baseline, peak RSS;
 ## then the pipeline's makespan against the slot-bound optimum (emulator job time fixed).
@@ -47,14 +58,16 @@ bench-floor:
 build-cli:
 	$(CARGO) build --release -p auth0-s3-import
 
-# moto's server (S3, Secrets Manager) and cfn-lint, installed only when missing. moto before
-# 5.2.5 answers CompleteMultipartUpload with a root element the SDK refuses (5.2.1 does).
-deps-python:
-	@$(PYTHON) -c 'import re, moto, moto.server, flask; assert tuple(map(int, re.findall(r"\d+", moto.__version__)[:3])) >= (5, 2, 5)' 2>/dev/null || $(PYTHON) -m pip install --quiet 'moto[server]>=5.2.5'
-	@$(PYTHON) -c 'import cfnlint' 2>/dev/null || $(PYTHON) -m pip install --quiet cfn-lint
+## make deps-python: the project venv ($(VENV)) with tests/requirements.txt, when that file changed.
+deps-python: $(VENV_STAMP)
 
-# ---- Deployment (issue 5). Tools live in a venv under .venv (git-ignored), never in `make test`.
-TOOLS_VENV ?= .venv
+$(VENV_STAMP): tests/requirements.txt
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+# ---- Deployment (issue 5). Tools live in the same venv (git-ignored), never in `make test`.
+TOOLS_VENV ?= $(VENV)
 LAMBDA_FUNCTIONS := split submit poll
 SAM ?= $(firstword $(wildcard $(TOOLS_VENV)/bin/sam) $(shell command -v sam 2>/dev/null))
 CARGO_LAMBDA_PATH := $(abspath $(TOOLS_VENV))/bin:$(PATH)

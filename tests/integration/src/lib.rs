@@ -23,7 +23,7 @@ impl MotoServer {
     /// Starts `python3 -m moto.server` on 127.0.0.1 and waits until it accepts connections.
     pub fn start() -> anyhow::Result<Self> {
         let port = free_port()?;
-        let child = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+        let child = Command::new(python())
             .args([
                 "-m",
                 "moto.server",
@@ -115,6 +115,20 @@ impl LocalWorld {
             s3,
             secrets,
         })
+    }
+}
+
+/// The Python with the project's tools (moto's server, the hash libraries): `$PYTHON` when set
+/// (the Makefile sets it), else the project venv that `make deps-python` makes, else `python3`.
+pub fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("PYTHON") {
+        return p.into();
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
     }
 }
 

@@ -198,8 +198,7 @@ fn step(text: &str) {
 }
 
 fn generate(root: &Path, out: &Path) -> Result<()> {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let status = Command::new(python)
+    let status = Command::new(integration::python())
         .arg(root.join("tests/data/gen_export.py"))
         .args([
             "--users",
