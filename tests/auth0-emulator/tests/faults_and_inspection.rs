@@ -311,6 +311,24 @@ async fn try_import(
     .await
 }
 
+/// An emulator with these faults switched on after a token was minted.
+async fn faulty(faults: Faults) -> (Emulator, String) {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let token = token(&emulator).await;
+    emulator.set_faults(faults);
+    (emulator, token)
+}
+
+/// One user, posted for chunk `external_id`.
+async fn post_one(
+    emulator: &Emulator,
+    token: &str,
+    external_id: &str,
+    email: &str,
+) -> Result<Answer, String> {
+    try_import(emulator, token, external_id, &json!([user(email)])).await
+}
+
 /// Wait (bounded) for every job to end, then the users the tenant holds.
 async fn tenant_after_jobs(emulator: &Emulator) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -331,35 +349,24 @@ async fn tenant_after_jobs(emulator: &Emulator) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn create_then_fail_creates_the_job_behind_the_error() {
     for status in [504u16, 502, 500] {
-        let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
-        let token = token(&emulator).await;
-        emulator.set_faults(Faults {
+        let (emulator, token) = faulty(Faults {
             create_then_fail: 1,
             after_create_status: status,
             ..Faults::default()
-        });
-        let hidden = try_import(
-            &emulator,
-            &token,
-            "run:000001",
-            &json!([user("a@example.com")]),
-        )
-        .await
-        .unwrap();
+        })
+        .await;
+        let hidden = post_one(&emulator, &token, "run:000001", "a@example.com")
+            .await
+            .unwrap();
         assert_eq!(hidden.status, status);
         assert!(hidden.json().get("id").is_none());
         let jobs = emulator.jobs();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].external_id.as_deref(), Some("run:000001"));
         // The switch counts down: the next post is answered normally.
-        let next = try_import(
-            &emulator,
-            &token,
-            "run:000002",
-            &json!([user("b@example.com")]),
-        )
-        .await
-        .unwrap();
+        let next = post_one(&emulator, &token, "run:000002", "b@example.com")
+            .await
+            .unwrap();
         assert_eq!(next.status, 202);
         assert_eq!(tenant_after_jobs(&emulator).await.len(), 2, "{status}");
     }
@@ -368,20 +375,13 @@ async fn create_then_fail_creates_the_job_behind_the_error() {
 #[tokio::test]
 async fn a_reset_after_the_body_drops_the_connection_with_or_without_a_job() {
     for creates in [true, false] {
-        let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
-        let token = token(&emulator).await;
-        emulator.set_faults(Faults {
+        let (emulator, token) = faulty(Faults {
             reset_after_body: 1,
             reset_creates_job: creates,
             ..Faults::default()
-        });
-        let lost = try_import(
-            &emulator,
-            &token,
-            "run:000001",
-            &json!([user("a@example.com")]),
-        )
+        })
         .await;
+        let lost = post_one(&emulator, &token, "run:000001", "a@example.com").await;
         assert!(lost.is_err(), "no answer: {:?}", lost.map(|a| a.status));
         assert_eq!(emulator.jobs().len(), usize::from(creates));
         assert_eq!(
@@ -399,20 +399,14 @@ async fn a_reset_after_the_body_drops_the_connection_with_or_without_a_job() {
 
 #[tokio::test]
 async fn accept_without_id_answers_202_with_no_job_id() {
-    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let token = token(&emulator).await;
-    emulator.set_faults(Faults {
+    let (emulator, token) = faulty(Faults {
         accept_without_id: 1,
         ..Faults::default()
-    });
-    let answer = try_import(
-        &emulator,
-        &token,
-        "run:000001",
-        &json!([user("a@example.com")]),
-    )
-    .await
-    .unwrap();
+    })
+    .await;
+    let answer = post_one(&emulator, &token, "run:000001", "a@example.com")
+        .await
+        .unwrap();
     assert_eq!(answer.status, 202);
     let body = answer.json();
     assert!(body.get("id").is_none(), "{body}");
