@@ -136,13 +136,26 @@ impl RecordReader {
         source: R,
         max_record_bytes: usize,
     ) -> Result<Self, InputError> {
-        let mut raw = BufReader::with_capacity(READ_BUFFER, MarkSourceErrors(source));
-        let head = raw.fill_buf().map_err(classify_io(0))?;
-        let compression = if head.starts_with(&GZIP_MAGIC) {
+        // The magic is sniffed from the first two bytes, which a source may hand out in two
+        // reads (a stream's first chunk can be one byte): they are read whole, then put back.
+        let mut source = MarkSourceErrors(source);
+        let mut head = [0u8; GZIP_MAGIC.len()];
+        let mut got = 0;
+        while got < head.len() {
+            match source.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(classify_io(0)(e)),
+            }
+        }
+        let compression = if head[..got] == GZIP_MAGIC {
             Compression::Gzip
         } else {
             Compression::None
         };
+        let head = io::Cursor::new(head).take(got as u64);
+        let raw = BufReader::with_capacity(READ_BUFFER, head.chain(source));
         let inner: Box<dyn BufRead + Send> = match compression {
             // Decompression is most of the framing thread's work on a gzip drop: it runs on
             // its own thread, a few buffers ahead.
@@ -229,13 +242,26 @@ impl RecordReader {
     }
 
     fn skip_bom(&mut self) -> Result<(), InputError> {
-        let offset = self.offset;
-        let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
-        if buf.starts_with(&UTF8_BOM) {
-            self.advance(UTF8_BOM.len());
-            // The BOM does not make a column.
-            self.line_start = self.offset;
+        // Its bytes may come in separate reads: matched one at a time. Only part of one is
+        // refused as its first byte would be (no input starts with 0xEF).
+        for (taken, &byte) in UTF8_BOM.iter().enumerate() {
+            if self.peek()? != Some(byte) {
+                if taken == 0 {
+                    return Ok(());
+                }
+                return Err(InputError::Syntax {
+                    at: Position {
+                        line: 1,
+                        column: 1,
+                        byte_offset: 0,
+                    },
+                    message: not_a_start(UTF8_BOM[0]),
+                });
+            }
+            self.advance(1);
         }
+        // The BOM does not make a column.
+        self.line_start = self.offset;
         Ok(())
     }
 
@@ -863,6 +889,30 @@ mod tests {
         );
         assert_eq!(recs[1].line, 4);
         assert_eq!(recs[1].index, 1);
+    }
+
+    /// Found by the `framing` fuzz target: a source whose first read gave one byte hid the
+    /// gzip magic (and a byte order mark), and the drop was refused as not JSON.
+    #[test]
+    fn gzip_and_bom_are_sniffed_whatever_the_first_read_holds() {
+        let text = b"\xef\xbb\xbf[{\"email\":\"a@x.io\"},\n{\"email\":\"b@x.io\"}]";
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text).unwrap();
+        let gz = enc.finish().unwrap();
+        for input in [&gz[..], text] {
+            for sizes in [[1], [2], [3], [1 << 20]] {
+                let (records, end) = looks_agree(input, &sizes, 1 << 20).unwrap();
+                assert_eq!(end, "end", "{sizes:?}");
+                assert_eq!(texts(&records), [r#"{"email":"a@x.io"}"#, r#"{"email":"b@x.io"}"#]);
+                assert_eq!((records[1].line, records[1].column), (2, 1));
+                assert_eq!(records[0].column, 2, "the BOM is not a column");
+            }
+        }
+        // Part of a BOM is refused as its first byte always was, however it arrives.
+        for sizes in [[1], [1 << 20]] {
+            let (_, end) = looks_agree(b"\xef\xbb[]", &sizes, 1 << 20).unwrap();
+            assert!(end.contains("found byte 0xef") && end.contains("byte 0)"), "{end}");
+        }
     }
 
     #[test]
