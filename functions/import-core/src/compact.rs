@@ -82,6 +82,11 @@ impl Marks {
 /// Appends the low `n` bits of `bits` to a bit string `len` bits long (its unused high bits 0).
 #[inline]
 fn append_bits(words: &mut Vec<u64>, len: usize, bits: u64, n: usize) {
+    // A block of whitespace alone appends nothing: a word pushed for it would put the next
+    // block's bits a word too far.
+    if n == 0 {
+        return;
+    }
     let shift = len % 64;
     if shift == 0 {
         words.push(bits);
@@ -454,6 +459,23 @@ mod tests {
                 let within = (from + 1..to.min(out.len())).any(|i| gaps[i]);
                 prop_assert_eq!(marks.gap_within(from, to.min(out.len())), within);
             }
+        }
+    }
+
+    /// Found by the `fast_path` fuzz target: 64 bytes of whitespace, a whole block dropped,
+    /// where the text written so far filled whole words, pushed the later marks a word on.
+    #[test]
+    fn a_block_of_whitespace_alone_leaves_the_marks_in_place() {
+        for before in [0, 64, 128] {
+            // `before` bytes kept, then a block of whitespace, then a string.
+            let mut json = [vec![b'1'; before], vec![b'\r'; 64]].concat();
+            json.extend_from_slice(b"{\"a\": \"b\"}");
+            marks_agree(&json).unwrap();
+            let mut out = Vec::new();
+            let mut marks = Marks::default();
+            assert!(strip_marked(&json, &mut out, &mut marks));
+            let first = out.len() - b"{\"a\":\"b\"}".len() + 1;
+            assert_eq!(marks.next_quote(first), Some(first), "{before}");
         }
     }
 
