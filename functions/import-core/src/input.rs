@@ -392,7 +392,14 @@ impl RecordReader {
                 });
             }
             let at_start = record.bytes.is_empty();
-            let found = find_value_end(self.scanner, buf, at_start, masked, &mut depth, &mut strings);
+            let found = find_value_end(
+                self.scanner,
+                buf,
+                at_start,
+                masked,
+                &mut depth,
+                &mut strings,
+            );
             let ValueEnd {
                 end,
                 bad,
@@ -903,7 +910,10 @@ mod tests {
             for sizes in [[1], [2], [3], [1 << 20]] {
                 let (records, end) = looks_agree(input, &sizes, 1 << 20).unwrap();
                 assert_eq!(end, "end", "{sizes:?}");
-                assert_eq!(texts(&records), [r#"{"email":"a@x.io"}"#, r#"{"email":"b@x.io"}"#]);
+                assert_eq!(
+                    texts(&records),
+                    [r#"{"email":"a@x.io"}"#, r#"{"email":"b@x.io"}"#]
+                );
                 assert_eq!((records[1].line, records[1].column), (2, 1));
                 assert_eq!(records[0].column, 2, "the BOM is not a column");
             }
@@ -911,7 +921,10 @@ mod tests {
         // Part of a BOM is refused as its first byte always was, however it arrives.
         for sizes in [[1], [1 << 20]] {
             let (_, end) = looks_agree(b"\xef\xbb[]", &sizes, 1 << 20).unwrap();
-            assert!(end.contains("found byte 0xef") && end.contains("byte 0)"), "{end}");
+            assert!(
+                end.contains("found byte 0xef") && end.contains("byte 0)"),
+                "{end}"
+            );
         }
     }
 

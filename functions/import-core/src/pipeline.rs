@@ -874,7 +874,6 @@ mod tests {
         max_chunk_bytes: 500_000,
     };
 
-
     /// The codes of an outcome's reject reasons.
     fn codes_of(outcome: &Outcome) -> Vec<&str> {
         outcome
@@ -883,7 +882,6 @@ mod tests {
             .filter_map(|reason| reason.split(' ').next())
             .collect()
     }
-
 
     /// The fast path may only take a record the full path accepts, with the same bytes and the
     /// same identities; `check`'s verdict is the full path's whichever path answered. Returns

@@ -17,4 +17,3 @@ pub fn prefetch(bytes: &[u8]) {
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
     let _ = bytes;
 }
-

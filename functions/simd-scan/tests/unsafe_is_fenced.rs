@@ -13,7 +13,9 @@ fn every_other_package_forbids_unsafe_code() {
         .expect("the workspace sets Rust lints");
     let lints = lints.split("\n[").next().unwrap();
     assert!(
-        lints.lines().any(|l| l.trim() == r#"unsafe_code = "forbid""#),
+        lints
+            .lines()
+            .any(|l| l.trim() == r#"unsafe_code = "forbid""#),
         "the workspace forbids unsafe code"
     );
     let members = workspace
