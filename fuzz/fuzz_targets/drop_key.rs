@@ -23,7 +23,11 @@ fuzz_target!(|key: &str| {
         let mut email = None;
         for option in caps[2].split('/').filter(|s| !s.is_empty()) {
             let (name, value) = option.split_once('=')?;
-            let slot = if name == "upsert" { &mut upsert } else { &mut email };
+            let slot = if name == "upsert" {
+                &mut upsert
+            } else {
+                &mut email
+            };
             if slot.replace(value == "true").is_some() {
                 return None;
             }
@@ -44,9 +48,8 @@ fuzz_target!(|key: &str| {
                 OptionsError::BadConnection { found } => {
                     key["inbox/".len()..].starts_with(&format!("{found}/"))
                 }
-                OptionsError::UnknownOption { segment } | OptionsError::Repeated { name: segment } => {
-                    key.contains(segment.as_str())
-                }
+                OptionsError::UnknownOption { segment }
+                | OptionsError::Repeated { name: segment } => key.contains(segment.as_str()),
             };
             assert!(named, "{key:?}: {e}");
             assert!(!e.to_string().is_empty());

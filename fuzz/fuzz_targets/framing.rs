@@ -11,7 +11,16 @@ use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
 
-const READ_SIZES: [&[usize]; 8] = [&[], &[1], &[7, 64, 3], &[63], &[65, 1], &[2, 5], &[128], &[31, 33]];
+const READ_SIZES: [&[usize]; 8] = [
+    &[],
+    &[1],
+    &[7, 64, 3],
+    &[63],
+    &[65, 1],
+    &[2, 5],
+    &[128],
+    &[31, 33],
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&config, rest)) = data.split_first() else {
@@ -32,8 +41,14 @@ fuzz_target!(|data: &[u8]| {
     // where the source's reads end.
     let whole = import_core::fuzzing::framing_agrees(&input, &[], max_record_bytes)
         .unwrap_or_else(|differ| panic!("framing looks disagree: {differ}"));
-    assert_eq!(framed, whole, "framing depends on the sizes of reads {sizes:?}");
+    assert_eq!(
+        framed, whole,
+        "framing depends on the sizes of reads {sizes:?}"
+    );
     for record in &framed.0 {
-        assert!(record.len() <= max_record_bytes, "a record over the cap is held");
+        assert!(
+            record.len() <= max_record_bytes,
+            "a record over the cap is held"
+        );
     }
 });

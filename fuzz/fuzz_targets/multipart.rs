@@ -22,14 +22,21 @@ fuzz_target!(|data: &[u8]| {
     const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let connection_id: String = "con_"
         .chars()
-        .chain(head[..16].iter().map(|&b| ALNUM[usize::from(b) % ALNUM.len()] as char))
+        .chain(
+            head[..16]
+                .iter()
+                .map(|&b| ALNUM[usize::from(b) % ALNUM.len()] as char),
+        )
         .collect();
     let seq = u32::from_le_bytes([head[16], head[17], 0, 0]);
     let upsert = head[18] & 1 == 1;
     let send_completion_email = head[18] & 2 == 2;
     let name_len = usize::from(head[19]).min(users.len());
     let (name, users) = users.split_at(name_len);
-    let run_id = layout::run_id(&format!("inbox/{connection_id}/{}", String::from_utf8_lossy(name)), "etag");
+    let run_id = layout::run_id(
+        &format!("inbox/{connection_id}/{}", String::from_utf8_lossy(name)),
+        "etag",
+    );
     let external_id = layout::external_id(&run_id, seq);
     let users_json = match serde_json::from_slice::<serde_json::Value>(users) {
         Ok(value) => serde_json::to_vec(&value).expect("a value serialises"),
@@ -48,12 +55,20 @@ fuzz_target!(|data: &[u8]| {
     );
 
     let boundary = multer::parse_boundary(multipart::content_type()).expect("a boundary");
-    let stream = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(body))]);
+    let stream =
+        futures_util::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(body))]);
     let mut form = multer::Multipart::new(stream, boundary);
     let expected: [(&str, &[u8]); 5] = [
         ("connection_id", connection_id.as_bytes()),
         ("upsert", if upsert { b"true" } else { b"false" }),
-        ("send_completion_email", if send_completion_email { b"true" } else { b"false" }),
+        (
+            "send_completion_email",
+            if send_completion_email {
+                b"true"
+            } else {
+                b"false"
+            },
+        ),
         ("external_id", external_id.as_bytes()),
         ("users", &users_json),
     ];
@@ -71,7 +86,9 @@ fuzz_target!(|data: &[u8]| {
         let got = ready(field.bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(got.as_ref() == value, "{name} reads back otherwise");
     }
-    assert!(ready(form.next_field()).expect("the body ends cleanly").is_none());
+    assert!(ready(form.next_field())
+        .expect("the body ends cleanly")
+        .is_none());
 });
 
 /// The value of a future over data already in memory, which never waits.

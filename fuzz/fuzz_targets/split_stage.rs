@@ -34,19 +34,32 @@ fuzz_target!(|data: &[u8]| {
     let (manifest, objects) = split(&input, max_chunk_bytes, 1);
     if config & 0x20 != 0 {
         let (manifest_2, objects_2) = split(&input, max_chunk_bytes, 2);
-        assert_eq!(manifest_2, manifest, "the manifest differs with two workers");
-        assert!(objects_2 == objects, "the run folder differs with two workers");
+        assert_eq!(
+            manifest_2, manifest,
+            "the manifest differs with two workers"
+        );
+        assert!(
+            objects_2 == objects,
+            "the run folder differs with two workers"
+        );
     }
 
     match manifest.status {
         RunStatus::Failed => {
             assert!(manifest.failure.is_some(), "a failed run says why");
-            assert!(manifest.chunks.is_empty(), "a failed run publishes no chunk");
+            assert!(
+                manifest.chunks.is_empty(),
+                "a failed run publishes no chunk"
+            );
             assert_eq!(objects.len(), 1, "a failed run leaves only its manifest");
         }
         RunStatus::Split => {
             assert_eq!(end, "end", "framing failed but the run did not");
-            assert_eq!(manifest.users_in, records.len() as u64, "every framed record is a user");
+            assert_eq!(
+                manifest.users_in,
+                records.len() as u64,
+                "every framed record is a user"
+            );
             accounted_once(&manifest, &objects, max_chunk_bytes);
         }
     }
@@ -105,7 +118,10 @@ fn accounted_once(
         let entry: RejectEntry = serde_json::from_slice(line).expect("a reject line reads back");
         assert!(!entry.reasons.is_empty(), "a reject says why");
         if let Some(hash) = entry.user.as_ref().and_then(|u| u.get("password_hash")) {
-            assert!(hash.is_null() || hash == "*****", "a hash in rejects.ndjson");
+            assert!(
+                hash.is_null() || hash == "*****",
+                "a hash in rejects.ndjson"
+            );
         }
         rejected.push(entry.index);
     }
@@ -131,5 +147,8 @@ fn accounted_once(
         accepted += users.len() as u64;
     }
     assert_eq!(accepted, manifest.users_accepted);
-    assert!(seen.iter().copied().eq(0..manifest.users_in), "a user is missing");
+    assert!(
+        seen.iter().copied().eq(0..manifest.users_in),
+        "a user is missing"
+    );
 }
