@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: help demo test soak fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli deps-python fmt \
+.PHONY: help demo test soak fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli deps-python fmt fuzz \
 	deps-lambda deps-sam build package deploy validate-infra
 
 # Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
@@ -59,6 +59,25 @@ bench-floor:
 ## both modes (before and after the write reaches S3). ~15-25 min; figures in BENCHMARKS.md.
 soak: deps-python
 	KILL_EVERY=1 PYTHON=$(VENV_PY) $(CARGO) test --workspace --test integrity -- --nocapture --test-threads 1 2>&1 | tee target/soak.log | grep -E '^kill|scenarios|test result'
+
+## make fuzz: build the cargo-fuzz targets in fuzz/ (nightly) and run each, one after another,
+## for FUZZ_SECONDS (default 60) from its seeds in fuzz/corpus/<target>; not part of make test.
+## FUZZ_TARGETS picks targets; FUZZ_ARGS goes to libFuzzer (e.g. FUZZ_ARGS=-runs=10000000).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= framing split_stage fast_path drop_key multipart
+FUZZ_ARGS ?=
+# No sanitizer: the targets are safe Rust but for simd-scan, whose unsafe blocks are checked
+# by its SAFETY arguments and differential tests; ASan would cut executions several times.
+FUZZ_BUILD := -O -s none
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	cd fuzz && $(CARGO) +nightly fuzz build $(FUZZ_BUILD)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus-work/$$t; \
+		echo "fuzz: $$t, $(FUZZ_SECONDS) s"; \
+		(cd fuzz && nice $(CARGO) +nightly fuzz run $(FUZZ_BUILD) $$t corpus-work/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_ARGS)) || exit 1; \
+	done
 
 build-cli:
 	$(CARGO) build --release -p auth0-s3-import

@@ -2,7 +2,7 @@
 //! dropped in one pass, so a record nobody changed need not be re-serialised from its parsed value.
 
 use crate::rules::node::ObjectNode;
-use crate::scan::{Block, Lanes, Strings, BLOCK};
+use simd_scan::{Block, BlockKernel, Lanes, Scanner, Strings, BLOCK};
 
 /// Appends `json` to `out` without insignificant whitespace, and returns how many objects and
 /// arrays it opens (a bound on how deep it nests). For JSON that parses, strings (escapes
@@ -82,6 +82,11 @@ impl Marks {
 /// Appends the low `n` bits of `bits` to a bit string `len` bits long (its unused high bits 0).
 #[inline]
 fn append_bits(words: &mut Vec<u64>, len: usize, bits: u64, n: usize) {
+    // A block of whitespace alone appends nothing: a word pushed for it would put the next
+    // block's bits a word too far.
+    if n == 0 {
+        return;
+    }
     let shift = len % 64;
     if shift == 0 {
         words.push(bits);
@@ -101,27 +106,33 @@ fn append_bits(words: &mut Vec<u64>, len: usize, bits: u64, n: usize) {
 /// where it is not JSON whitespace (tab, newline, return), or a string still open at the end.
 /// Whitespace between two bytes of one number or literal is marked, not refused (`gap_within`).
 pub(crate) fn strip_marked(json: &[u8], out: &mut Vec<u8>, marks: &mut Marks) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(cpu) = crate::scan::Avx512::detect() {
-        // SAFETY: `cpu` proves the CPU has the features the function is compiled for.
-        return unsafe { strip_marked_avx512(cpu, json, out, marks) };
-    }
-    strip_marked_in::<Block>((), json, out, marks)
+    strip_marked_with(Scanner::detect(), json, out, marks)
 }
 
-/// `strip_marked_in` compiled for AVX-512, so that `WideBlock`'s masks and gathers are inlined.
-///
-/// # Safety
-/// The CPU must have AVX-512 F, BW and VBMI2 and BMI2 (what `cpu` proves).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,bmi2")]
-unsafe fn strip_marked_avx512(
-    cpu: crate::scan::Avx512,
+/// `strip_marked` with the given kind of block (tests hold the CPU's against the plain one).
+pub(crate) fn strip_marked_with(
+    scanner: Scanner,
     json: &[u8],
     out: &mut Vec<u8>,
     marks: &mut Marks,
 ) -> bool {
-    strip_marked_in::<crate::scan::WideBlock>(cpu, json, out, marks)
+    scanner.run(StripMarked { json, out, marks })
+}
+
+/// `strip_marked_in` as a kernel the scanner compiles for the CPU's kind of block.
+struct StripMarked<'a> {
+    json: &'a [u8],
+    out: &'a mut Vec<u8>,
+    marks: &'a mut Marks,
+}
+
+impl BlockKernel for StripMarked<'_> {
+    type Output = bool;
+
+    #[inline(always)]
+    fn run<B: Lanes>(self, cpu: B::Cpu) -> bool {
+        strip_marked_in::<B>(cpu, self.json, self.out, self.marks)
+    }
 }
 
 #[inline(always)]
@@ -216,14 +227,14 @@ pub(crate) fn repeated_key<'a>(object: impl ObjectNode<'a>) -> Option<&'a str> {
         .map(|(_, key)| *key)
 }
 
-#[cfg(test)]
-mod tests {
+/// Compaction checked against byte-by-byte walks, for the unit tests and the fuzz targets
+/// (`crate::fuzzing`): the block loop with the CPU's kind of block and with the plain kind.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod differential {
     use super::*;
-    use proptest::prelude::*;
-    use serde_json::Value;
 
     /// The pass byte by byte, the obvious way: the oracle for the block-wise one.
-    fn strip_reference(json: &[u8]) -> Vec<u8> {
+    pub(crate) fn strip_reference(json: &[u8]) -> Vec<u8> {
         let (mut in_string, mut escaped) = (false, false);
         let mut out = Vec::new();
         for &b in json {
@@ -245,32 +256,12 @@ mod tests {
         out
     }
 
-    /// Objects and arrays in a value, nested ones included.
-    fn count_containers(value: &Value) -> usize {
-        match value {
-            Value::Object(map) => 1 + map.values().map(count_containers).sum::<usize>(),
-            Value::Array(items) => 1 + items.iter().map(count_containers).sum::<usize>(),
-            _ => 0,
-        }
-    }
-
-    fn strip(s: &str) -> String {
-        let mut out = Vec::new();
-        strip_whitespace(s.as_bytes(), &mut out);
-        String::from_utf8(out).unwrap()
-    }
-
-    /// True when `s` has no whitespace outside its strings.
-    fn is_compact(s: &[u8]) -> bool {
-        strip_reference(s) == s
-    }
-
     /// A compact text and its marks: by byte of the text, whether it is a delimiting quote and
     /// whether it follows whitespace; and whether a backslash was seen.
-    type MarkedText = (Vec<u8>, Vec<bool>, Vec<bool>, bool);
+    pub(crate) type MarkedText = (Vec<u8>, Vec<bool>, Vec<bool>, bool);
 
     /// What `strip_marked` should give, byte by byte: `None` where it must refuse.
-    fn marked_reference(json: &[u8]) -> Option<MarkedText> {
+    pub(crate) fn marked_reference(json: &[u8]) -> Option<MarkedText> {
         let (mut in_string, mut escaped, mut after_drop, mut escapes) =
             (false, false, false, false);
         let (mut out, mut quotes, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
@@ -310,10 +301,98 @@ mod tests {
     }
 
     /// The marks as one flag per byte of a text `len` bytes long.
-    fn flags(words: &[u64], len: usize) -> Vec<bool> {
+    pub(crate) fn flags(words: &[u64], len: usize) -> Vec<bool> {
         (0..len)
             .map(|i| words.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1))
             .collect()
+    }
+
+    /// Runs one way of marking, returning what it wrote after what `out` held.
+    pub(crate) fn run_marked(
+        strip: fn(&[u8], &mut Vec<u8>, &mut Marks) -> bool,
+        json: &[u8],
+    ) -> Option<MarkedText> {
+        let mut out = b"held".to_vec();
+        // Marks left from an earlier record must not leak into this one.
+        let mut marks = Marks::default();
+        strip(b"\"x\"  :  \"\\\"\"", &mut Vec::new(), &mut marks);
+        if !strip(json, &mut out, &mut marks) {
+            return None;
+        }
+        assert!(out.starts_with(b"held"));
+        let text = out.split_off(4);
+        let (quotes, gaps) = (
+            flags(&marks.quotes, text.len()),
+            flags(&marks.gaps, text.len()),
+        );
+        // Nothing is marked past the text's end.
+        assert_eq!(
+            flags(&marks.quotes, text.len() + 64)[text.len()..]
+                .iter()
+                .filter(|b| **b)
+                .count(),
+            0
+        );
+        Some((text, quotes, gaps, marks.escapes))
+    }
+
+    /// Both kinds of block compact `json` as the byte-by-byte walks do: the same text, marks and
+    /// refusals from `strip_marked`, the same text from `strip_whitespace`.
+    pub(crate) fn marks_agree(json: &[u8]) -> Result<(), String> {
+        let expected = marked_reference(json);
+        let plain: fn(&[u8], &mut Vec<u8>, &mut Marks) -> bool =
+            |json, out, marks| strip_marked_with(Scanner::portable(), json, out, marks);
+        for (kind, strip) in [("the plain kind", plain), ("this CPU's kind", strip_marked)] {
+            let got = run_marked(strip, json);
+            if got != expected {
+                return Err(format!(
+                    "{kind} of block marked {got:?}, the byte-by-byte walk {expected:?}"
+                ));
+            }
+        }
+        // `strip_whitespace` promises nothing for input `strip_marked` refuses.
+        if expected.is_none() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        strip_whitespace(json, &mut out);
+        let walked = strip_reference(json);
+        if out != walked {
+            return Err(format!(
+                "strip_whitespace wrote {:?}, the byte-by-byte walk {:?}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&walked)
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::differential::*;
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Objects and arrays in a value, nested ones included.
+    fn count_containers(value: &Value) -> usize {
+        match value {
+            Value::Object(map) => 1 + map.values().map(count_containers).sum::<usize>(),
+            Value::Array(items) => 1 + items.iter().map(count_containers).sum::<usize>(),
+            _ => 0,
+        }
+    }
+
+    fn strip(s: &str) -> String {
+        let mut out = Vec::new();
+        strip_whitespace(s.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// True when `s` has no whitespace outside its strings.
+    fn is_compact(s: &[u8]) -> bool {
+        strip_reference(s) == s
     }
 
     /// Texts made of JSON's kinds of tokens in any order (whitespace runs, strings with escapes
@@ -359,45 +438,12 @@ mod tests {
         proptest::collection::vec(piece, 0..120).prop_map(|pieces| pieces.concat())
     }
 
-    /// Runs one way of marking, returning what it wrote after what `out` held.
-    fn run_marked(
-        strip: fn(&[u8], &mut Vec<u8>, &mut Marks) -> bool,
-        json: &[u8],
-    ) -> Option<MarkedText> {
-        let mut out = b"held".to_vec();
-        // Marks left from an earlier record must not leak into this one.
-        let mut marks = Marks::default();
-        strip(b"\"x\"  :  \"\\\"\"", &mut Vec::new(), &mut marks);
-        if !strip(json, &mut out, &mut marks) {
-            return None;
-        }
-        assert!(out.starts_with(b"held"));
-        let text = out.split_off(4);
-        let (quotes, gaps) = (
-            flags(&marks.quotes, text.len()),
-            flags(&marks.gaps, text.len()),
-        );
-        // Nothing is marked past the text's end.
-        assert_eq!(
-            flags(&marks.quotes, text.len() + 64)[text.len()..]
-                .iter()
-                .filter(|b| **b)
-                .count(),
-            0
-        );
-        Some((text, quotes, gaps, marks.escapes))
-    }
-
     proptest! {
         /// Both ways of marking (the block loop, and AVX-512 where this CPU has it) agree
         /// with a byte-by-byte walk: the same text, marks and refusals.
         #[test]
         fn marks_match_a_byte_by_byte_walk(json in json_soup()) {
-            let expected = marked_reference(&json);
-            let in_blocks: fn(&[u8], &mut Vec<u8>, &mut Marks) -> bool =
-                |json, out, marks| strip_marked_in::<Block>((), json, out, marks);
-            prop_assert_eq!(run_marked(in_blocks, &json), expected.clone());
-            prop_assert_eq!(run_marked(strip_marked, &json), expected);
+            marks_agree(&json).map_err(TestCaseError::fail)?;
         }
 
         /// Where the text is accepted, `next_quote` and `gap_within` read the marks exactly.
@@ -413,6 +459,23 @@ mod tests {
                 let within = (from + 1..to.min(out.len())).any(|i| gaps[i]);
                 prop_assert_eq!(marks.gap_within(from, to.min(out.len())), within);
             }
+        }
+    }
+
+    /// Found by the `fast_path` fuzz target: 64 bytes of whitespace, a whole block dropped,
+    /// where the text written so far filled whole words, pushed the later marks a word on.
+    #[test]
+    fn a_block_of_whitespace_alone_leaves_the_marks_in_place() {
+        for before in [0, 64, 128] {
+            // `before` bytes kept, then a block of whitespace, then a string.
+            let mut json = [vec![b'1'; before], vec![b'\r'; 64]].concat();
+            json.extend_from_slice(b"{\"a\": \"b\"}");
+            marks_agree(&json).unwrap();
+            let mut out = Vec::new();
+            let mut marks = Marks::default();
+            assert!(strip_marked(&json, &mut out, &mut marks));
+            let first = out.len() - b"{\"a\":\"b\"}".len() + 1;
+            assert_eq!(marks.next_quote(first), Some(first), "{before}");
         }
     }
 

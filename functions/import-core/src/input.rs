@@ -7,7 +7,7 @@ use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::read_ahead::ReadAhead;
-use crate::scan::{Block, Lanes, Strings, BLOCK};
+use simd_scan::{BlockKernel, Lanes, Scanner, Strings, BLOCK};
 
 const READ_BUFFER: usize = 256 * 1024;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -115,9 +115,9 @@ pub struct RecordReader {
     next_index: u64,
     state: ArrayState,
     /// How this CPU computes a block's masks.
-    lanes: LaneKind,
+    scanner: Scanner,
     /// Tests only: frame every block byte by byte, for comparison with the masks.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     per_byte: bool,
 }
 
@@ -136,13 +136,26 @@ impl RecordReader {
         source: R,
         max_record_bytes: usize,
     ) -> Result<Self, InputError> {
-        let mut raw = BufReader::with_capacity(READ_BUFFER, MarkSourceErrors(source));
-        let head = raw.fill_buf().map_err(classify_io(0))?;
-        let compression = if head.starts_with(&GZIP_MAGIC) {
+        // The magic is sniffed from the first two bytes, which a source may hand out in two
+        // reads (a stream's first chunk can be one byte): they are read whole, then put back.
+        let mut source = MarkSourceErrors(source);
+        let mut head = [0u8; GZIP_MAGIC.len()];
+        let mut got = 0;
+        while got < head.len() {
+            match source.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(classify_io(0)(e)),
+            }
+        }
+        let compression = if head[..got] == GZIP_MAGIC {
             Compression::Gzip
         } else {
             Compression::None
         };
+        let head = io::Cursor::new(head).take(got as u64);
+        let raw = BufReader::with_capacity(READ_BUFFER, head.chain(source));
         let inner: Box<dyn BufRead + Send> = match compression {
             // Decompression is most of the framing thread's work on a gzip drop: it runs on
             // its own thread, a few buffers ahead.
@@ -161,8 +174,8 @@ impl RecordReader {
             line_start: 0,
             next_index: 0,
             state: ArrayState::Done,
-            lanes: LaneKind::detect(),
-            #[cfg(test)]
+            scanner: Scanner::detect(),
+            #[cfg(any(test, feature = "fuzzing"))]
             per_byte: false,
         };
         reader.skip_bom()?;
@@ -175,12 +188,7 @@ impl RecordReader {
                 reader.state = ArrayState::First;
             }
             Some(b'{') => reader.layout = Layout::Ndjson,
-            Some(other) => {
-                return Err(reader.syntax(format!(
-                    "expected a JSON array ('[') or NDJSON objects ('{{'), found {}",
-                    describe_byte(other)
-                )))
-            }
+            Some(other) => return Err(reader.syntax(not_a_start(other))),
         }
         Ok(reader)
     }
@@ -234,13 +242,26 @@ impl RecordReader {
     }
 
     fn skip_bom(&mut self) -> Result<(), InputError> {
-        let offset = self.offset;
-        let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
-        if buf.starts_with(&UTF8_BOM) {
-            self.advance(UTF8_BOM.len());
-            // The BOM does not make a column.
-            self.line_start = self.offset;
+        // Its bytes may come in separate reads: matched one at a time. Only part of one is
+        // refused as its first byte would be (no input starts with 0xEF).
+        for (taken, &byte) in UTF8_BOM.iter().enumerate() {
+            if self.peek()? != Some(byte) {
+                if taken == 0 {
+                    return Ok(());
+                }
+                return Err(InputError::Syntax {
+                    at: Position {
+                        line: 1,
+                        column: 1,
+                        byte_offset: 0,
+                    },
+                    message: not_a_start(UTF8_BOM[0]),
+                });
+            }
+            self.advance(1);
         }
+        // The BOM does not make a column.
+        self.line_start = self.offset;
         Ok(())
     }
 
@@ -371,7 +392,14 @@ impl RecordReader {
                 });
             }
             let at_start = record.bytes.is_empty();
-            let found = find_value_end(self.lanes, buf, at_start, masked, &mut depth, &mut strings);
+            let found = find_value_end(
+                self.scanner,
+                buf,
+                at_start,
+                masked,
+                &mut depth,
+                &mut strings,
+            );
             let ValueEnd {
                 end,
                 bad,
@@ -413,12 +441,12 @@ impl RecordReader {
 
     /// Whether `scan_value` may find a value's end from the block's masks (always, but in the
     /// tests that compare it with looking at each byte).
-    #[cfg(not(test))]
+    #[cfg(not(any(test, feature = "fuzzing")))]
     fn masked(&self) -> bool {
         true
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     fn masked(&self) -> bool {
         !self.per_byte
     }
@@ -463,24 +491,6 @@ impl RecordReader {
     }
 }
 
-/// How a CPU computes the masks of a block (`scan::Lanes`), chosen once per reader.
-#[derive(Debug, Clone, Copy)]
-enum LaneKind {
-    Any,
-    #[cfg(target_arch = "x86_64")]
-    Avx512(crate::scan::Avx512),
-}
-
-impl LaneKind {
-    fn detect() -> LaneKind {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(cpu) = crate::scan::Avx512::detect() {
-            return LaneKind::Avx512(cpu);
-        }
-        LaneKind::Any
-    }
-}
-
 /// What `find_value_end` found in a buffer, all positions in it.
 struct ValueEnd {
     /// One past the value's last byte, if it ends in the buffer.
@@ -496,38 +506,45 @@ struct ValueEnd {
 /// carrying `depth` and `strings` from the buffers before; `masked` (always, but in tests) lets
 /// it find the end of an object or array from the block's masks.
 fn find_value_end(
-    lanes: LaneKind,
+    scanner: Scanner,
     buf: &[u8],
     at_start: bool,
     masked: bool,
     depth: &mut usize,
     strings: &mut Strings,
 ) -> ValueEnd {
-    match lanes {
-        LaneKind::Any => find_value_end_in::<Block>((), buf, at_start, masked, depth, strings),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: an `Avx512` proves the CPU has the features the function is compiled for.
-        LaneKind::Avx512(cpu) => unsafe {
-            find_value_end_avx512(cpu, buf, at_start, masked, depth, strings)
-        },
-    }
+    scanner.run(FindValueEnd {
+        buf,
+        at_start,
+        masked,
+        depth,
+        strings,
+    })
 }
 
-/// `find_value_end_in` compiled for AVX-512, so that `WideBlock`'s masks are inlined in it.
-///
-/// # Safety
-/// The CPU must have AVX-512 F and BW (what `cpu` proves).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn find_value_end_avx512(
-    cpu: crate::scan::Avx512,
-    buf: &[u8],
+/// `find_value_end_in` as a kernel the scanner compiles for the CPU's kind of block.
+struct FindValueEnd<'a> {
+    buf: &'a [u8],
     at_start: bool,
     masked: bool,
-    depth: &mut usize,
-    strings: &mut Strings,
-) -> ValueEnd {
-    find_value_end_in::<crate::scan::WideBlock>(cpu, buf, at_start, masked, depth, strings)
+    depth: &'a mut usize,
+    strings: &'a mut Strings,
+}
+
+impl BlockKernel for FindValueEnd<'_> {
+    type Output = ValueEnd;
+
+    #[inline(always)]
+    fn run<B: Lanes>(self, cpu: B::Cpu) -> ValueEnd {
+        let FindValueEnd {
+            buf,
+            at_start,
+            masked,
+            depth,
+            strings,
+        } = self;
+        find_value_end_in::<B>(cpu, buf, at_start, masked, depth, strings)
+    }
 }
 
 #[inline(always)]
@@ -646,6 +663,14 @@ fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> InputError {
     }
 }
 
+/// Why an input that starts with `b` is refused.
+fn not_a_start(b: u8) -> String {
+    format!(
+        "expected a JSON array ('[') or NDJSON objects ('{{'), found {}",
+        describe_byte(b)
+    )
+}
+
 fn describe_byte(b: u8) -> String {
     if b.is_ascii_graphic() {
         format!("'{}'", b as char)
@@ -654,8 +679,102 @@ fn describe_byte(b: u8) -> String {
     }
 }
 
+/// Framing looked at three ways, for the unit tests and the fuzz targets (`crate::fuzzing`):
+/// byte by byte, with the masks of the CPU's kind of block, and with the plain kind's.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod differential {
+    use super::*;
+
+    /// A source that hands out its bytes a few at a time, so buffer ends fall anywhere (inside
+    /// strings, right after a backslash, between a record and its comma).
+    pub(crate) struct Trickle {
+        pub(crate) data: Vec<u8>,
+        pub(crate) at: usize,
+        pub(crate) sizes: Vec<usize>,
+        pub(crate) reads: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let size = match self.sizes.len() {
+                0 => buf.len(),
+                n => self.sizes[self.reads % n].max(1),
+            };
+            self.reads += 1;
+            let n = size.min(buf.len()).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    /// How framing looks at a block in `framed`.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Look {
+        /// Each shaping byte, one at a time.
+        PerByte,
+        /// The masks, as this CPU computes them (AVX-512 where it has it).
+        Masks,
+        /// The masks as any CPU computes them.
+        AnyCpuMasks,
+    }
+
+    /// Everything framing says about `text`, read `sizes` bytes at a time: each record (with
+    /// its position) and how the input ends.
+    pub(crate) fn framed(
+        text: &[u8],
+        sizes: &[usize],
+        look: Look,
+        max_record_bytes: usize,
+    ) -> (Vec<RawRecord>, String) {
+        let source = Trickle {
+            data: text.to_vec(),
+            at: 0,
+            sizes: sizes.to_vec(),
+            reads: 0,
+        };
+        let mut reader = match RecordReader::open(source, max_record_bytes) {
+            Ok(reader) => reader,
+            Err(e) => return (Vec::new(), e.to_string()),
+        };
+        reader.per_byte = matches!(look, Look::PerByte);
+        if matches!(look, Look::AnyCpuMasks) {
+            reader.scanner = Scanner::portable();
+        }
+        let mut records = Vec::new();
+        loop {
+            let mut record = RawRecord::default();
+            match reader.next_into(&mut record) {
+                Ok(true) => records.push(record),
+                Ok(false) => return (records, "end".into()),
+                Err(e) => return (records, e.to_string()),
+            }
+        }
+    }
+
+    /// What framing `text`, read `sizes` bytes at a time, says when it looks at each shaping
+    /// byte, and `Err` if the masks (either kind) say anything else.
+    pub(crate) fn looks_agree(
+        text: &[u8],
+        sizes: &[usize],
+        max_record_bytes: usize,
+    ) -> Result<(Vec<RawRecord>, String), String> {
+        let per_byte = framed(text, sizes, Look::PerByte, max_record_bytes);
+        for look in [Look::Masks, Look::AnyCpuMasks] {
+            let masked = framed(text, sizes, look, max_record_bytes);
+            if masked != per_byte {
+                return Err(format!(
+                    "{look:?} framed {masked:?}, looking at each byte {per_byte:?}"
+                ));
+            }
+        }
+        Ok(per_byte)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::differential::{looks_agree, Trickle};
     use super::*;
     use std::io::Write;
 
@@ -695,26 +814,6 @@ mod tests {
         assert_eq!((recs[1].index, recs[1].line), (1, 3));
     }
 
-    /// A source that hands out its bytes a few at a time, so buffer ends fall anywhere (inside
-    /// strings, right after a backslash, between a record and its comma).
-    struct Trickle {
-        data: Vec<u8>,
-        at: usize,
-        sizes: Vec<usize>,
-        reads: usize,
-    }
-
-    impl Read for Trickle {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let size = self.sizes[self.reads % self.sizes.len()];
-            self.reads += 1;
-            let n = size.min(buf.len()).min(self.data.len() - self.at);
-            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
-            self.at += n;
-            Ok(n)
-        }
-    }
-
     proptest::proptest! {
         /// Every element of a JSON array comes out whole, whatever its strings hold and wherever
         /// the source's reads end, with the line it starts on.
@@ -740,45 +839,6 @@ mod tests {
                 got.push(value);
             }
             proptest::prop_assert_eq!(got, elements);
-        }
-    }
-
-    /// How framing looks at a block in `framed`.
-    #[derive(Clone, Copy)]
-    enum Look {
-        /// Each shaping byte, one at a time.
-        PerByte,
-        /// The masks, as this CPU computes them (AVX-512 where it has it).
-        Masks,
-        /// The masks as any CPU computes them.
-        AnyCpuMasks,
-    }
-
-    /// Everything framing says about `text`, read `sizes` bytes at a time: each record (with
-    /// its position) and how the input ends.
-    fn framed(text: &[u8], sizes: &[usize], look: Look) -> (Vec<RawRecord>, String) {
-        let source = Trickle {
-            data: text.to_vec(),
-            at: 0,
-            sizes: sizes.to_vec(),
-            reads: 0,
-        };
-        let mut reader = match RecordReader::open(source, 300) {
-            Ok(reader) => reader,
-            Err(e) => return (Vec::new(), e.to_string()),
-        };
-        reader.per_byte = matches!(look, Look::PerByte);
-        if matches!(look, Look::AnyCpuMasks) {
-            reader.lanes = LaneKind::Any;
-        }
-        let mut records = Vec::new();
-        loop {
-            let mut record = RawRecord::default();
-            match reader.next_into(&mut record) {
-                Ok(true) => records.push(record),
-                Ok(false) => return (records, "end".into()),
-                Err(e) => return (records, e.to_string()),
-            }
         }
     }
 
@@ -819,11 +879,8 @@ mod tests {
             if let Some(cut) = cut {
                 text.truncate(cut.index(text.len() + 1));
             }
-            let (per_byte, per_byte_end) = framed(&text, &sizes, Look::PerByte);
-            for look in [Look::Masks, Look::AnyCpuMasks] {
-                let (masked, masked_end) = framed(&text, &sizes, look);
-                proptest::prop_assert_eq!(&masked, &per_byte);
-                proptest::prop_assert_eq!(&masked_end, &per_byte_end);
+            if let Err(differ) = looks_agree(&text, &sizes, 300) {
+                return Err(proptest::test_runner::TestCaseError::fail(differ));
             }
         }
     }
@@ -839,6 +896,36 @@ mod tests {
         );
         assert_eq!(recs[1].line, 4);
         assert_eq!(recs[1].index, 1);
+    }
+
+    /// Found by the `framing` fuzz target: a source whose first read gave one byte hid the
+    /// gzip magic (and a byte order mark), and the drop was refused as not JSON.
+    #[test]
+    fn gzip_and_bom_are_sniffed_whatever_the_first_read_holds() {
+        let text = b"\xef\xbb\xbf[{\"email\":\"a@x.io\"},\n{\"email\":\"b@x.io\"}]";
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text).unwrap();
+        let gz = enc.finish().unwrap();
+        for input in [&gz[..], text] {
+            for sizes in [[1], [2], [3], [1 << 20]] {
+                let (records, end) = looks_agree(input, &sizes, 1 << 20).unwrap();
+                assert_eq!(end, "end", "{sizes:?}");
+                assert_eq!(
+                    texts(&records),
+                    [r#"{"email":"a@x.io"}"#, r#"{"email":"b@x.io"}"#]
+                );
+                assert_eq!((records[1].line, records[1].column), (2, 1));
+                assert_eq!(records[0].column, 2, "the BOM is not a column");
+            }
+        }
+        // Part of a BOM is refused as its first byte always was, however it arrives.
+        for sizes in [[1], [1 << 20]] {
+            let (_, end) = looks_agree(b"\xef\xbb[]", &sizes, 1 << 20).unwrap();
+            assert!(
+                end.contains("found byte 0xef") && end.contains("byte 0)"),
+                "{end}"
+            );
+        }
     }
 
     #[test]

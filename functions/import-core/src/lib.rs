@@ -6,6 +6,8 @@ pub mod chunk;
 pub mod compact;
 pub mod duplicates;
 pub mod export;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod input;
 pub mod jobs;
 pub mod layout;
@@ -18,6 +20,5 @@ mod read_ahead;
 pub mod redact;
 pub mod report;
 pub mod rules;
-mod scan;
 pub mod split;
 pub mod violation;

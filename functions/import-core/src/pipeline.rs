@@ -309,16 +309,7 @@ fn check_batch(batch: &mut Batch, context: Context, scratch: &mut Vec<u8>) {
 /// so the next record is on its way while this one is checked.
 #[inline]
 fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        for line in bytes[..bytes.len().min(PREFETCH_BYTES)].chunks(64) {
-            // SAFETY: a prefetch is a hint: it reads nothing the program sees and cannot fault.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    simd_scan::prefetch(&bytes[..bytes.len().min(PREFETCH_BYTES)]);
 }
 
 const PREFETCH_BYTES: usize = 2048;
@@ -767,20 +758,14 @@ fn strip_serde_position(e: &serde_json::Error) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-    use serde_json::Value;
-
+/// The fast path held to the full path on one record, for the unit tests and the fuzz targets
+/// (`crate::fuzzing`): the same verdict, compact bytes, identities and counts.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod differential {
     use super::*;
-    use crate::rules::testkit::{near_miss_json, published_examples};
 
-    const CONTEXT: Context = Context {
-        layout: Layout::Ndjson,
-        max_chunk_bytes: 500_000,
-    };
-
-    fn raw(text: impl AsRef<[u8]>) -> RawRecord {
+    /// A record at a fixed position, holding `text`.
+    pub(crate) fn raw(text: impl AsRef<[u8]>) -> RawRecord {
         RawRecord {
             index: 3,
             line: 4,
@@ -791,9 +776,13 @@ mod tests {
         }
     }
 
+    /// What `outcome` returns: accepted bytes, reject reasons, identities or fatal error, and
+    /// the transformations counted (`auth0|` prefix stripped, export-only fields dropped).
+    pub(crate) type Outcome = (Option<Vec<u8>>, Vec<String>, String, (bool, u16));
+
     /// What a verdict says, comparable across paths: the accepted bytes and fingerprints, or the
     /// reject reasons, whole.
-    fn outcome(checked: &Checked, compact: &[u8]) -> Outcome {
+    pub(crate) fn outcome(checked: &Checked, compact: &[u8]) -> Outcome {
         match &checked.verdict {
             Verdict::Accepted { start, end, ids } => (
                 Some(compact[*start..*end].to_vec()),
@@ -814,6 +803,77 @@ mod tests {
         }
     }
 
+    /// The fast path may only take a record the full path accepts, with the same bytes and the
+    /// same identities, and may refuse one only for the full path's reasons; `check`'s verdict
+    /// is the full path's whichever path answered. Returns whether the fast path took the
+    /// record, and the full path's outcome; `Err` says how the paths differ.
+    pub(crate) fn paths_agree(
+        flavor: Flavor,
+        context: Context,
+        text: &[u8],
+    ) -> Result<(bool, Outcome), String> {
+        let record = raw(text);
+        let shown = String::from_utf8_lossy(text);
+        let (mut fast_out, mut full_out, mut both_out) = (Vec::new(), Vec::new(), Vec::new());
+        let mut scratch = Vec::new();
+        let fast = judge_as_written(&record, flavor, context, &mut fast_out, &mut scratch);
+        let full = check_fully(&record, flavor, context, &mut full_out, &mut scratch);
+        let both = check(&record, flavor, context, &mut both_out, &mut scratch);
+        let full = outcome(&full, &full_out);
+        let differ = |path: &str, got: &Outcome| {
+            Err(format!(
+                "{path} says {got:?}, the full path {full:?}, for {shown}"
+            ))
+        };
+        let both = outcome(&both, &both_out);
+        if both != full {
+            return differ("check", &both);
+        }
+        let taken = match &fast {
+            AsWritten::Accepted(fast) => {
+                let fast = outcome(fast, &fast_out);
+                if fast != full {
+                    return differ("the fast path", &fast);
+                }
+                true
+            }
+            AsWritten::Refused(reasons) => {
+                let refused = Checked {
+                    verdict: Verdict::Rejected {
+                        reasons: reasons.clone(),
+                        user: None,
+                    },
+                    parsed: true,
+                    prefix_stripped: false,
+                    fields_dropped: 0,
+                    entry: None,
+                };
+                let refused = outcome(&refused, &fast_out);
+                if refused != full {
+                    return differ("the fast path's refusal", &refused);
+                }
+                false
+            }
+            AsWritten::Unknown => false,
+        };
+        Ok((taken, full))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::differential::{outcome, raw, Outcome};
+    use super::*;
+    use crate::rules::testkit::{near_miss_json, published_examples};
+
+    const CONTEXT: Context = Context {
+        layout: Layout::Ndjson,
+        max_chunk_bytes: 500_000,
+    };
+
     /// The codes of an outcome's reject reasons.
     fn codes_of(outcome: &Outcome) -> Vec<&str> {
         outcome
@@ -822,10 +882,6 @@ mod tests {
             .filter_map(|reason| reason.split(' ').next())
             .collect()
     }
-
-    /// What `outcome` returns: accepted bytes, reject reasons, identities or fatal error, and the
-    /// transformations counted (`auth0|` prefix stripped, export-only fields dropped).
-    type Outcome = (Option<Vec<u8>>, Vec<String>, String, (bool, u16));
 
     /// The fast path may only take a record the full path accepts, with the same bytes and the
     /// same identities; `check`'s verdict is the full path's whichever path answered. Returns
@@ -850,37 +906,7 @@ mod tests {
         context: Context,
         text: &[u8],
     ) -> Result<(bool, Outcome), TestCaseError> {
-        let record = raw(text);
-        let shown = String::from_utf8_lossy(text);
-        let (mut fast_out, mut full_out, mut both_out) = (Vec::new(), Vec::new(), Vec::new());
-        let mut scratch = Vec::new();
-        let fast = judge_as_written(&record, flavor, context, &mut fast_out, &mut scratch);
-        let full = check_fully(&record, flavor, context, &mut full_out, &mut scratch);
-        let both = check(&record, flavor, context, &mut both_out, &mut scratch);
-        let full = outcome(&full, &full_out);
-        prop_assert_eq!(&outcome(&both, &both_out), &full, "{}", shown);
-        let taken = match &fast {
-            AsWritten::Accepted(fast) => {
-                prop_assert_eq!(&outcome(fast, &fast_out), &full, "{}", shown);
-                true
-            }
-            AsWritten::Refused(reasons) => {
-                let refused = Checked {
-                    verdict: Verdict::Rejected {
-                        reasons: reasons.clone(),
-                        user: None,
-                    },
-                    parsed: true,
-                    prefix_stripped: false,
-                    fields_dropped: 0,
-                    entry: None,
-                };
-                prop_assert_eq!(&outcome(&refused, &fast_out), &full, "{}", shown);
-                false
-            }
-            AsWritten::Unknown => false,
-        };
-        Ok((taken, full))
+        differential::paths_agree(flavor, context, text).map_err(TestCaseError::fail)
     }
 
     /// The record `judge_as_written` accepts from its own bytes, if it does.
