@@ -799,6 +799,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text, in any format: an answer, never a panic, and a refusal never quotes it.
+        #[test]
+        fn any_input_gets_an_answer_that_does_not_quote_it(
+            stored in "(\\$2[abxy]\\$|\\$argon2id\\$|pbkdf2_sha256\\$|\\{SSHA\\}|\\$pbkdf2-sha256\\$|AQAAAA|\\{\"secretData\")?[ -~]{0,80}",
+        ) {
+            for format in LegacyFormat::ALL {
+                if let Err(e) = convert(format, &stored) {
+                    let tail = stored.trim();
+                    if tail.len() >= 12 {
+                        proptest::prop_assert!(!e.to_string().contains(tail), "{format:?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn bcrypt_cost_10_2a_2b_is_auth0s_own_field_and_the_rest_is_custom() {
         let tail = "$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
