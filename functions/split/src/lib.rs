@@ -190,6 +190,7 @@ async fn handle_record(
         max_chunk_bytes: config.max_chunk_bytes,
         scratch_dir: config.scratch_dir.clone(),
         drop_options: Some(drop_options),
+        ..SplitOptions::default()
     };
     let run = run_id.clone();
     let outcome =
