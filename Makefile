@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: help demo test fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli deps-python fmt \
+.PHONY: help demo test fmt-check clippy test-rust lint-infra test-infra bench bench-floor bench-hash build-cli deps-python fmt \
 	deps-lambda deps-sam build package deploy validate-infra
 
 # Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
@@ -54,6 +54,11 @@ bench:
 ## `split -b` (copying the bytes into files alone) and a sonic-rs parse of each record, in turns.
 bench-floor:
 	bash tests/bench/floor.sh
+
+## make bench-hash: `hash check` per algorithm at its default work factor, and the canary check's
+## added time on a ~100 MB drop (passing and failing canaries).
+bench-hash: deps-python
+	PYTHON=$(VENV_PY) bash tests/bench/hash_bench.sh
 
 build-cli:
 	$(CARGO) build --release -p auth0-s3-import

@@ -581,9 +581,38 @@ def gen_convert():
     conv("passlib", passlib_hash.sha256_crypt.using(rounds=5000, salt=rand_text(16)).hash(pw[0]), pw[0], "sha256-crypt $5$ (multi-round SHA)", expect="unsupported")
 
 
+def bench_records():
+    """One record per algorithm at its default work factor, for `make bench-hash`."""
+    pw = PASSWORDS[0]
+    salt_raw, salt_text = salt_in("hex")
+    key = b"bench-key"
+    out = []
+
+    def rec(algorithm, record):
+        out.append({"algorithm": algorithm, "record": user(len(out), **record), "password": pw})
+
+    rec("password_hash (bcrypt cost 10)", {"password_hash": bcrypt_hash(pw.encode(), 10)})
+    rec("bcrypt cost 10", {"custom_password_hash": cph("bcrypt", {"value": bcrypt_hash(pw.encode(), 10, "2y"), "encoding": "utf8"})})
+    rec("argon2id m=65536 t=2 p=1", {"custom_password_hash": cph("argon2", {"value": argon2_phc(pw.encode(), "argon2id", 2, 65536, 1), "encoding": "utf8"})})
+    rec("pbkdf2-sha256 i=100000 l=64 (defaults)", {"custom_password_hash": cph("pbkdf2", {"value": pbkdf2_phc("sha256", pw.encode(), 100000, 64, ""), "encoding": "utf8"})})
+    rec("pbkdf2-sha512 i=100000 l=64 (defaults)", {"custom_password_hash": cph("pbkdf2", {"value": pbkdf2_phc("sha512", pw.encode(), 100000, 64, ""), "encoding": "utf8"})})
+    dk = hashlib.scrypt(pw.encode(), salt=salt_raw, n=16384, r=8, p=1, dklen=64)
+    rec("scrypt N=16384 r=8 p=1 (defaults)", {"custom_password_hash": cph("scrypt", {"value": dk.hex(), "encoding": "hex"}, salt={"value": salt_text, "encoding": "hex"}, keylen=64)})
+    rec("hmac-sha256", {"custom_password_hash": cph("hmac", {"value": hmac.new(key, pw.encode(), "sha256").hexdigest(), "encoding": "hex", "digest": "sha256", "key": {"value": key.decode()}})})
+    rec("ldap {SSHA}", {"custom_password_hash": cph("ldap", {"value": ldap_value("SSHA", pw.encode()), "encoding": "utf8"})})
+    for algorithm in ["md4", "md5", "sha1", "sha256", "sha512"]:
+        d = hashlib.new(algorithm, salt_raw + pw.encode()).hexdigest()
+        rec(algorithm, {"custom_password_hash": cph(algorithm, {"value": d, "encoding": "hex"}, salt={"value": salt_text, "encoding": "hex"})})
+    return out
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--bench":
+        with open(sys.argv[2], "w", encoding="utf-8") as out:
+            json.dump(bench_records(), out, ensure_ascii=False)
+        return
     if len(sys.argv) != 2:
-        sys.exit("usage: gen_hash_vectors.py OUT.json")
+        sys.exit("usage: gen_hash_vectors.py OUT.json | --bench OUT.json")
     prepare_encodings()
     for gen in [gen_password_hash, gen_bcrypt, gen_argon2, gen_hmac, gen_ldap, gen_plain, gen_pbkdf2, gen_scrypt]:
         gen()

@@ -36,6 +36,7 @@ pub struct MigrateArgs<'a> {
     pub upsert: bool,
     pub max_jobs: u32,
     pub max_chunk_bytes: usize,
+    pub canaries: import_core::canary::Canaries,
 }
 
 pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
@@ -61,6 +62,7 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
             connection_id: args.connection_id.to_string(),
             upsert: args.upsert,
             send_completion_email: false,
+            canary_warn: args.canaries.warn_only,
         };
         let mut sink = FolderSink::create(&run_dir).map_err(anyhow::Error::msg)?;
         let manifest = crate::run_split(
@@ -68,6 +70,7 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
             &run_id,
             args.max_chunk_bytes,
             Some(options),
+            args.canaries,
             &mut sink,
         )?;
         crate::print_summary(&manifest, &run_dir);
