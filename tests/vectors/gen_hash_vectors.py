@@ -572,6 +572,21 @@ def gen_convert():
     for scheme in ["SSHA", "SHA", "SMD5", "MD5", "SSHA256", "SSHA512", "SHA256", "SHA512"]:
         conv("ldap", ldap_value(scheme, pw[0].encode()), pw[0], "ldap {%s}" % scheme)
 
+    # A bare digest with its salt kept apart (a column beside the hash): convert_digest.
+    for algorithm, digest_enc, salt_enc, position in [("sha256", "hex", "utf8", "prefix"), ("sha1", "base64", "hex", "suffix"),
+                                                       ("md5", "hex", None, None), ("sha512", "base64", "base64", "prefix"),
+                                                       ("md4", "hex", "utf8", "suffix")]:
+        p = pw[2]
+        data = p.encode()
+        salt = None
+        if salt_enc:
+            raw, text = salt_in(salt_enc)
+            data = with_salt(position, raw, data)
+            salt = {"value": text, "encoding": salt_enc, "position": position}
+        digest = hashlib.new(algorithm, data).digest()
+        CONVERT.append({"format": "digest", "algorithm": algorithm, "salt": salt, "stored": enc_value(digest, digest_enc),
+                        "password": p, "expect": "ok", "label": "bare %s %s digest, salt %s" % (algorithm, digest_enc, position or "none")})
+
     # Formats Auth0 cannot import: recognised and refused with what to do instead.
     conv("phpass", passlib_hash.phpass.using(salt=rand_text(8), ident="P").hash(pw[0]), pw[0], "phpass $P$", expect="unsupported")
     conv("phpass", passlib_hash.phpass.using(salt=rand_text(8), ident="H").hash(pw[0]), pw[0], "phpass $H$", expect="unsupported")
