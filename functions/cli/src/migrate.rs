@@ -89,6 +89,15 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
             );
         }
     }
+    if manifest.status == RunStatus::Failed {
+        // A resumed run that split had stopped (a broken input, a failed canary) stays stopped.
+        crate::print_summary(&manifest, &run_dir);
+        println!(
+            "this run failed at split; to try again, remove {} or use another --out",
+            run_dir.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if manifest.chunks.is_empty() {
         println!("nothing to submit: no user was accepted");
         return Ok(ExitCode::FAILURE);

@@ -287,7 +287,11 @@ impl CanaryFinder {
     }
 
     fn candidates(&self, bytes: &[u8]) -> Option<Value> {
-        if self.seen.iter().all(Option::is_some) {
+        if self
+            .seen
+            .iter()
+            .all(|s| matches!(s, Some(Seen::Accepted { .. })))
+        {
             return None;
         }
         if let Some(scan) = &self.scan {
@@ -298,13 +302,15 @@ impl CanaryFinder {
         serde_json::from_slice(bytes).ok()
     }
 
-    /// An accepted record, as it goes into a chunk. The first occurrence is the one Auth0 keeps.
+    /// An accepted record, as it goes into a chunk. The first accepted occurrence is the one
+    /// Auth0 keeps (later ones are in-drop duplicates); it overrides an earlier rejected copy.
     pub(crate) fn offer_accepted(&mut self, index: u64, bytes: &[u8]) {
         let Some(record) = self.candidates(bytes) else {
             return;
         };
         for (canary, seen) in self.canaries.iter().zip(self.seen.iter_mut()) {
-            if seen.is_none() && canary.identity.matches(&record) {
+            let taken = matches!(seen, Some(Seen::Accepted { .. }));
+            if !taken && canary.identity.matches(&record) {
                 *seen = Some(Seen::Accepted {
                     index,
                     record: record.clone(),
@@ -433,6 +439,31 @@ mod tests {
             canaries_from_secret(r#"{"canaries":{"email":"a"}}"#),
             Err(CanaryError::SecretField)
         );
+    }
+
+    #[test]
+    fn an_accepted_copy_wins_over_an_earlier_rejected_one_and_a_later_duplicate() {
+        let canary = Canary {
+            identity: CanaryIdentity::Email("alice@example.com".into()),
+            password: Password::new("pw"),
+        };
+        let mut finder = CanaryFinder::new(std::slice::from_ref(&canary));
+        let record = br#"{"email":"ALICE@example.com"}"#;
+        let reasons = [Violation::new("INVALID_TYPE", "email_verified", "x")];
+        finder.offer_rejected(1, record, &reasons);
+        finder.offer_accepted(5, record);
+        finder.offer_accepted(9, record);
+        finder.offer_accepted(12, br#"{"email":"bob@example.com"}"#);
+        let report = finder.check(false);
+        assert_eq!(report.results[0].input_index, Some(5));
+        // No hash: Auth0 gives this user a random password, so the canary fails, and blocks.
+        assert_eq!(report.failed, 1);
+        assert!(report.blocked);
+        assert!(report.results[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot be checked"));
     }
 
     #[test]
