@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: help demo test soak fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli deps-python fmt fuzz \
+.PHONY: help demo test soak fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash deps-python fmt fuzz \
 	deps-lambda deps-sam build package deploy validate-infra
 
 # Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
@@ -78,6 +78,11 @@ fuzz:
 		(cd fuzz && nice $(CARGO) +nightly fuzz run $(FUZZ_BUILD) $$t corpus-work/$$t corpus/$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_ARGS)) || exit 1; \
 	done
+
+## make bench-hash: `hash check` per algorithm at its default work factor, and the canary check's
+## added time on a ~100 MB drop (passing and failing canaries).
+bench-hash: deps-python
+	PYTHON=$(VENV_PY) bash tests/bench/hash_bench.sh
 
 build-cli:
 	$(CARGO) build --release -p auth0-s3-import

@@ -2,6 +2,7 @@
 //! into a run folder exactly like the split Lambda does, with no AWS account and no tenant.
 
 mod folder;
+mod hash;
 mod migrate;
 mod store;
 
@@ -13,6 +14,7 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use import_core::canary::{parse_canaries, Canaries};
 use import_core::input::{Compression, Layout};
 use import_core::layout;
 use import_core::manifest::{Flavor, RunManifest, RunStatus, Source};
@@ -50,6 +52,8 @@ enum Command {
         /// Largest users file per chunk, in bytes.
         #[arg(long, default_value_t = DEFAULT_MAX_CHUNK_BYTES)]
         max_chunk_bytes: usize,
+        #[command(flatten)]
+        canary: CanaryArgs,
     },
     /// Run a whole migration against a tenant: split, submit import jobs, follow them, report.
     /// Started again with the same arguments, it resumes. Exit status: 0 every user imported,
@@ -75,6 +79,66 @@ enum Command {
         /// Largest users file per chunk, in bytes.
         #[arg(long, default_value_t = DEFAULT_MAX_CHUNK_BYTES)]
         max_chunk_bytes: usize,
+        #[command(flatten)]
+        canary: CanaryArgs,
+    },
+    /// Check a password against one record the way Auth0 will, or convert a legacy hash.
+    Hash {
+        #[command(subcommand)]
+        command: HashCommand,
+    },
+}
+
+/// Canaries: accounts whose password you know, checked before any chunk is submitted.
+#[derive(clap::Args)]
+struct CanaryArgs {
+    /// JSON array or NDJSON of {"email"|"username"|"user_id": ..., "password": ...}. Each is found
+    /// in the drop and its hash verified; a failed or missing one stops the run (exit 1) before
+    /// any chunk can be submitted.
+    #[arg(long, value_name = "FILE")]
+    canary: Option<PathBuf>,
+    /// Report failed or missing canaries as warnings and go on.
+    #[arg(long, requires = "canary")]
+    canary_warn: bool,
+}
+
+impl CanaryArgs {
+    fn load(&self) -> Result<Canaries> {
+        let Some(path) = &self.canary else {
+            return Ok(Canaries::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let list = parse_canaries(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(Canaries {
+            list,
+            warn_only: self.canary_warn,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum HashCommand {
+    /// Read one user record (a JSON object, as in an import file) and say whether Auth0 would
+    /// accept PASSWORD for it. Exit status: 0 verifies, 1 does not (the doctor names the
+    /// parameter that would make it verify, when one does), 2 the record cannot be checked.
+    Check {
+        /// The plaintext password to check (a test account's: it shows in the process list).
+        #[arg(long)]
+        password: String,
+        /// The record's file, or - for standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+    },
+    /// Turn a legacy system's stored hash into Auth0's import fields: prints {"password_hash": ...}
+    /// or {"custom_password_hash": {...}} and exits 0, or why Auth0 cannot import it and exits 1.
+    Convert {
+        /// bcrypt, django, aspnet-identity, keycloak (the credential object as JSON), werkzeug,
+        /// passlib, php, ldap, firebase-scrypt, phpass or drupal7.
+        #[arg(long, value_name = "FORMAT")]
+        from: String,
+        /// The stored hash, or - (or nothing) for standard input.
+        hash: Option<String>,
     },
 }
 
@@ -95,7 +159,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             file,
             out,
             max_chunk_bytes,
-        } => split_command(&file, &out, max_chunk_bytes),
+            canary,
+        } => split_command(&file, &out, max_chunk_bytes, canary.load()?),
         Command::Migrate {
             file,
             out,
@@ -104,6 +169,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             upsert,
             max_jobs,
             max_chunk_bytes,
+            canary,
         } => migrate::migrate(migrate::MigrateArgs {
             file: &file,
             out: &out,
@@ -112,14 +178,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             upsert,
             max_jobs,
             max_chunk_bytes,
+            canaries: canary.load()?,
         }),
+        Command::Hash {
+            command: HashCommand::Check { password, file },
+        } => hash::check_command(&password, &file),
+        Command::Hash {
+            command: HashCommand::Convert { from, hash },
+        } => hash::convert_command(&from, hash.as_deref()),
     }
 }
 
-fn split_command(file: &Path, out: &Path, max_chunk_bytes: usize) -> Result<ExitCode> {
+fn split_command(
+    file: &Path,
+    out: &Path,
+    max_chunk_bytes: usize,
+    canaries: Canaries,
+) -> Result<ExitCode> {
     let run_id = local_run_id(file)?;
     let mut sink = FolderSink::create(out).map_err(anyhow::Error::msg)?;
-    let manifest = run_split(file, &run_id, max_chunk_bytes, None, &mut sink)?;
+    let manifest = run_split(file, &run_id, max_chunk_bytes, None, canaries, &mut sink)?;
     print_summary(&manifest, out);
     Ok(match manifest.status {
         RunStatus::Split => ExitCode::SUCCESS,
@@ -150,6 +228,7 @@ pub(crate) fn run_split(
     run_id: &str,
     max_chunk_bytes: usize,
     drop_options: Option<DropOptions>,
+    canaries: Canaries,
     sink: &mut FolderSink,
 ) -> Result<RunManifest> {
     let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
@@ -167,6 +246,7 @@ pub(crate) fn run_split(
     let options = SplitOptions {
         max_chunk_bytes,
         drop_options,
+        canaries,
         ..SplitOptions::default()
     };
     let outcome = split(reader, source, run_id, &options, sink);
@@ -226,6 +306,23 @@ pub(crate) fn print_summary(m: &RunManifest, out: &Path) {
         .unwrap_or_else(|| "unknown".to_string());
     println!("run        {}", m.run_id);
     println!("format     {format}");
+    if let Some(c) = &m.canaries {
+        println!(
+            "canaries   {} checked, {} passed, {} failed, {} missing{}",
+            c.checked,
+            c.passed,
+            c.failed,
+            c.missing,
+            if c.warn_only && c.passed < c.checked {
+                " (warnings only: --canary-warn)"
+            } else {
+                ""
+            }
+        );
+        for problem in c.problems() {
+            println!("  {problem}");
+        }
+    }
     if let Some(f) = &m.failure {
         println!("status     FAILED: no chunk was published");
         println!("reason     {}", f.reason);

@@ -37,6 +37,7 @@ pub struct MigrateArgs<'a> {
     pub upsert: bool,
     pub max_jobs: u32,
     pub max_chunk_bytes: usize,
+    pub canaries: import_core::canary::Canaries,
 }
 
 pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
@@ -62,6 +63,7 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
             connection_id: args.connection_id.to_string(),
             upsert: args.upsert,
             send_completion_email: false,
+            canary_warn: args.canaries.warn_only,
         };
         let mut sink = FolderSink::create(&run_dir).map_err(anyhow::Error::msg)?;
         let manifest = crate::run_split(
@@ -69,6 +71,7 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
             &run_id,
             args.max_chunk_bytes,
             Some(options),
+            args.canaries,
             &mut sink,
         )?;
         crate::print_summary(&manifest, &run_dir);
@@ -86,6 +89,15 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
                 o.upsert
             );
         }
+    }
+    if manifest.status == RunStatus::Failed {
+        // A resumed run that split had stopped (a broken input, a failed canary) stays stopped.
+        crate::print_summary(&manifest, &run_dir);
+        println!(
+            "this run failed at split; to try again, remove {} or use another --out",
+            run_dir.display()
+        );
+        return Ok(ExitCode::FAILURE);
     }
     if manifest.chunks.is_empty() {
         println!("nothing to submit: no user was accepted");

@@ -2,6 +2,7 @@
 //! It knows Auth0's import rules and our run-folder layout, and nothing of AWS or HTTP.
 
 pub mod auth0;
+pub mod canary;
 pub mod chunk;
 pub mod compact;
 pub mod duplicates;

@@ -127,6 +127,9 @@ pub struct RunManifest {
     pub mean_chunk_fill: f64,
     pub rejects_key: Option<String>,
     pub chunks: Vec<ChunkEntry>,
+    /// The canary check, when the run had canaries (absent in manifests written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canaries: Option<crate::canary::CanaryReport>,
 }
 
 /// One line of `rejects.ndjson`.

@@ -1,5 +1,5 @@
 //! Per-drop import options, stated in the object key so they travel atomically with the file:
-//! `inbox/<connection_id>/[upsert=true/][send_completion_email=true/]<file>`.
+//! `inbox/<connection_id>/[upsert=true/][send_completion_email=true/][canary=warn/]<file>`.
 //!
 //! Why the key: object metadata is awkward to set from most upload tools and invisible in the
 //! console listing, and a sidecar file races with its export. A key is set once, by the same
@@ -17,6 +17,10 @@ pub struct DropOptions {
     /// E-mail every tenant admin when each job ends (facts §1.2). Default false here, though
     /// Auth0's default is true: a migration of 200 chunks would send 200 e-mails.
     pub send_completion_email: bool,
+    /// A failed or missing canary only warns instead of stopping the run (`canary=warn`).
+    /// Default false: a canary that fails stops the run before any chunk is submitted.
+    #[serde(default)]
+    pub canary_warn: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +31,7 @@ pub enum OptionsError {
     MissingConnection { inbox: String },
     #[error("{found:?} is not a connection id: it must be con_ followed by 16 letters or digits (the id, not the connection's name; find it in the dashboard under Authentication > Database)")]
     BadConnection { found: String },
-    #[error("{segment:?} is not an option: folders between the connection and the file must be upsert=true|false or send_completion_email=true|false")]
+    #[error("{segment:?} is not an option: folders between the connection and the file must be upsert=true|false, send_completion_email=true|false or canary=warn|fail")]
     UnknownOption { segment: String },
     #[error("option {name} is given twice")]
     Repeated { name: String },
@@ -59,11 +63,15 @@ pub fn parse_drop_key(inbox_prefix: &str, key: &str) -> Result<DropOptions, Opti
     }
     let mut upsert = None;
     let mut email = None;
+    let mut canary_warn = None;
     for segment in flags {
         let parsed = segment.split_once('=').and_then(|(name, value)| {
-            let value = match value {
-                "true" => true,
-                "false" => false,
+            let value = match (name, value) {
+                ("canary", "warn") => true,
+                ("canary", "fail") => false,
+                ("canary", _) => return None,
+                (_, "true") => true,
+                (_, "false") => false,
                 _ => return None,
             };
             Some((name, value))
@@ -71,6 +79,7 @@ pub fn parse_drop_key(inbox_prefix: &str, key: &str) -> Result<DropOptions, Opti
         let slot = match parsed {
             Some(("upsert", v)) => (&mut upsert, "upsert", v),
             Some(("send_completion_email", v)) => (&mut email, "send_completion_email", v),
+            Some(("canary", v)) => (&mut canary_warn, "canary", v),
             _ => {
                 return Err(OptionsError::UnknownOption {
                     segment: (*segment).to_string(),
@@ -87,6 +96,7 @@ pub fn parse_drop_key(inbox_prefix: &str, key: &str) -> Result<DropOptions, Opti
         connection_id: (*connection).to_string(),
         upsert: upsert.unwrap_or(false),
         send_completion_email: email.unwrap_or(false),
+        canary_warn: canary_warn.unwrap_or(false),
     })
 }
 
@@ -111,6 +121,16 @@ mod tests {
         )
         .unwrap();
         assert!(o.upsert && o.send_completion_email);
+    }
+
+    #[test]
+    fn canary_warn_travels_in_the_key() {
+        let o = parse_drop_key("inbox/", &format!("inbox/{CON}/canary=warn/u.json")).unwrap();
+        assert!(o.canary_warn && !o.upsert);
+        let o = parse_drop_key("inbox/", &format!("inbox/{CON}/canary=fail/u.json")).unwrap();
+        assert!(!o.canary_warn);
+        let e = parse_drop_key("inbox/", &format!("inbox/{CON}/canary=true/u.json")).unwrap_err();
+        assert!(e.to_string().contains("canary=warn|fail"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub mod codes {
     pub const NOT_SUBMITTED: &str = "NOT_SUBMITTED";
     /// Auth0 said nothing about this user (job failed as a whole, dead, gone).
     pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
+    /// Accepted by split, but held back: a canary failed, so no chunk was submitted.
+    pub const CANARY_CHECK_FAILED: &str = "CANARY_CHECK_FAILED";
     /// The chunk's request was sent and its answer does not prove that no job was created:
     /// the users may be imported already. Never posted again automatically.
     pub const OUTCOME_IN_DOUBT: &str = "OUTCOME_IN_DOUBT";
@@ -139,6 +141,9 @@ pub struct RunReport {
     /// Why the drop was refused as a whole (nothing was submitted), when it was.
     #[serde(default)]
     pub refused: Option<String>,
+    /// The canary check split made (checked/passed/failed/missing and why), when it had canaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canaries: Option<crate::canary::CanaryReport>,
 }
 
 impl RunReport {
@@ -163,7 +168,18 @@ impl RunReport {
             failed_users_key: None,
             unknown_users_key: None,
             refused: refused_as_a_whole(manifest),
+            canaries: manifest.canaries.clone(),
         };
+        // A run a canary stopped publishes no chunk: its accepted users were held back before
+        // submission, and are counted there so the identity still accounts for them.
+        if manifest.canaries.as_ref().is_some_and(|c| c.blocked) && manifest.chunks.is_empty() {
+            r.rejected_before_submission += manifest.users_accepted;
+            if manifest.users_accepted > 0 {
+                *r.rejected_by_code
+                    .entry(codes::CANARY_CHECK_FAILED.to_string())
+                    .or_default() += manifest.users_accepted;
+            }
+        }
         // Chunks without a report count as unknown: the identity never hides a user.
         let reported: BTreeMap<u32, &ChunkReport> =
             chunk_reports.iter().map(|c| (c.seq, c)).collect();
@@ -245,6 +261,21 @@ impl RunReport {
         }
         if let Some(why) = &self.refused {
             let _ = writeln!(out, "the drop was refused as a whole: {why}");
+        }
+        if let Some(c) = &self.canaries {
+            let _ = writeln!(
+                out,
+                "canaries: {} checked, {} passed, {} failed, {} missing{}",
+                c.checked,
+                c.passed,
+                c.failed,
+                c.missing,
+                if c.blocked {
+                    " (run stopped before submission)"
+                } else {
+                    ""
+                }
+            );
         }
         let total: f64 = self.jobs.iter().filter_map(|j| j.duration_s).sum();
         let _ = writeln!(
@@ -394,6 +425,9 @@ td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}th{{backgr
             report.in_doubt
         );
     }
+    if let Some(c) = &report.canaries {
+        h.push_str(&canary_section(c));
+    }
     let outcomes = [
         ("inserted", report.inserted, "#0a7c2f"),
         ("updated", report.updated, "#2c6ecb"),
@@ -472,6 +506,42 @@ td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}th{{backgr
     h
 }
 
+/// The canary check: counts, then one row per canary with the reason and the doctor's advice.
+fn canary_section(c: &crate::canary::CanaryReport) -> String {
+    use crate::canary::CanaryOutcome;
+    let mut h = String::new();
+    let verdict = if c.blocked {
+        "<p class=bad>A canary failed: the run was stopped before any chunk was submitted.</p>"
+    } else if c.passed < c.checked {
+        "<p class=bad>A canary failed; the run went on because failures only warn (canary=warn).</p>"
+    } else {
+        "<p class=good>Every canary's password verifies as Auth0 will check it.</p>"
+    };
+    let _ = write!(
+        h,
+        "<h2>Canaries</h2>{verdict}<p>{} checked &middot; {} passed &middot; {} failed &middot; {} missing</p>",
+        c.checked, c.passed, c.failed, c.missing
+    );
+    h.push_str("<table><tr><th>canary</th><th>outcome</th><th>reason</th><th>doctor</th><th>tried</th></tr>");
+    for r in &c.results {
+        let (outcome, class) = match r.outcome {
+            CanaryOutcome::Passed => ("passed", "good"),
+            CanaryOutcome::Failed => ("failed", "bad"),
+            CanaryOutcome::Missing => ("missing", "bad"),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class={class}>{outcome}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.canary),
+            esc(r.reason.as_deref().unwrap_or("")),
+            esc(r.doctor.as_deref().unwrap_or("")),
+            esc(r.doctor_tried.as_deref().unwrap_or(""))
+        );
+    }
+    h.push_str("</table>");
+    h
+}
+
 fn bar_chart(rows: &[(String, u64, &str)], scale: u64) -> String {
     let scale = scale.max(1) as f64;
     let height = rows.len() * 26 + 4;
@@ -535,6 +605,7 @@ mod tests {
                     last_index: 0,
                 })
                 .collect(),
+            canaries: None,
         }
     }
 

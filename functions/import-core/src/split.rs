@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::canary::{Canaries, CanaryFinder, CanaryReport};
 use crate::chunk::{Chunk, ChunkPacker};
 use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Duplicates, Occurrence};
 use crate::input::{InputError, RawRecord, RecordReader};
-use crate::layout::{attempt_dir, chunk_key, rejects_key, MANIFEST};
+use crate::layout::{attempt_dir, chunk_key, rejects_key, MANIFEST, REPORT_HTML, REPORT_JSON};
 use crate::manifest::{
     ChunkEntry, DetectedFormat, Failure, Flavor, RejectEntry, RunManifest, RunStatus, Source,
     Transformations, MANIFEST_VERSION,
@@ -88,6 +89,10 @@ pub struct SplitOptions {
     /// concurrent or dead attempts at one run never write the objects a committed manifest
     /// lists. `None`: the run folder itself (a store with a single writer, such as the CLI's).
     pub attempt: Option<String>,
+    /// Accounts whose password is known: each is found in the drop and its hash verified before
+    /// the manifest commits. A failed or missing one stops the run (no chunk stays published)
+    /// unless `canaries.warn_only` or the drop option `canary_warn` is set.
+    pub canaries: Canaries,
 }
 
 impl Default for SplitOptions {
@@ -97,6 +102,7 @@ impl Default for SplitOptions {
             scratch_dir: None,
             drop_options: None,
             attempt: None,
+            canaries: Canaries::default(),
         }
     }
 }
@@ -243,6 +249,7 @@ fn uncounted_manifest(
         mean_chunk_fill: 0.0,
         rejects_key: None,
         chunks: Vec::new(),
+        canaries: None,
     }
 }
 
@@ -275,6 +282,9 @@ struct Splitter {
     users_accepted: u64,
     users_rejected: u64,
     rejects_by_code: BTreeMap<String, u64>,
+    /// Present when the run has canaries.
+    canaries: Option<CanaryFinder>,
+    canary_warn: bool,
 }
 
 impl Splitter {
@@ -311,6 +321,10 @@ impl Splitter {
             users_accepted: 0,
             users_rejected: 0,
             rejects_by_code: BTreeMap::new(),
+            canaries: (!options.canaries.list.is_empty())
+                .then(|| CanaryFinder::new(&options.canaries.list)),
+            canary_warn: options.canaries.warn_only
+                || options.drop_options.as_ref().is_some_and(|o| o.canary_warn),
         })
     }
 
@@ -362,13 +376,21 @@ impl Splitter {
             checked.count_into(&mut self.transformations);
             match checked.verdict {
                 Verdict::Fatal(e) => return Err(Halt::Input(e)),
-                Verdict::Rejected { reasons, user } => match checked.entry {
-                    Some(entry) => {
-                        self.take_reject(raw.index, &reasons, &batch.rejects[entry], sink)?;
+                Verdict::Rejected { reasons, user } => {
+                    if let Some(finder) = self.canaries.as_mut() {
+                        finder.offer_rejected(raw.index, &raw.bytes, &reasons);
                     }
-                    None => self.reject(raw, reasons, user, sink)?,
-                },
+                    match checked.entry {
+                        Some(entry) => {
+                            self.take_reject(raw.index, &reasons, &batch.rejects[entry], sink)?;
+                        }
+                        None => self.reject(raw, reasons, user, sink)?,
+                    }
+                }
                 Verdict::Accepted { start, end, ids } => {
+                    if let Some(finder) = self.canaries.as_mut() {
+                        finder.offer_accepted(raw.index, &batch.compact[start..end]);
+                    }
                     let (closed, placement) =
                         self.packer.push(raw.index, &batch.compact[start..end]);
                     if let Some(chunk) = closed {
@@ -766,7 +788,48 @@ impl Splitter {
         sink.finish_parts(&self.rejects_key)
             .map_err(SplitError::Sink)?;
         sink.flush().map_err(SplitError::Sink)?;
-        let manifest = self.manifest(None);
+        let warn = self.canary_warn;
+        let canaries = self.canaries.take().map(|finder| finder.check(warn));
+        match canaries {
+            Some(report) if report.blocked => self.stop_for_canaries(report, sink),
+            canaries => {
+                let mut manifest = self.manifest(None);
+                manifest.canaries = canaries;
+                commit(manifest, sink)
+            }
+        }
+    }
+
+    /// A canary failed or is missing: the chunks (which hold hashes) are taken back before the
+    /// manifest commits as failed, so nothing can be submitted; the rejects stay (redacted). The
+    /// run's report is written now, as no stage after split will see this run.
+    fn stop_for_canaries(
+        mut self,
+        report: CanaryReport,
+        sink: &mut dyn RunSink,
+    ) -> Result<SplitOutcome, SplitError> {
+        for chunk in std::mem::take(&mut self.chunks) {
+            sink.delete(&chunk.key).map_err(SplitError::Sink)?;
+        }
+        let reason = format!(
+            "canary check failed ({} of {} failed, {} missing), so no chunk was published: {}. Fix the \
+             records (or the canary list) and drop the file again, or import anyway with \
+             --canary-warn (CLI) or a canary=warn/ folder in the drop's key",
+            report.failed,
+            report.checked,
+            report.missing,
+            report.problems().join("; ")
+        );
+        let mut manifest = self.manifest(Some(Failure::new(reason, None, self.users_in)));
+        manifest.rejects_key = Some(self.rejects_key.clone());
+        manifest.canaries = Some(report);
+        let run_report = crate::report::RunReport::build(&manifest, &[]);
+        let json = serde_json::to_vec_pretty(&run_report).map_err(io::Error::from)?;
+        sink.put(REPORT_JSON, json).map_err(SplitError::Sink)?;
+        let html = crate::report::render_html(&run_report, &[]);
+        sink.put(REPORT_HTML, html.into_bytes())
+            .map_err(SplitError::Sink)?;
+        sink.flush().map_err(SplitError::Sink)?;
         commit(manifest, sink)
     }
 

@@ -14,6 +14,7 @@ use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use aws_sdk_s3::Client;
 use aws_shell::ledger::{s3_ledger, S3Ledger};
 use aws_shell::{describe, status_of, S3RunSink};
+use import_core::canary::{canaries_from_secret, Canaries, Canary};
 use import_core::layout::{self, RunPath, DEFAULT_INBOX_PREFIX};
 use import_core::ledger::{split_claim_verdict, SplitClaim, SplitClaimVerdict, StoreError};
 use import_core::manifest::{RunManifest, RunStatus, Source};
@@ -23,9 +24,20 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use tokio_util_bridge::SyncReader;
 
+/// Where the canaries' plaintext passwords are kept: a Secrets Manager secret with a
+/// `canaries` field (never S3, logs or reports).
+#[derive(Debug, Clone)]
+pub struct CanarySecret {
+    pub client: aws_sdk_secretsmanager::Client,
+    pub secret_id: String,
+}
+
 /// The function's settings, from its environment.
 #[derive(Debug, Clone)]
 pub struct SplitConfig {
+    /// The canary secret (`CANARY_SECRET_ID`), read for every drop so an update applies to the
+    /// next one. `None`: no canary is checked.
+    pub canary_secret: Option<CanarySecret>,
     /// Only objects under this prefix are splits; everything else (our own run folders
     /// included) is ignored.
     pub inbox_prefix: String,
@@ -35,7 +47,8 @@ pub struct SplitConfig {
 }
 
 impl SplitConfig {
-    /// `INBOX_PREFIX` (default `inbox/`), `MAX_CHUNK_BYTES` (default 500000), `SCRATCH_DIR`.
+    /// `INBOX_PREFIX` (default `inbox/`), `MAX_CHUNK_BYTES` (default 500000), `SCRATCH_DIR`;
+    /// the canary secret is set by the entry point, which has the AWS configuration.
     pub fn from_env() -> Result<Self, String> {
         let inbox_prefix =
             std::env::var("INBOX_PREFIX").unwrap_or_else(|_| DEFAULT_INBOX_PREFIX.to_string());
@@ -47,6 +60,7 @@ impl SplitConfig {
         };
         let scratch_dir = std::env::var_os("SCRATCH_DIR").map(PathBuf::from);
         Ok(SplitConfig {
+            canary_secret: None,
             inbox_prefix,
             max_chunk_bytes,
             scratch_dir,
@@ -117,6 +131,14 @@ pub enum SplitFailure {
     Ledger { key: String, error: StoreError },
     #[error("s3://{bucket}/{key}: {reason}")]
     Source {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+    /// The canary secret could not be read or parsed: splitting without the check the operator
+    /// asked for would defeat it, so the drop waits (Lambda retries).
+    #[error("canaries for s3://{bucket}/{key}: {reason}")]
+    Canaries {
         bucket: String,
         key: String,
         reason: String,
@@ -392,12 +414,18 @@ async fn split_claimed(
                         .into(),
                 ));
             };
+            let canaries = read_canaries(config, object).await?;
             let reader = SyncReader::new(body.into_async_read(), handle);
             let options = SplitOptions {
                 max_chunk_bytes: config.max_chunk_bytes,
                 scratch_dir: config.scratch_dir.clone(),
                 drop_options: Some(drop_options),
                 attempt: Some(claim.attempt.clone()),
+                canaries: Canaries {
+                    list: canaries,
+                    // The drop's `canary=warn/` option is read by split itself.
+                    warn_only: false,
+                },
             };
             let run_id = run.id().to_string();
             tokio::task::spawn_blocking(move || split(reader, source, &run_id, &options, &mut sink))
@@ -432,6 +460,26 @@ async fn split_claimed(
     // What earlier or concurrent attempts left is never read: it goes.
     remove_attempts(ledger, run, |attempt| attempt != claim.attempt).await;
     Ok(report(key, run.id().to_string(), &outcome))
+}
+
+/// The canaries the operator keeps in the canary secret (none without one). Their passwords
+/// stay in memory: never logged, never written.
+async fn read_canaries(
+    config: &SplitConfig,
+    object: &DroppedObject,
+) -> Result<Vec<Canary>, SplitFailure> {
+    let Some(secret) = &config.canary_secret else {
+        return Ok(Vec::new());
+    };
+    let failed = |reason: String| SplitFailure::Canaries {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        reason,
+    };
+    let text = aws_shell::ledger::secret_string(&secret.client, &secret.secret_id)
+        .await
+        .map_err(failed)?;
+    canaries_from_secret(&text).map_err(|e| failed(format!("secret {}: {e}", secret.secret_id)))
 }
 
 /// The dropped version's body: by `versionId` when the event has one, else pinned to its ETag.

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use split::{handle, Invocation, SplitConfig};
+use split::{handle, CanarySecret, Invocation, SplitConfig};
 
 /// mimalloc: the split stage allocates and frees a parsed tree per record on several threads,
 /// where the system allocator was ~15% of the profile.
@@ -13,9 +13,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     aws_shell::lambda::init_json_logs();
-    let config = SplitConfig::from_env()?;
+    let mut config = SplitConfig::from_env()?;
     let sdk = aws_config::load_from_env().await;
     let client = aws_shell::s3_client(&sdk);
+    // Canaries are checked only when the stack names their secret.
+    config.canary_secret = std::env::var("CANARY_SECRET_ID")
+        .ok()
+        .filter(|id| !id.is_empty())
+        .map(|secret_id| CanarySecret {
+            client: aws_sdk_secretsmanager::Client::new(&sdk),
+            secret_id,
+        });
     lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| {
         let (client, config) = (&client, &config);
         async move {

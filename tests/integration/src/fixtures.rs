@@ -80,6 +80,7 @@ impl World {
             local.sdk.clone(),
             local.secrets.clone(),
             SplitConfig {
+                canary_secret: None,
                 inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
                 max_chunk_bytes: 3000,
                 scratch_dir: None,

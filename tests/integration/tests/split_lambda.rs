@@ -36,6 +36,7 @@ async fn world() -> World {
         _moto: moto,
         client,
         config: SplitConfig {
+            canary_secret: None,
             inbox_prefix: "inbox/".into(),
             max_chunk_bytes: 4096,
             scratch_dir: Some(scratch),

@@ -93,6 +93,7 @@ impl World {
         let event: S3Event =
             serde_json::from_value(s3_put_event(BUCKET, &key, size, &etag)).unwrap();
         let config = SplitConfig {
+            canary_secret: None,
             inbox_prefix: "inbox/".into(),
             max_chunk_bytes: 2048,
             scratch_dir: None,

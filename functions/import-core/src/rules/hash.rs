@@ -10,6 +10,11 @@
 //! decodes to the wrong number of bytes → `INVALID_FORMAT`; a numeric parameter out of range →
 //! `MINIMUM`/`MAXIMUM`, or `INVALID_FORMAT` for a scrypt cost that is not a power of two.
 //! No message ever contains a hash, salt or key value.
+//!
+//! The facts these rules share with the verifier (digests and their sizes, the PBKDF2 digest
+//! names, the LDAP schemes, defaults) live in `auth0_password_hash::facts`.
+
+use auth0_password_hash::facts::{self, Digest, PBKDF2_DEFAULT_KEY_BYTES};
 
 use super::node::{Node, ObjectNode};
 
@@ -181,19 +186,6 @@ pub(crate) const ALGORITHM_RULES: &[AlgorithmRule] = &[
     },
 ];
 
-/// Output size in bytes of each `hash.digest` (the schema's HMAC digest enum).
-pub(crate) const HMAC_DIGEST_BYTES: &[(&str, usize)] = &[
-    ("md4", 16),
-    ("md5", 16),
-    ("ripemd160", 20),
-    ("sha1", 20),
-    ("sha224", 28),
-    ("sha256", 32),
-    ("sha384", 48),
-    ("sha512", 64),
-    ("whirlpool", 64),
-];
-
 /// `hash` properties only hmac takes, both required for it.
 const HMAC_FIELDS: &[&str] = &["digest", "key"];
 
@@ -229,107 +221,6 @@ pub(crate) const SCRYPT_PARAMS: &[ScryptParam] = &[
         required: false,
         minimum: 1,
         power_of_two: false,
-    },
-];
-
-/// The digests a `$pbkdf2-<digest>$` PHC id may name (facts §4.6, Node's crypto digest names).
-const PBKDF2_DIGESTS: &[&str] = &[
-    "RSA-MD4",
-    "RSA-MD5",
-    "RSA-MDC2",
-    "RSA-RIPEMD160",
-    "RSA-SHA1",
-    "RSA-SHA1-2",
-    "RSA-SHA224",
-    "RSA-SHA256",
-    "RSA-SHA384",
-    "RSA-SHA512",
-    "md4",
-    "md4WithRSAEncryption",
-    "md5",
-    "md5WithRSAEncryption",
-    "mdc2",
-    "mdc2WithRSA",
-    "ripemd",
-    "ripemd160",
-    "ripemd160WithRSA",
-    "rmd160",
-    "sha1",
-    "sha1WithRSAEncryption",
-    "sha224",
-    "sha224WithRSAEncryption",
-    "sha256",
-    "sha256WithRSAEncryption",
-    "sha384",
-    "sha384WithRSAEncryption",
-    "sha512",
-    "sha512WithRSAEncryption",
-    "ssl3-md5",
-    "ssl3-sha1",
-    "whirlpool",
-];
-
-/// Auth0's default PBKDF2 key length when the PHC string has no `l=` (facts §4.6).
-const PBKDF2_DEFAULT_KEY_BYTES: usize = 64;
-
-/// RFC 2307 schemes Auth0 takes for ldap, with the digest size; salted schemes append the salt
-/// to the digest before base64-encoding, so they decode to at least that many bytes.
-struct LdapScheme {
-    name: &'static str,
-    digest_bytes: usize,
-    salted: bool,
-}
-
-const LDAP_SCHEMES: &[LdapScheme] = &[
-    LdapScheme {
-        name: "MD5",
-        digest_bytes: 16,
-        salted: false,
-    },
-    LdapScheme {
-        name: "SMD5",
-        digest_bytes: 16,
-        salted: true,
-    },
-    LdapScheme {
-        name: "SHA",
-        digest_bytes: 20,
-        salted: false,
-    },
-    LdapScheme {
-        name: "SSHA",
-        digest_bytes: 20,
-        salted: true,
-    },
-    LdapScheme {
-        name: "SHA256",
-        digest_bytes: 32,
-        salted: false,
-    },
-    LdapScheme {
-        name: "SSHA256",
-        digest_bytes: 32,
-        salted: true,
-    },
-    LdapScheme {
-        name: "SHA384",
-        digest_bytes: 48,
-        salted: false,
-    },
-    LdapScheme {
-        name: "SSHA384",
-        digest_bytes: 48,
-        salted: true,
-    },
-    LdapScheme {
-        name: "SHA512",
-        digest_bytes: 64,
-        salted: false,
-    },
-    LdapScheme {
-        name: "SSHA512",
-        digest_bytes: 64,
-        salted: true,
     },
 ];
 
@@ -656,8 +547,8 @@ fn check_value_shape<'a, O: ObjectNode<'a>>(
         ValueShape::HmacDigest => hash
             .get("digest")
             .and_then(Node::as_str)
-            .and_then(|digest| HMAC_DIGEST_BYTES.iter().find(|(name, _)| *name == digest))
-            .map(|(_, bytes)| *bytes),
+            .and_then(facts::hmac_digest)
+            .map(Digest::output_bytes),
         ValueShape::ScryptKey => keylen,
         ValueShape::Bcrypt => {
             if let Err(problem) = check_bcrypt(value) {
@@ -938,7 +829,7 @@ fn check_argon2(value: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
 fn check_pbkdf2(value: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
     let phc = parse_phc(value).and_then(|phc| {
         let digest = phc.id.strip_prefix("pbkdf2-").ok_or("must start with $pbkdf2-<digest>$")?;
-        if !PBKDF2_DIGESTS.contains(&digest) {
+        if facts::pbkdf2_digest(digest).is_none() {
             return Err("names a digest Auth0 does not support after $pbkdf2- (use e.g. sha256, sha512, sha1)");
         }
         let names_ok = phc
@@ -1006,10 +897,7 @@ fn check_ldap(value: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
         ));
         return;
     }
-    let Some(known) = LDAP_SCHEMES
-        .iter()
-        .find(|s| s.name.eq_ignore_ascii_case(scheme))
-    else {
+    let Some(known) = facts::ldap_scheme(scheme) else {
         out.push(violation(
             code::PATTERN,
             path,
@@ -1024,10 +912,11 @@ fn check_ldap(value: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
             format_args!("ldap hash.value after {{{}}} {problem}", known.name),
         )),
         Ok(found) => {
+            let digest_bytes = known.digest.output_bytes();
             let fits = if known.salted {
-                found >= known.digest_bytes
+                found >= digest_bytes
             } else {
-                found == known.digest_bytes
+                found == digest_bytes
             };
             if !fits {
                 out.push(violation(
@@ -1038,7 +927,7 @@ fn check_ldap(value: &str, path: &Path<'_>, out: &mut Vec<Violation>) {
                          (RFC 2307 values are base64 of the raw digest{}, not hex)",
                         known.name,
                         if known.salted { "at least " } else { "" },
-                        known.digest_bytes,
+                        digest_bytes,
                         if known.salted { " followed by the salt" } else { "" }
                     ),
                 ));
@@ -1099,7 +988,7 @@ mod tests {
                 assert!(schema::VALUE_ENCODINGS.contains(&encoding.name()));
             }
         }
-        let digests: Vec<&str> = HMAC_DIGEST_BYTES.iter().map(|(name, _)| *name).collect();
+        let digests: Vec<&str> = facts::HMAC_DIGESTS.iter().map(|d| d.name()).collect();
         assert_eq!(digests, schema::HMAC_DIGESTS);
     }
 

@@ -72,6 +72,7 @@ async fn main() -> Result<()> {
         sdk,
         secrets,
         SplitConfig {
+            canary_secret: None,
             inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
             max_chunk_bytes: 100_000,
             scratch_dir: None,
