@@ -22,6 +22,7 @@ mod report_html;
 mod report_sections;
 pub mod rules;
 pub mod run_end;
+pub mod run_view;
 mod scan;
 pub mod split;
 pub mod violation;
