@@ -10,6 +10,8 @@ use import_core::multipart::{self, ImportFields, AUTH0_MAX_REQUEST_BYTES};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use tokio::sync::Mutex;
 
+mod tenant;
+
 /// 5xx answers and unsent requests are retried this many times in all, with backoff.
 const MAX_SEND_ATTEMPTS: u32 = 4;
 const BACKOFF_BASE: Duration = Duration::from_millis(400);
@@ -174,6 +176,7 @@ impl ManagementApi {
                     });
                 }
                 429 | 500..=599 if attempt < MAX_SEND_ATTEMPTS => {
+                    tracing::info!(status, attempt, "token endpoint busy, retrying");
                     let wait = match status {
                         429 => Duration::from_secs(rate_limit_wait_s(
                             retry_after.as_deref(),
@@ -369,11 +372,16 @@ impl ManagementApi {
                     self.token(true).await?;
                     continue;
                 }
-                Ok((429, _, retry_after, reset)) => Duration::from_secs(rate_limit_wait_s(
-                    retry_after.as_deref(),
-                    reset.as_deref(),
-                    unix_now_s(),
-                )),
+                Ok((429, _, retry_after, reset)) => {
+                    let wait_s =
+                        rate_limit_wait_s(retry_after.as_deref(), reset.as_deref(), unix_now_s());
+                    tracing::info!(
+                        path,
+                        wait_s,
+                        "Management API rate limit: waiting for the reset"
+                    );
+                    Duration::from_secs(wait_s)
+                }
                 Ok((status, body, _, _)) if status < 500 => {
                     return Err(ApiError::Transient(format!(
                         "GET {path}: {status} {}",
@@ -388,6 +396,7 @@ impl ManagementApi {
                             error_message(status, &body)
                         )));
                     }
+                    tracing::warn!(path, status, attempt = failures, "server error, retrying");
                     backoff(failures)
                 }
                 Err(e) => {
@@ -395,6 +404,7 @@ impl ManagementApi {
                     if failures >= MAX_SEND_ATTEMPTS {
                         return Err(ApiError::Transient(format!("GET {path}: {e}")));
                     }
+                    tracing::warn!(path, error = %e, attempt = failures, "Auth0 unreachable, retrying");
                     backoff(failures)
                 }
             };

@@ -15,6 +15,7 @@ pub mod multipart;
 pub mod options;
 pub mod pace;
 pub mod pipeline;
+pub mod preflight;
 mod read_ahead;
 pub mod redact;
 pub mod report;
