@@ -3,6 +3,7 @@
 
 pub mod auth0;
 pub mod chunk;
+pub mod clock;
 pub mod compact;
 pub mod duplicates;
 pub mod export;

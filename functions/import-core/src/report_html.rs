@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+use crate::clock::utc;
 use crate::manifest::Source;
 use crate::pace;
 use crate::report::{codes, CsvRow, JobLine, RunReport};
@@ -671,28 +672,6 @@ fn clock(ms: u64) -> String {
     }
 }
 
-/// Milliseconds since the Unix epoch as "YYYY-MM-DD HH:MM:SS UTC" (proleptic Gregorian
-/// calendar, days to civil date by the era/day-of-era method).
-fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, sod) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -878,11 +857,6 @@ mod tests {
         assert_eq!(n(999), "999");
         assert_eq!(n(1000), "1,000");
         assert_eq!(n(1_234_567), "1,234,567");
-        // Independent vectors: `date -u -d @SECONDS` on GNU coreutils.
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(utc(4_102_444_799_000), "2099-12-31 23:59:59 UTC");
         assert_eq!(human_ms(850), "850 ms");
         assert_eq!(human_ms(4_200), "4.2 s");
         assert_eq!(clock(125_000), "2:05");
