@@ -187,7 +187,8 @@ fn totals(r: &RunReport) -> Markup {
     }
 }
 
-/// Bars with their labels and values, scaled to `scale`.
+/// Bars with their labels and values, scaled to `scale`; each value carries its label
+/// (`data-code`) for readers and tests.
 fn bar_chart(rows: &[(String, u64, &str)], scale: u64) -> Markup {
     let scale = scale.max(1) as f64;
     let height = rows.len() * 26 + 4;
@@ -198,7 +199,7 @@ fn bar_chart(rows: &[(String, u64, &str)], scale: u64) -> Markup {
                 @let w = ((*value as f64 / scale) * 420.0).round().max(if *value > 0 { 2.0 } else { 0.0 });
                 text x="0" y=(y + 15) { (label) }
                 rect x="250" y=(y) width=(w) height="20" fill=(color) {}
-                text x=(256.0 + w) y=(y + 15) { (n(*value)) }
+                text x=(256.0 + w) y=(y + 15) data-code=(label) { (n(*value)) }
             }
         }
     }
@@ -510,10 +511,7 @@ fn reasons(r: &RunReport) -> Markup {
     html! {
         section #reasons {
             h2 { "Reasons users were not imported" }
-            table {
-                tr { th { "code" } th.n { "users" } }
-                @for (label, v, _) in &rows { tr { td { code { (label) } } td.n data-code=(label) { (n(*v)) } } }
-            }
+            p.muted { "A record rejected for several reasons counts under each." }
             (bar_chart(&rows, max))
         }
     }
@@ -568,6 +566,8 @@ fn reconciliation(r: &RunReport) -> Markup {
 }
 
 fn chunk_table(r: &RunReport) -> Markup {
+    // The slot column only when the writer recorded slots (older reports have none).
+    let slots = r.jobs.iter().any(|j| j.slot.is_some());
     html! {
         section #chunks {
             h2 { "Every chunk" }
@@ -577,7 +577,9 @@ fn chunk_table(r: &RunReport) -> Markup {
             div.scroll {
                 table #chunk-table {
                     tr {
-                        th.n { "chunk" } th { "job" } th { "status" } th.n { "slot" } th.n { "users" }
+                        th.n { "chunk" } th { "job" } th { "status" }
+                        @if slots { th.n { "slot" } }
+                        th.n { "users" }
                         th.n { "inserted" } th.n { "updated" } th.n { "failed" } th.n { "unknown" }
                         th.n { "time" } th.n { "users/s" } th { "details" }
                     }
@@ -586,7 +588,7 @@ fn chunk_table(r: &RunReport) -> Markup {
                             td.n { (j.seq) }
                             td { code { (j.job_id) } }
                             td { (j.status) }
-                            td.n { (j.slot.map(|s| s.to_string()).unwrap_or_default()) }
+                            @if slots { td.n { (j.slot.map(|s| s.to_string()).unwrap_or_default()) } }
                             td.n data-col="users" { (n(j.users)) }
                             td.n data-col="inserted" { (n(j.inserted)) }
                             td.n data-col="updated" { (n(j.updated)) }
