@@ -171,7 +171,9 @@ impl RunView {
         } else if claimed > 0 {
             v.state = RunState::Importing;
         }
-        if v.state != RunState::RefusedByAuth0 && v.chunks_total > 0 {
+        let left = (v.chunks_pending + v.chunks_active) as u64;
+        // Nothing left to wait for but the report: no estimate.
+        if v.state != RunState::RefusedByAuth0 && left > 0 {
             let upsert = m.options.as_ref().is_some_and(|o| o.upsert);
             let (job_time, basis) = match mean(f.recent_job_times) {
                 Some(t) => (
@@ -189,7 +191,6 @@ impl RunView {
             } else {
                 f.slots
             };
-            let left = (v.chunks_pending + v.chunks_active) as u64;
             v.eta_s = Some(pace::wall_time(left, slots, job_time).as_secs());
             v.eta_basis = Some(basis);
         }
