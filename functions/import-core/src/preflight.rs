@@ -412,6 +412,29 @@ mod tests {
         assert_eq!(jwt_scopes("a.!!!.c"), None);
     }
 
+    proptest::proptest! {
+        /// Whatever the scopes, a token carrying them gives them back; any text at all is read
+        /// without a panic.
+        #[test]
+        fn scopes_round_trip_through_a_token(
+            scopes in proptest::collection::vec("[a-z_]{1,12}:[a-z_]{1,12}", 0..6),
+            noise in "\\PC{0,80}",
+        ) {
+            let token = jwt(&json!({"scope": scopes.join(" "), "sub": "x@clients"}));
+            proptest::prop_assert_eq!(jwt_scopes(&token), Some(scopes));
+            let _ = jwt_scopes(&noise);
+        }
+
+        /// Any status and body get a verdict, and only a 200 can say "importable".
+        #[test]
+        fn any_answer_gets_a_verdict(status in 100u16..600, body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let v = ConnectionVerdict::from_answer(status, &body, None);
+            let importable = matches!(v, ConnectionVerdict::Importable { .. });
+            proptest::prop_assert!(status == 200 || !importable);
+            let _ = v.describe();
+        }
+    }
+
     #[test]
     fn the_connection_s_answer_decides() {
         let body = |v: Value| serde_json::to_vec(&v).unwrap();

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::layout;
+use crate::manifest::Source;
 use crate::report::{codes, RunReport};
 
 /// How a run ended, in the words an operator filters notifications by.
@@ -182,6 +183,21 @@ impl RunEndMessage {
             reason,
             reports,
         }
+    }
+
+    /// The message for a final report, its keys where `layout` puts them in `bucket`: what
+    /// poll sends once a run's report is written.
+    pub fn for_final_report(report: &RunReport, bucket: Option<&str>) -> RunEndMessage {
+        let source_key = match &report.source {
+            Source::S3 { key, .. } => key.as_str(),
+            Source::Local { path, .. } => path.as_str(),
+        };
+        RunEndMessage::from_report(
+            report,
+            source_key,
+            ReportKeys::for_run(bucket, &report.run_id),
+            None,
+        )
     }
 
     /// The message for a drop split refused before any report could be built (no chunk was
@@ -561,6 +577,13 @@ mod tests {
         assert!(m
             .subject()
             .contains("completed with failures (4 not imported)"));
+    }
+
+    #[test]
+    fn a_final_report_names_its_own_source_and_keys() {
+        let m = RunEndMessage::for_final_report(&report(10, 0, 0, 0), Some("b"));
+        assert_eq!(m.source_key, "inbox/con_AbCdEf0123456789/users.json");
+        assert_eq!(m.reports, keys());
     }
 
     #[test]
