@@ -12,7 +12,9 @@ What the code needs is read from the code where it can be:
     workspace libraries it depends on (AWS_* variables come from Lambda itself);
   - whether it talks to Secrets Manager (a dependency on aws-sdk-secretsmanager);
   - the key names the S3 triggers rely on (manifest.json, the chunk-report suffix), the tag
-    that the purge lifecycle rule keys on and the log line behind the RunsWithFailures metric.
+    that the purge lifecycle rule keys on and the log line behind the RunsWithFailures metric;
+  - the run-end notification: RUN_TOPIC_ARN names the run topic in exactly the functions that
+    end runs (split, poll), only they may publish to it, it is encrypted, and it is an output.
 The S3 calls each function makes (a fixed list agreed with the code's authors) are checked by
 evaluating the roles' policy statements against concrete object ARNs.
 """
