@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: help demo test fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli deps-python fmt \
+.PHONY: help demo test soak fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli deps-python fmt \
 	deps-lambda deps-sam build package deploy validate-infra test-browser deps-browser
 
 # Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
@@ -70,6 +70,11 @@ bench:
 ## `split -b` (copying the bytes into files alone) and a sonic-rs parse of each record, in turns.
 bench-floor:
 	bash tests/bench/floor.sh
+
+## make soak: the integrity scenarios at full strength: a kill at every S3 write of a run, in
+## both modes (before and after the write reaches S3). ~15-25 min; figures in BENCHMARKS.md.
+soak: deps-python
+	KILL_EVERY=1 PYTHON=$(VENV_PY) $(CARGO) test --workspace --test integrity -- --nocapture --test-threads 1 2>&1 | tee target/soak.log | grep -E '^kill|scenarios|test result'
 
 build-cli:
 	$(CARGO) build --release -p auth0-s3-import

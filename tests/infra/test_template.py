@@ -265,6 +265,13 @@ def main() -> int:
     need_s3 = {
         "split": [
             ("s3:GetObject", obj(f"{inbox}con_123/users.json")),
+            # The version an event names is read by its versionId.
+            ("s3:GetObjectVersion", obj(f"{inbox}con_123/users.json")),
+            # The run's split claim, and each attempt's own folder.
+            *[(a, obj("runs/r-1/split-claim.json")) for a in ("s3:GetObject", "s3:PutObject")],
+            *[(a, obj("runs/r-1/attempts/a1/chunks/000001.json")) for a in ("s3:PutObject", "s3:DeleteObject")],
+            # Split lists each committed run for submit and poll.
+            *[(a, obj("active-runs/r-1.json")) for a in ("s3:GetObject", "s3:PutObject")],
             *[(a, obj("runs/r-1/chunks/000001.json")) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")],
             ("s3:PutObject", obj("runs/r-1/manifest.json")),
             # rejects.ndjson is a multipart upload, abandoned when the run fails.
@@ -288,7 +295,7 @@ def main() -> int:
     # …and must not (least privilege).
     deny_s3 = {
         "split": [("s3:PutObject", obj(f"{inbox}con_123/x.json")), ("s3:PutObject", obj("slots/0.json")),
-                  ("s3:PutObject", obj("active-runs/r-1.json")), ("s3:DeleteObject", obj(f"{inbox}con_123/users.json"))],
+                  ("s3:DeleteObject", obj("active-runs/r-1.json")), ("s3:DeleteObject", obj(f"{inbox}con_123/users.json"))],
         "submit": [("s3:GetObject", obj(f"{inbox}con_123/users.json")), ("s3:PutObject", obj(f"{inbox}x"))],
         "poll": [("s3:GetObject", obj(f"{inbox}con_123/users.json")), ("s3:PutObject", obj(f"{inbox}x"))],
     }

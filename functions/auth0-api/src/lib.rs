@@ -1,10 +1,14 @@
 //! The Auth0 Management API as the functions use it: a token minted from the secret and cached
-//! across warm invocations, and import-job posts with Auth0's answers turned into outcomes.
+//! across warm invocations, import-job posts and job reads, every request bounded by the
+//! invocation's deadline, and every failure one variant of `ApiError`.
+
+#![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use import_core::auth0::{
-    audience, classify_import, error_message, rate_limit_wait_s, Auth0Credentials, ImportVerdict,
+    audience, classify_import, error_code, error_message, rate_limit_wait_s, Auth0Credentials,
+    ImportVerdict,
 };
 use import_core::multipart::{self, ImportFields, AUTH0_MAX_REQUEST_BYTES};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
@@ -12,7 +16,7 @@ use tokio::sync::Mutex;
 
 mod tenant;
 
-/// 5xx answers and unsent requests are retried this many times in all, with backoff.
+/// Requests that never left, and GETs without an answer, are tried this many times in all.
 const MAX_SEND_ATTEMPTS: u32 = 4;
 const BACKOFF_BASE: Duration = Duration::from_millis(400);
 /// Rate-limit waits per request are capped too: a tenant that stays saturated is left to
@@ -20,46 +24,62 @@ const BACKOFF_BASE: Duration = Duration::from_millis(400);
 const MAX_RATE_LIMIT_WAITS: u32 = 6;
 /// Tokens are replaced this long before they expire (or at half-life for short tokens).
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// No request waits longer than this for its answer, whatever the deadline.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request is not started with less time than this before the deadline: it could not get
+/// its answer in time, and an import post cut off by the deadline would be in doubt.
+const MIN_REQUEST_TIME: Duration = Duration::from_secs(2);
+/// The most a token request waits on its endpoint's `Retry-After`.
+const MAX_TOKEN_WAIT: Duration = Duration::from_secs(30);
 
-/// How a credentials refusal reads, so a caller holding only the text can recognise it.
+/// How a credentials refusal reads in logs and reports.
 pub const CREDENTIALS_REFUSED: &str = "Auth0 refused the client credentials";
 
-#[derive(Debug, thiserror::Error)]
+/// Every way a Management API call can end without the answer asked for. Decisions are made
+/// by matching these, never by reading their text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
-    /// The secret's credentials do not get a token (wrong id/secret, API not authorised).
-    #[error("{CREDENTIALS_REFUSED} ({status}): {message}")]
-    Credentials { status: u16, message: String },
-    #[error("the token endpoint could not be reached: {0}")]
-    TokenTransport(String),
-    #[error("the token endpoint answered without an access_token")]
-    TokenShape,
-    /// Auth0 did not give a usable answer in time; the next tick asks again.
-    #[error("{0}")]
-    Transient(String),
-}
-
-/// How an import post ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImportOutcome {
-    Created {
-        job_id: String,
-    },
-    /// Auth0 says the tenant's import slots are full.
-    SlotsBusy,
-    /// Nothing was created and the chunk can be posted later (rate limit longer than the time
-    /// left, repeated 5xx, Auth0 unreachable).
-    NotNow {
-        reason: String,
-    },
-    /// Auth0 refused the request; posting it again would fail the same way.
+    /// Nothing reached Auth0 (the connection was never made, the token could not be had, or
+    /// no time was left): sending again cannot duplicate anything.
+    #[error("not sent: {reason}")]
+    NotSent { reason: String },
+    /// An import post was sent and the answer does not prove that no job was created.
+    #[error("sent, outcome unknown: {reason}")]
+    InDoubt { reason: String },
+    /// Auth0 refused the request with a 4xx: the same request fails the same way again.
+    #[error("Auth0 refused the request ({status}): {message}")]
     Refused {
         status: u16,
+        code: Option<String>,
         message: String,
     },
-    /// The request went out and no answer came back: a job may exist.
-    Unknown {
-        reason: String,
-    },
+    /// The token endpoint refused the secret's credentials (wrong id or secret, the
+    /// application not authorised for the Management API). The operator fixes the secret.
+    #[error("{CREDENTIALS_REFUSED} ({status}): {message}")]
+    Credentials { status: u16, message: String },
+    /// The Management API refused a freshly minted token (401).
+    #[error("Auth0 refused a fresh token (401): {message}")]
+    Unauthorized { message: String },
+    /// Rate limited, and the next try would be past the deadline or the waits are used up.
+    #[error("rate limited: the next try is {wait_s} s away, past this invocation's time")]
+    RateLimited { wait_s: u64 },
+    /// The tenant's import job slots are full (the concurrency 429): no job was created.
+    #[error("Auth0 reports its import job slots full")]
+    SlotsBusy,
+    /// A read got no usable answer (5xx, timeouts, resets) after its retries; reads are
+    /// idempotent, so the next sweep simply asks again.
+    #[error("no answer: {reason}")]
+    Unavailable { reason: String },
+}
+
+impl ApiError {
+    /// Whether the failure is Auth0 refusing this request (as opposed to not answering).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Refused { .. } | ApiError::Unauthorized { .. }
+        )
+    }
 }
 
 struct CachedToken {
@@ -73,11 +93,25 @@ pub struct ManagementApi {
     token: Mutex<Option<CachedToken>>,
 }
 
+/// What happened to one request on the wire.
+enum Sent {
+    Answer {
+        status: u16,
+        body: Vec<u8>,
+        retry_after: Option<String>,
+        reset: Option<String>,
+    },
+    /// The connection was never made: nothing left.
+    NotConnected(String),
+    /// The request may have left (timeout, reset, a body that stopped mid-way).
+    Lost(String),
+}
+
 impl ManagementApi {
     pub fn new(credentials: Auth0Credentials) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
+            .timeout(REQUEST_TIMEOUT)
             .build()?;
         Ok(ManagementApi {
             http,
@@ -90,8 +124,53 @@ impl ManagementApi {
         self.credentials.base_url()
     }
 
-    /// A valid token: the cached one unless it is near expiry or `renew` is set.
-    pub async fn token(&self, renew: bool) -> Result<String, ApiError> {
+    fn can_renew(&self) -> bool {
+        matches!(self.credentials, Auth0Credentials::ClientCredentials { .. })
+    }
+
+    /// How long a request started now may wait for its answer; `NotSent` when too little time
+    /// is left to start one.
+    fn time_for_request(deadline: Instant) -> Result<Duration, ApiError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < MIN_REQUEST_TIME {
+            return Err(ApiError::NotSent {
+                reason: "too little of this invocation's time is left to send a request".into(),
+            });
+        }
+        Ok(left.min(REQUEST_TIMEOUT))
+    }
+
+    /// Sends one request, its answer bounded by `deadline`.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        deadline: Instant,
+    ) -> Result<Sent, ApiError> {
+        let timeout = Self::time_for_request(deadline)?;
+        let response = match request.timeout(timeout).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Ok(Sent::NotConnected(e.to_string())),
+            Err(e) => return Ok(Sent::Lost(e.to_string())),
+        };
+        let status = response.status().as_u16();
+        let retry_after = header(&response, "retry-after");
+        let reset = header(&response, "x-ratelimit-reset");
+        match response.bytes().await {
+            Ok(body) => Ok(Sent::Answer {
+                status,
+                body: body.to_vec(),
+                retry_after,
+                reset,
+            }),
+            Err(e) => Ok(Sent::Lost(format!(
+                "Auth0 answered {status} and the body was lost: {e}"
+            ))),
+        }
+    }
+
+    /// A valid token: the cached one unless it is near expiry or `renew` is set. Minting is
+    /// bounded by `deadline` like every other request.
+    pub async fn token(&self, renew: bool, deadline: Instant) -> Result<String, ApiError> {
         let mut cached = self.token.lock().await;
         if !renew {
             if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
@@ -108,7 +187,10 @@ impl ManagementApi {
                 base_url,
                 client_id,
                 client_secret,
-            } => self.mint(base_url, client_id, client_secret).await?,
+            } => {
+                self.mint(base_url, client_id, client_secret, deadline)
+                    .await?
+            }
         };
         let token = fresh.token.clone();
         *cached = Some(fresh);
@@ -120,6 +202,7 @@ impl ManagementApi {
         base_url: &str,
         client_id: &str,
         client_secret: &str,
+        deadline: Instant,
     ) -> Result<CachedToken, ApiError> {
         let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
         let form = format!(
@@ -132,195 +215,183 @@ impl ManagementApi {
         loop {
             attempt += 1;
             let started = Instant::now();
-            let sent = self
+            let request = self
                 .http
                 .post(format!("{base_url}/oauth/token"))
                 .header("content-type", "application/x-www-form-urlencoded")
-                .body(form.clone())
-                .send()
-                .await;
-            let response = match sent {
-                Ok(r) => r,
-                Err(e) if attempt < MAX_SEND_ATTEMPTS => {
-                    tracing::warn!(attempt, error = %e, "token endpoint unreachable, retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
-                Err(e) => return Err(ApiError::TokenTransport(e.to_string())),
-            };
-            let status = response.status().as_u16();
-            let retry_after = header(&response, "retry-after");
-            let body = response.bytes().await.unwrap_or_default();
-            match status {
-                200..=299 => {
-                    let v: serde_json::Value =
-                        serde_json::from_slice(&body).map_err(|_| ApiError::TokenShape)?;
-                    let token = v
-                        .get("access_token")
-                        .and_then(serde_json::Value::as_str)
-                        .ok_or(ApiError::TokenShape)?
-                        .to_string();
-                    let lifetime = Duration::from_secs(
-                        v.get("expires_in")
-                            .and_then(serde_json::Value::as_u64)
-                            .unwrap_or(3600),
-                    );
-                    let margin = REFRESH_MARGIN.min(lifetime / 2);
-                    tracing::info!(
-                        expires_in_s = lifetime.as_secs(),
-                        "minted a Management API token"
-                    );
-                    return Ok(CachedToken {
-                        token,
-                        refresh_at: started + lifetime - margin,
-                    });
-                }
-                429 | 500..=599 if attempt < MAX_SEND_ATTEMPTS => {
-                    tracing::info!(status, attempt, "token endpoint busy, retrying");
-                    let wait = match status {
-                        429 => Duration::from_secs(rate_limit_wait_s(
-                            retry_after.as_deref(),
-                            None,
-                            unix_now_s(),
-                        )),
-                        _ => backoff(attempt),
-                    };
-                    tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
-                }
-                _ => {
+                .body(form.clone());
+            // A token request sent twice only mints two tokens: every failure is "not sent"
+            // as far as the caller's own request is concerned.
+            let wait = match self.send(request, deadline).await? {
+                Sent::Answer {
+                    status: 200..=299,
+                    body,
+                    ..
+                } => return parse_token(&body, started),
+                Sent::Answer {
+                    status: 429,
+                    retry_after,
+                    reset,
+                    ..
+                } => Duration::from_secs(rate_limit_wait_s(
+                    retry_after.as_deref(),
+                    reset.as_deref(),
+                    unix_now_s(),
+                ))
+                .min(MAX_TOKEN_WAIT),
+                Sent::Answer { status, body, .. } if status < 500 => {
                     return Err(ApiError::Credentials {
                         status,
                         message: error_message(status, &body),
                     })
                 }
+                Sent::Answer { status, body, .. } => {
+                    tracing::warn!(attempt, status, "token endpoint failed, retrying");
+                    if attempt >= MAX_SEND_ATTEMPTS {
+                        return Err(ApiError::NotSent {
+                            reason: format!(
+                                "no token: the token endpoint answered {status} {} times: {}",
+                                attempt,
+                                error_message(status, &body)
+                            ),
+                        });
+                    }
+                    backoff(attempt)
+                }
+                Sent::NotConnected(e) | Sent::Lost(e) => {
+                    tracing::warn!(attempt, error = %e, "token endpoint unreachable, retrying");
+                    if attempt >= MAX_SEND_ATTEMPTS {
+                        return Err(ApiError::NotSent {
+                            reason: format!("no token: the token endpoint is unreachable: {e}"),
+                        });
+                    }
+                    backoff(attempt)
+                }
+            };
+            if Instant::now() + wait + MIN_REQUEST_TIME > deadline {
+                return Err(ApiError::NotSent {
+                    reason:
+                        "no token: the token endpoint's next try is past this invocation's time"
+                            .into(),
+                });
             }
+            tokio::time::sleep(wait).await;
         }
     }
 
-    /// Posts one chunk as an import job. The multipart body is rebuilt for every attempt and its
-    /// size checked against Auth0's cap before anything is sent. Waits never pass `deadline`.
+    /// Posts one chunk as an import job and returns the job id. The multipart body is rebuilt
+    /// for every attempt and its size checked against Auth0's cap before anything is sent. The
+    /// request is sent again only after answers that prove no job was created (a connection
+    /// never made, a 401 before a fresh token, a rate limit); see `ImportVerdict`.
     pub async fn post_import(
         &self,
         fields: &ImportFields<'_>,
         users_json: &[u8],
         deadline: Instant,
-    ) -> Result<ImportOutcome, ApiError> {
+    ) -> Result<String, ApiError> {
         let url = format!("{}/api/v2/jobs/users-imports", self.base_url());
-        let mut server_errors = 0;
+        let mut not_connected = 0;
         let mut rate_waits = 0;
         let mut renewed = false;
         loop {
             let body = multipart::encode(fields, users_json);
             if body.len() > AUTH0_MAX_REQUEST_BYTES {
-                return Ok(ImportOutcome::Refused {
+                return Err(ApiError::Refused {
                     status: 413,
+                    code: None,
                     message: format!(
                         "not sent: the request would be {} bytes, over Auth0's {AUTH0_MAX_REQUEST_BYTES}",
                         body.len()
                     ),
                 });
             }
-            let token = self.token(false).await?;
-            let sent = self
+            let token = self.token(false, deadline).await?;
+            let request = self
                 .http
                 .post(&url)
                 .bearer_auth(&token)
                 .header("content-type", multipart::content_type())
-                .body(body)
-                .send()
-                .await;
-            let response = match sent {
-                Ok(r) => r,
-                // Not connected: the request never left, so sending again cannot duplicate.
-                Err(e) if e.is_connect() => {
-                    server_errors += 1;
-                    let wait = backoff(server_errors);
-                    if server_errors >= MAX_SEND_ATTEMPTS || Instant::now() + wait > deadline {
-                        return Ok(ImportOutcome::NotNow {
+                .body(body);
+            let (status, body, retry_after, reset) = match self.send(request, deadline).await? {
+                Sent::Answer {
+                    status,
+                    body,
+                    retry_after,
+                    reset,
+                } => (status, body, retry_after, reset),
+                // The request never left, so sending again cannot duplicate.
+                Sent::NotConnected(e) => {
+                    not_connected += 1;
+                    let wait = backoff(not_connected);
+                    if not_connected >= MAX_SEND_ATTEMPTS
+                        || Instant::now() + wait + MIN_REQUEST_TIME > deadline
+                    {
+                        return Err(ApiError::NotSent {
                             reason: format!("Auth0 unreachable: {e}"),
                         });
                     }
+                    tracing::warn!(attempt = not_connected, error = %e, "Auth0 unreachable, retrying");
                     tokio::time::sleep(wait).await;
                     continue;
                 }
                 // Sent, then no (complete) answer: Auth0 may have created the job.
-                Err(e) => {
-                    return Ok(ImportOutcome::Unknown {
-                        reason: format!("the request was sent but no answer came back: {e}"),
+                Sent::Lost(e) => {
+                    return Err(ApiError::InDoubt {
+                        reason: format!("the request was sent and no answer came back: {e}"),
                     })
                 }
             };
-            let status = response.status().as_u16();
-            let retry_after = header(&response, "retry-after");
-            let reset = header(&response, "x-ratelimit-reset");
-            let body = match response.bytes().await {
-                Ok(b) => b,
-                Err(e) if (200..300).contains(&status) => {
-                    return Ok(ImportOutcome::Unknown {
-                        reason: format!("Auth0 answered {status} but the body was lost: {e}"),
-                    })
-                }
-                Err(_) => Default::default(),
-            };
-            let verdict = classify_import(
+            match classify_import(
                 status,
                 &body,
                 retry_after.as_deref(),
                 reset.as_deref(),
                 unix_now_s(),
-            );
-            match verdict {
-                ImportVerdict::Created { job_id } => return Ok(ImportOutcome::Created { job_id }),
-                ImportVerdict::SlotsBusy => return Ok(ImportOutcome::SlotsBusy),
-                ImportVerdict::Refused { status, message } => {
-                    return Ok(ImportOutcome::Refused { status, message })
+            ) {
+                ImportVerdict::Created { job_id } => return Ok(job_id),
+                ImportVerdict::SlotsBusy => return Err(ApiError::SlotsBusy),
+                ImportVerdict::Refused {
+                    status,
+                    code,
+                    message,
+                } => {
+                    return Err(ApiError::Refused {
+                        status,
+                        code,
+                        message,
+                    })
+                }
+                ImportVerdict::InDoubt { status, message } => {
+                    return Err(ApiError::InDoubt {
+                        reason: format!("Auth0 answered {status}: {message}"),
+                    })
                 }
                 ImportVerdict::Unauthorized => {
-                    let can_renew =
-                        matches!(self.credentials, Auth0Credentials::ClientCredentials { .. });
-                    if renewed || !can_renew {
-                        return Ok(ImportOutcome::Refused {
-                            status,
+                    if renewed || !self.can_renew() {
+                        return Err(ApiError::Unauthorized {
                             message: error_message(status, &body),
                         });
                     }
                     tracing::info!("token refused (401): minting a new one");
                     renewed = true;
-                    self.token(true).await?;
+                    self.token(true, deadline).await?;
                 }
                 ImportVerdict::RateLimited { wait_s } => {
                     rate_waits += 1;
                     let wait = Duration::from_secs(wait_s) + jitter(Duration::from_millis(250));
-                    if rate_waits > MAX_RATE_LIMIT_WAITS || Instant::now() + wait > deadline {
-                        return Ok(ImportOutcome::NotNow {
-                            reason: format!("rate limited; next try in {wait_s} s is past this invocation's time"),
-                        });
+                    if rate_waits > MAX_RATE_LIMIT_WAITS
+                        || Instant::now() + wait + MIN_REQUEST_TIME > deadline
+                    {
+                        return Err(ApiError::RateLimited { wait_s });
                     }
                     tracing::info!(wait_s, "Management API rate limit: waiting for the reset");
-                    tokio::time::sleep(wait).await;
-                }
-                ImportVerdict::ServerError { status, message } => {
-                    server_errors += 1;
-                    let wait = backoff(server_errors);
-                    if server_errors >= MAX_SEND_ATTEMPTS || Instant::now() + wait > deadline {
-                        return Ok(ImportOutcome::NotNow {
-                            reason: format!(
-                                "Auth0 answered {status} {server_errors} times: {message}"
-                            ),
-                        });
-                    }
-                    tracing::warn!(status, attempt = server_errors, "server error, retrying");
                     tokio::time::sleep(wait).await;
                 }
             }
         }
     }
-}
 
-impl ManagementApi {
-    /// `GET /api/v2/jobs/{id}`: (HTTP status, body). 200 and 404 are answers; rate limits,
-    /// 401s (once) and transient failures are handled here. GETs are idempotent, so unlike
-    /// posts they are retried after timeouts too.
+    /// `GET /api/v2/jobs/{id}`: (HTTP status, body) for 200 and 404.
     pub async fn get_job(
         &self,
         job_id: &str,
@@ -339,83 +410,121 @@ impl ManagementApi {
             .await
     }
 
-    async fn get(&self, path: &str, deadline: Instant) -> Result<(u16, Vec<u8>), ApiError> {
+    /// A Management API read: (HTTP status, body) for 2xx and 404. Reads are idempotent, so
+    /// unlike posts they are retried after timeouts and 5xx too, within `deadline`.
+    pub async fn get(&self, path: &str, deadline: Instant) -> Result<(u16, Vec<u8>), ApiError> {
         let url = format!("{}{path}", self.base_url());
         let mut failures = 0;
+        let mut rate_waits = 0;
         let mut renewed = false;
         loop {
-            let token = self.token(false).await?;
-            let answer = match self.http.get(&url).bearer_auth(&token).send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let retry_after = header(&response, "retry-after");
-                    let reset = header(&response, "x-ratelimit-reset");
-                    match response.bytes().await {
-                        Ok(body) => Ok((status, body.to_vec(), retry_after, reset)),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            let wait = match answer {
-                Ok((status @ (200..=299 | 404), body, _, _)) => return Ok((status, body)),
-                Ok((401, body, _, _)) => {
-                    let can_renew =
-                        matches!(self.credentials, Auth0Credentials::ClientCredentials { .. });
-                    if renewed || !can_renew {
-                        return Err(ApiError::Transient(format!(
-                            "GET {path}: {}",
-                            error_message(401, &body)
-                        )));
+            let token = self.token(false, deadline).await?;
+            let request = self.http.get(&url).bearer_auth(&token);
+            let (wait, why) = match self.send(request, deadline).await? {
+                Sent::Answer {
+                    status: status @ (200..=299 | 404),
+                    body,
+                    ..
+                } => return Ok((status, body)),
+                Sent::Answer {
+                    status: 401, body, ..
+                } => {
+                    if renewed || !self.can_renew() {
+                        return Err(ApiError::Unauthorized {
+                            message: format!("GET {path}: {}", error_message(401, &body)),
+                        });
                     }
                     renewed = true;
-                    self.token(true).await?;
+                    self.token(true, deadline).await?;
                     continue;
                 }
-                Ok((429, _, retry_after, reset)) => {
+                Sent::Answer {
+                    status: 429,
+                    retry_after,
+                    reset,
+                    ..
+                } => {
+                    rate_waits += 1;
                     let wait_s =
                         rate_limit_wait_s(retry_after.as_deref(), reset.as_deref(), unix_now_s());
+                    if rate_waits > MAX_RATE_LIMIT_WAITS {
+                        return Err(ApiError::RateLimited { wait_s });
+                    }
                     tracing::info!(
                         path,
                         wait_s,
                         "Management API rate limit: waiting for the reset"
                     );
-                    Duration::from_secs(wait_s)
+                    (
+                        Duration::from_secs(wait_s),
+                        format!("rate limited for {wait_s} s"),
+                    )
                 }
-                Ok((status, body, _, _)) if status < 500 => {
-                    return Err(ApiError::Transient(format!(
-                        "GET {path}: {status} {}",
-                        error_message(status, &body)
-                    )))
+                Sent::Answer { status, body, .. } if status < 500 => {
+                    return Err(ApiError::Refused {
+                        status,
+                        code: error_code(&body),
+                        message: format!("GET {path}: {}", error_message(status, &body)),
+                    })
                 }
-                Ok((status, body, _, _)) => {
+                Sent::Answer { status, body, .. } => {
                     failures += 1;
-                    if failures >= MAX_SEND_ATTEMPTS {
-                        return Err(ApiError::Transient(format!(
-                            "GET {path}: {status} {}",
-                            error_message(status, &body)
-                        )));
-                    }
-                    tracing::warn!(path, status, attempt = failures, "server error, retrying");
-                    backoff(failures)
+                    (
+                        backoff(failures),
+                        format!("GET {path}: {status} {}", error_message(status, &body)),
+                    )
                 }
-                Err(e) => {
+                Sent::NotConnected(e) | Sent::Lost(e) => {
                     failures += 1;
-                    if failures >= MAX_SEND_ATTEMPTS {
-                        return Err(ApiError::Transient(format!("GET {path}: {e}")));
-                    }
-                    tracing::warn!(path, error = %e, attempt = failures, "Auth0 unreachable, retrying");
-                    backoff(failures)
+                    (backoff(failures), format!("GET {path}: {e}"))
                 }
             };
-            if Instant::now() + wait > deadline {
-                return Err(ApiError::Transient(format!(
-                    "GET {path}: the next try is past this invocation's time"
-                )));
+            if failures > 0 && failures < MAX_SEND_ATTEMPTS {
+                tracing::warn!(attempt = failures, "{why}: retrying");
+            }
+            if failures >= MAX_SEND_ATTEMPTS {
+                return Err(ApiError::Unavailable { reason: why });
+            }
+            if Instant::now() + wait + MIN_REQUEST_TIME > deadline {
+                return Err(if rate_waits > 0 && failures == 0 {
+                    ApiError::RateLimited {
+                        wait_s: wait.as_secs(),
+                    }
+                } else {
+                    ApiError::Unavailable {
+                        reason: format!("{why}; the next try is past this invocation's time"),
+                    }
+                });
             }
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+fn parse_token(body: &[u8], started: Instant) -> Result<CachedToken, ApiError> {
+    let shape = || ApiError::NotSent {
+        reason: "no token: the token endpoint answered without an access_token".into(),
+    };
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| shape())?;
+    let token = v
+        .get("access_token")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(shape)?
+        .to_string();
+    let lifetime = Duration::from_secs(
+        v.get("expires_in")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(3600),
+    );
+    let margin = REFRESH_MARGIN.min(lifetime / 2);
+    tracing::info!(
+        expires_in_s = lifetime.as_secs(),
+        "minted a Management API token"
+    );
+    Ok(CachedToken {
+        token,
+        refresh_at: started + lifetime - margin,
+    })
 }
 
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {
@@ -462,5 +571,22 @@ mod tests {
             let cap = BACKOFF_BASE * 2u32.pow((attempt - 1).min(4));
             assert!(b <= cap && b >= cap / 2, "{attempt}: {b:?}");
         }
+    }
+
+    #[test]
+    fn no_request_starts_without_time_for_its_answer() {
+        let soon = Instant::now() + Duration::from_millis(500);
+        assert!(matches!(
+            ManagementApi::time_for_request(soon),
+            Err(ApiError::NotSent { .. })
+        ));
+        let later = Instant::now() + Duration::from_secs(10);
+        let t = ManagementApi::time_for_request(later).unwrap();
+        assert!(t <= Duration::from_secs(10) && t > Duration::from_secs(8));
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(
+            ManagementApi::time_for_request(far).unwrap(),
+            REQUEST_TIMEOUT
+        );
     }
 }

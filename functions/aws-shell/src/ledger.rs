@@ -5,7 +5,7 @@ use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 pub use import_core::ledger::{Ledger, Versioned};
-use import_core::ledger::{ObjectStore, WriteIf};
+use import_core::ledger::{ObjectStore, StoreError, WriteIf};
 
 use crate::{describe, status_of};
 
@@ -28,7 +28,7 @@ pub fn s3_ledger(client: Client, bucket: &str) -> S3Ledger {
 
 impl S3Store {
     /// The object at `key`, its body not read yet; `None` when there is none.
-    async fn get_object(&self, key: &str) -> Result<Option<GetObjectOutput>, String> {
+    async fn get_object(&self, key: &str) -> Result<Option<GetObjectOutput>, StoreError> {
         match self
             .client
             .get_object()
@@ -39,13 +39,22 @@ impl S3Store {
         {
             Ok(out) => Ok(Some(out)),
             Err(e) if status_of(&e) == Some(404) => Ok(None),
-            Err(e) => Err(format!("GET s3://{}/{key}: {}", self.bucket, describe(&e))),
+            Err(e) => Err(self.failed("GET", key, describe(&e))),
         }
+    }
+
+    fn failed(
+        &self,
+        operation: &'static str,
+        key: &str,
+        why: impl std::fmt::Display,
+    ) -> StoreError {
+        StoreError::io(operation, &format!("s3://{}/{key}", self.bucket), why)
     }
 }
 
 impl ObjectStore for S3Store {
-    async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, String> {
+    async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
         let Some(out) = self.get_object(key).await? else {
             return Ok(None);
         };
@@ -54,20 +63,24 @@ impl ObjectStore for S3Store {
             .body
             .collect()
             .await
-            .map_err(|e| format!("GET s3://{}/{key}: {e}", self.bucket))?;
+            .map_err(|e| self.failed("GET", key, e))?;
         Ok(Some((body.into_bytes().to_vec(), etag)))
     }
 
-    async fn get_pieces(
+    async fn get_pieces<E: From<StoreError> + Send>(
         &self,
         key: &str,
-        mut on_piece: impl FnMut(&[u8]) -> Result<(), String> + Send,
-    ) -> Result<bool, String> {
+        mut on_piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
+    ) -> Result<bool, E> {
         let Some(mut out) = self.get_object(key).await? else {
             return Ok(false);
         };
-        let failed = |e: &dyn std::fmt::Display| format!("GET s3://{}/{key}: {e}", self.bucket);
-        while let Some(piece) = out.body.try_next().await.map_err(|e| failed(&e))? {
+        while let Some(piece) = out
+            .body
+            .try_next()
+            .await
+            .map_err(|e| self.failed("GET", key, e))?
+        {
             on_piece(&piece)?;
         }
         Ok(true)
@@ -79,7 +92,7 @@ impl ObjectStore for S3Store {
         bytes: Vec<u8>,
         content_type: &str,
         condition: WriteIf<'_>,
-    ) -> Result<bool, String> {
+    ) -> Result<String, StoreError> {
         let mut req = self
             .client
             .put_object()
@@ -93,17 +106,21 @@ impl ObjectStore for S3Store {
             WriteIf::Always => req,
         };
         match req.send().await {
-            Ok(_) => Ok(true),
+            Ok(out) => Ok(out.e_tag().unwrap_or_default().to_string()),
             // 412: the condition failed; 409: a concurrent conditional write won the race.
-            Err(e) if matches!(status_of(&e), Some(412) | Some(409)) => Ok(false),
-            Err(e) => Err(format!("PUT s3://{}/{key}: {}", self.bucket, describe(&e))),
+            Err(e) if matches!(status_of(&e), Some(412) | Some(409)) => {
+                Err(StoreError::ConditionFailed {
+                    key: key.to_string(),
+                })
+            }
+            Err(e) => Err(self.failed("PUT", key, describe(&e))),
         }
     }
 
-    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), String> {
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), StoreError> {
         let body = ByteStream::from_path(path)
             .await
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            .map_err(|e| StoreError::io("reading", &path.display().to_string(), e))?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -112,10 +129,10 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("PUT s3://{}/{key}: {}", self.bucket, describe(&e)))
+            .map_err(|e| self.failed("PUT", key, describe(&e)))
     }
 
-    async fn delete(&self, key: &str) -> Result<(), String> {
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -123,20 +140,17 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("DELETE s3://{}/{key}: {}", self.bucket, describe(&e)))
+            .map_err(|e| self.failed("DELETE", key, describe(&e)))
     }
 
-    async fn mark_purgeable(&self, key: &str) -> Result<(), String> {
+    async fn mark_purgeable(&self, key: &str) -> Result<(), StoreError> {
         let (k, v) = import_core::layout::PURGE_TAG;
-        let tag = aws_sdk_s3::types::Tag::builder()
+        let tagging = aws_sdk_s3::types::Tag::builder()
             .key(k)
             .value(v)
             .build()
-            .map_err(|e| e.to_string())?;
-        let tagging = aws_sdk_s3::types::Tagging::builder()
-            .tag_set(tag)
-            .build()
-            .map_err(|e| e.to_string())?;
+            .and_then(|tag| aws_sdk_s3::types::Tagging::builder().tag_set(tag).build())
+            .map_err(|e| self.failed("tagging", key, e))?;
         self.client
             .put_object_tagging()
             .bucket(&self.bucket)
@@ -145,10 +159,10 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("tagging s3://{}/{key}: {}", self.bucket, describe(&e)))
+            .map_err(|e| self.failed("tagging", key, describe(&e)))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, String> {
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let mut out = Vec::new();
         let mut pages = self
             .client
@@ -158,8 +172,7 @@ impl ObjectStore for S3Store {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| format!("LIST s3://{}/{prefix}: {}", self.bucket, describe(&e)))?;
+            let page = page.map_err(|e| self.failed("LIST", prefix, describe(&e)))?;
             for o in page.contents() {
                 let modified = o
                     .last_modified()

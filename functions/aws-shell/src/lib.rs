@@ -231,7 +231,7 @@ impl S3RunSink {
 
 /// A run-folder object through the ledger's store, where a missing one is an error.
 async fn get_bytes(store: &S3Store, full: &str) -> Result<Vec<u8>, String> {
-    match store.get_bytes(full).await? {
+    match store.get_bytes(full).await.map_err(|e| e.to_string())? {
         Some((bytes, _etag)) => Ok(bytes),
         None => Err(format!(
             "GET s3://{}/{full}: NoSuchKey: the object does not exist",

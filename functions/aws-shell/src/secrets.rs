@@ -39,10 +39,11 @@ impl ApiCache {
         *self.api.lock().await = None;
     }
 
-    /// After a failed invocation: if Auth0 refused the credentials, the operator will fix the
-    /// secret, so the next invocation reads it afresh.
-    pub async fn forget_if_refused(&self, error: &str) {
-        if error.contains(auth0_api::CREDENTIALS_REFUSED) {
+    /// After a failed invocation: if Auth0 refused the credentials (`credentials_refused`, from
+    /// the stage's typed error), the operator will fix the secret, so the next invocation reads
+    /// it afresh.
+    pub async fn forget_if_refused(&self, credentials_refused: bool) {
+        if credentials_refused {
             self.forget().await;
         }
     }

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use aws_shell::ledger::{s3_ledger, S3Ledger};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use import_core::jobs::ChunkReport;
-use import_core::layout;
+use import_core::layout::{self, RunPath};
 use import_core::ledger::SlotLease;
 use import_core::manifest::RunManifest;
 use import_core::options::is_connection_id;
@@ -222,14 +222,11 @@ impl Deployed {
 
     /// Reads a run's folder. `recent_jobs` also reads its latest chunk reports for the ETA.
     pub async fn read_run(&self, run_id: &str, recent_jobs: bool) -> Result<RunRead> {
-        let prefix = layout::run_prefix(run_id);
-        let manifest_listing = self.list(&format!("{prefix}{}", layout::MANIFEST)).await?;
+        let run = RunPath::new(run_id);
+        let manifest_listing = self.list(&run.manifest()).await?;
         let started_at_ms = manifest_listing.first().map(|(_, t)| *t);
-        let manifest: Option<RunManifest> =
-            self.get(&format!("{prefix}{}", layout::MANIFEST)).await?;
-        let report: Option<RunReport> = self
-            .get(&format!("{prefix}{}", layout::REPORT_JSON))
-            .await?;
+        let manifest: Option<RunManifest> = self.get(&run.manifest()).await?;
+        let report: Option<RunReport> = self.get(&run.report_json()).await?;
         let mut folder = RunFolder {
             manifest: manifest.as_ref(),
             report: report.as_ref(),
@@ -239,16 +236,14 @@ impl Deployed {
         let mut times = Vec::new();
         let mut exists = manifest.is_some() || report.is_some();
         if report.is_none() {
-            progress = self.get(&format!("{prefix}{}", layout::STATUS)).await?;
-            let jobs = self.list(&format!("{prefix}{}", layout::JOBS_DIR)).await?;
-            let reports = self
-                .list(&format!("{prefix}{}", layout::REPORTS_DIR))
-                .await?;
+            progress = self.get(&run.status()).await?;
+            let jobs = self.list(&run.jobs()).await?;
+            let reports = self.list(&run.reports()).await?;
             folder.jobs_claimed = jobs.len();
             folder.chunks_reported = reports.len();
             folder.submit_failed = self
                 .ledger
-                .get_bytes(&format!("{prefix}{}", layout::SUBMIT_FAILED))
+                .get_bytes(&run.submit_failed())
                 .await
                 .map_err(|e| anyhow!(e))?
                 .is_some();
@@ -272,7 +267,7 @@ impl Deployed {
                     .collect();
             }
             if !exists {
-                exists = !self.list(&prefix).await?.is_empty();
+                exists = !self.list(run.prefix()).await?.is_empty();
             }
             folder.slots = self.list(layout::SLOTS_PREFIX).await?.len() as u32;
         } else {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use import_core::layout;
+use import_core::layout::{self, RunPath};
 use import_core::options::{drop_key, DropOptions};
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -90,8 +90,9 @@ async fn run(args: DropArgs<'_>) -> Result<ExitCode> {
     };
     bar.finish_and_clear();
     // The bucket is versioned: the version names this upload, as split's run id does.
-    let tag = version_id.clone().unwrap_or_else(|| etag.clone());
-    let run_id = layout::run_id(&key, &tag);
+    let tag = layout::object_version(version_id.as_deref(), Some(&etag))
+        .ok_or_else(|| anyhow!("S3 stored {key} without a version id or an ETag"))?;
+    let run_id = layout::run_id(&key, tag);
     let out = Dropped {
         run_id,
         bucket: d.target.bucket.clone(),
@@ -127,7 +128,7 @@ async fn run(args: DropArgs<'_>) -> Result<ExitCode> {
     println!(
         "reports    s3://{}/{}{{report.html,report.csv,report.json}} once the run is final",
         out.bucket,
-        layout::run_prefix(&out.run_id)
+        RunPath::new(&out.run_id).prefix()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use auth0_api::{unix_now_ms, ManagementApi};
 use import_core::layout;
-use import_core::ledger::{Ledger, CLAIM_TIMEOUT_MS};
+use import_core::layout::RunPath;
+use import_core::ledger::{Holder, Ledger, CLAIM_TIMEOUT_MS};
 use import_core::manifest::{RunManifest, RunStatus};
 use import_core::options::{is_connection_id, DropOptions};
 use import_core::report::{RunProgress, RunReport};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use orchestrator::poll::{PollConfig, Poller};
-use orchestrator::submit::{SubmitConfig, Submitter};
+use orchestrator::poll::{PollConfig, PollReport, Poller};
+use orchestrator::submit::{activate_runs, SubmitConfig, SubmitTrigger, Submitter};
 
 use crate::folder::FolderSink;
 use crate::store::FolderStore;
@@ -102,8 +103,7 @@ async fn follow(
     // now, not in 16 minutes. They are recorded as unknown, never posted again.
     let recovered = ledger
         .recover_slots(MAX_SLOTS, unix_now_ms() + CLAIM_TIMEOUT_MS + 1)
-        .await
-        .map_err(anyhow::Error::msg)?;
+        .await?;
     if recovered > 0 {
         println!("settled {recovered} job slot(s) left by an interrupted run");
     }
@@ -117,7 +117,12 @@ async fn follow(
         secret_id: String::new(),
         interval: TICK,
     };
-    let manifest_event = serde_json::json!({"Records": [{"s3": {"object": {"key": format!("{}{}", layout::run_prefix(run_id), layout::MANIFEST)}}}]});
+    let run = RunPath::new(run_id);
+    activate_runs(
+        &ledger,
+        &SubmitTrigger::Manifests([run_id.to_string()].into()),
+    )
+    .await?;
 
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {msg}")
@@ -136,38 +141,34 @@ async fn follow(
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let report_key = format!("{}{}", layout::run_prefix(run_id), layout::REPORT_JSON);
-    let status_key = format!("{}{}", layout::run_prefix(run_id), layout::STATUS);
     let mut last_progress = (0, 0);
     let mut progressed_at = Instant::now();
     let mut invocation = 0u64;
     loop {
         invocation += 1;
+        let deadline = Instant::now() + Duration::from_secs(120);
         let submitter = Submitter {
             ledger: &ledger,
             api,
             config: &submit_config,
-            invocation: format!("cli-{}-{invocation}", std::process::id()),
-            deadline: Instant::now() + Duration::from_secs(120),
+            holder: Holder {
+                name: format!("cli-{}-{invocation}", std::process::id()),
+                // One process uses the folder: a claim it left is dead when it restarts.
+                deadline_ms: Some(unix_now_ms() + 120_000),
+            },
+            deadline,
         };
-        submitter
-            .run(&manifest_event)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        // One sweep: its deadline leaves no room for a second.
+        submitter.run().await?;
+        // One sweep per tick; its requests may take as long as a poll invocation's would.
         let poller = Poller {
             ledger: &ledger,
             api,
             config: &poll_config,
-            deadline: Instant::now() + TICK,
+            deadline: Instant::now() + Duration::from_secs(60),
         };
-        poller.run().await.map_err(anyhow::Error::msg)?;
+        poller.sweep(&mut PollReport::default()).await?;
 
-        if let Some(status) = ledger
-            .get::<RunProgress>(&status_key)
-            .await
-            .map_err(anyhow::Error::msg)?
-        {
+        if let Some(status) = ledger.get::<RunProgress>(&run.status()).await? {
             let s = status.value;
             chunks_bar.set_position(s.chunks_done as u64);
             chunks_bar.set_message(format!("{} in flight", s.chunks_active));
@@ -182,19 +183,12 @@ async fn follow(
                 progressed_at = Instant::now();
             }
         }
-        if let Some(report) = ledger
-            .get::<RunReport>(&report_key)
-            .await
-            .map_err(anyhow::Error::msg)?
-        {
+        if let Some(report) = ledger.get::<RunReport>(&run.report_json()).await? {
             chunks_bar.finish_and_clear();
             users_bar.finish_and_clear();
             let report = report.value;
             println!("\n{}", report.summary());
-            println!(
-                "reports: {}",
-                out.join(layout::run_prefix(run_id)).display()
-            );
+            println!("reports: {}", out.join(run.prefix()).display());
             return Ok(if report.all_imported() {
                 ExitCode::SUCCESS
             } else if report.conservation_holds {

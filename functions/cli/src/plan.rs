@@ -57,7 +57,7 @@ pub fn plan(args: PlanArgs<'_>) -> Result<ExitCode> {
     let runtime = crate::runtime()?;
     let (connection, scopes, slots) = runtime.block_on(async {
         let deadline = Instant::now() + TENANT_READS;
-        let scopes = api.granted_scopes().await?;
+        let scopes = api.granted_scopes(deadline).await?;
         let connection = api.connection_verdict(args.connection_id, deadline).await?;
         let busy = match (args.stack, args.bucket) {
             (None, None) => None,

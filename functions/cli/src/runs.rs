@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use import_core::clock::utc_minutes;
-use import_core::layout;
+use import_core::layout::{self, RunPath};
 use import_core::pace;
 use import_core::run_end::RunOutcome;
 use import_core::run_view::{RunState, RunView};
@@ -274,13 +274,13 @@ fn describe(r: &RunRead, d: &Deployed) -> String {
     if let Some(report) = &r.report {
         out.push('\n');
         out.push_str(&report.summary());
-        let prefix = layout::run_prefix(&v.run_id);
+        let run = RunPath::new(&v.run_id);
         out.push_str(&format!(
-            "\nreport     s3://{}/{prefix}{}\n           s3://{}/{prefix}{} (one row per user not imported)\n",
+            "\nreport     s3://{}/{}\n           s3://{}/{} (one row per user not imported)\n",
             d.target.bucket,
-            layout::REPORT_HTML,
+            run.report_html(),
             d.target.bucket,
-            layout::REPORT_CSV
+            run.report_csv()
         ));
         return out;
     }
@@ -304,10 +304,9 @@ fn describe(r: &RunRead, d: &Deployed) -> String {
     }
     if v.state == RunState::RefusedByAuth0 {
         out.push_str(&format!(
-            "Auth0 refused the run: read s3://{}/{}{}\n",
+            "Auth0 refused the run: read s3://{}/{}\n",
             d.target.bucket,
-            layout::run_prefix(&v.run_id),
-            layout::SUBMIT_FAILED
+            RunPath::new(&v.run_id).submit_failed()
         ));
     }
     out

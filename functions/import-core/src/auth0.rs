@@ -120,22 +120,41 @@ fn base_url_of(domain: &str) -> Result<String, SecretError> {
 /// The two 429s share a status code; the concurrency one is told apart by its message (§5.2).
 const CONCURRENCY_MARKER: &str = "active import users jobs";
 
-/// What an answer to `POST /api/v2/jobs/users-imports` means.
+/// What an answer to `POST /api/v2/jobs/users-imports` means. Only answers that prove no job
+/// was created may lead to sending the chunk again; everything else is `InDoubt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportVerdict {
-    /// 202: the job exists.
+    /// 202 with a job id: the job exists.
     Created { job_id: String },
     /// The tenant's job slots are full (someone else's jobs, or Auth0 still counts a finished
-    /// one): give our slot back, leave the chunk pending.
+    /// one): no job was created. Give our slot back, leave the chunk pending.
     SlotsBusy,
-    /// Rate limit: wait this many seconds, then send again.
+    /// Rate limit (facts §5.2): rejected before any work, so send again after this many seconds.
     RateLimited { wait_s: u64 },
-    /// 401: the token expired or was revoked; mint a new one and send again.
+    /// 401: the token is refused before the request is processed (facts §1.4); mint a new
+    /// one and send again.
     Unauthorized,
-    /// 5xx: Auth0 failed before creating a job; send again after a backoff.
-    ServerError { status: u16, message: String },
-    /// Any other 4xx (unknown connection, bad scope, too large): fix needed, never retried.
-    Refused { status: u16, message: String },
+    /// A 4xx that refuses the request (facts §1.4, §7.3: request-level problems are rejected
+    /// synchronously and create no job): a fix is needed, never retried.
+    Refused {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    /// The request reached Auth0 or the gateway in front of it, and this answer does not prove
+    /// that no job was created: any 5xx (a 500 may follow the job's creation; 502 and 504 come
+    /// from the gateway while Auth0 may still be working on the request) and a 2xx without a job
+    /// id. The chunk is never sent again automatically.
+    InDoubt { status: u16, message: String },
+}
+
+/// Auth0's `errorCode` (e.g. `invalid_body`, `operation_not_supported`), when the body has one.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get("errorCode")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// Auth0's error text from a Management API body (`message`, else `error_description`,
@@ -185,11 +204,11 @@ pub fn classify_import(
                 .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
             match job_id {
                 Some(job_id) => ImportVerdict::Created { job_id },
-                // A 2xx without a job id leaves us unable to follow the job: treat as a server
-                // fault rather than pretend it worked.
-                None => ImportVerdict::ServerError {
+                // Auth0 says it accepted something but not which job: one may exist, and we
+                // cannot follow it.
+                None => ImportVerdict::InDoubt {
                     status,
-                    message: "the 2xx answer carries no job id".into(),
+                    message: "Auth0 answered success without a job id".into(),
                 },
             }
         }
@@ -204,11 +223,13 @@ pub fn classify_import(
                 }
             }
         }
-        500..=599 => ImportVerdict::ServerError {
+        400..=499 => ImportVerdict::Refused {
             status,
+            code: error_code(body),
             message: error_message(status, body),
         },
-        _ => ImportVerdict::Refused {
+        // 5xx, and statuses outside HTTP's classes: nothing proves the job was not created.
+        _ => ImportVerdict::InDoubt {
             status,
             message: error_message(status, body),
         },
@@ -296,7 +317,7 @@ mod tests {
         );
         assert!(matches!(
             classify_import(202, b"{}", None, None, 0),
-            ImportVerdict::ServerError { .. }
+            ImportVerdict::InDoubt { status: 202, .. }
         ));
         assert_eq!(
             classify_import(401, b"", None, None, 0),
@@ -307,12 +328,21 @@ mod tests {
             classify_import(400, bad, None, None, 0),
             ImportVerdict::Refused {
                 status: 400,
+                code: Some("invalid_body".into()),
                 message: "The connection does not exist. (invalid_body)".into()
             }
         );
+        // Every 5xx leaves the job in doubt: a gateway timeout may hide a created job.
+        for status in [500, 502, 503, 504] {
+            assert!(matches!(
+                classify_import(status, b"oops", None, None, 0),
+                ImportVerdict::InDoubt { .. }
+            ));
+        }
+        let scope = br#"{"statusCode":403,"error":"Forbidden","message":"Insufficient scope; expected any of: create:users.","errorCode":"insufficient_scope"}"#;
         assert!(matches!(
-            classify_import(503, b"oops", None, None, 0),
-            ImportVerdict::ServerError { status: 503, .. }
+            classify_import(403, scope, None, None, 0),
+            ImportVerdict::Refused { status: 403, .. }
         ));
     }
 }

@@ -95,24 +95,156 @@ pub fn external_id(run_id: &str, seq: u32) -> String {
     }
 }
 
+/// Split's claim on a run while it reads the drop, relative to the run folder: at most one
+/// invocation splits a run at a time (`ledger::SplitClaim`).
+pub const SPLIT_CLAIM: &str = "split-claim.json";
+
+/// Where one split attempt writes its chunks and rejects, relative to the run folder:
+/// `attempts/<attempt>/`. Only the attempt whose manifest commits is ever read, so a duplicate
+/// or a dead invocation can never change what a committed manifest lists.
+pub const ATTEMPTS_DIR: &str = "attempts/";
+
+/// The folder of one split attempt inside the run folder (`""` for the CLI's single writer).
+pub fn attempt_dir(attempt: Option<&str>) -> String {
+    match attempt {
+        Some(a) => format!("{ATTEMPTS_DIR}{a}/"),
+        None => String::new(),
+    }
+}
+
+/// Every key of one run's folder, relative to the bucket (or folder) root: the one place that
+/// joins a run id to the names above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPath {
+    id: String,
+    prefix: String,
+}
+
+impl RunPath {
+    pub fn new(run_id: &str) -> Self {
+        RunPath {
+            id: run_id.to_string(),
+            prefix: run_prefix(run_id),
+        }
+    }
+
+    /// The run named by any key under `runs/`.
+    pub fn of_key(key: &str) -> Option<Self> {
+        run_id_of_key(key).map(Self::new)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `runs/<run-id>/`
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// An object named relative to the run folder (chunk and rejects keys in the manifest).
+    pub fn object(&self, relative: &str) -> String {
+        format!("{}{relative}", self.prefix)
+    }
+
+    /// The key relative to the run folder, when `key` is in it.
+    pub fn relative<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(&self.prefix)
+    }
+
+    pub fn manifest(&self) -> String {
+        self.object(MANIFEST)
+    }
+
+    pub fn split_claim(&self) -> String {
+        self.object(SPLIT_CLAIM)
+    }
+
+    pub fn attempts(&self) -> String {
+        self.object(ATTEMPTS_DIR)
+    }
+
+    pub fn jobs(&self) -> String {
+        self.object(JOBS_DIR)
+    }
+
+    pub fn job(&self, seq: u32) -> String {
+        self.object(&job_key(seq))
+    }
+
+    pub fn reports(&self) -> String {
+        self.object(REPORTS_DIR)
+    }
+
+    pub fn report(&self, seq: u32) -> String {
+        self.object(&report_key(seq))
+    }
+
+    pub fn submit_failed(&self) -> String {
+        self.object(SUBMIT_FAILED)
+    }
+
+    pub fn status(&self) -> String {
+        self.object(STATUS)
+    }
+
+    pub fn report_json(&self) -> String {
+        self.object(REPORT_JSON)
+    }
+
+    pub fn report_csv(&self) -> String {
+        self.object(REPORT_CSV)
+    }
+
+    pub fn report_html(&self) -> String {
+        self.object(REPORT_HTML)
+    }
+
+    pub fn failed_users(&self) -> String {
+        self.object(FAILED_USERS)
+    }
+
+    /// `active-runs/<run-id>.json`: the run still has chunks to submit or jobs to follow.
+    pub fn active_marker(&self) -> String {
+        active_run_key(&self.id)
+    }
+
+    /// The chunk sequences named by keys listed under `jobs()` (or `reports()` with
+    /// `seq_of_report_key`).
+    pub fn seqs<'k>(
+        &'k self,
+        keys: impl IntoIterator<Item = &'k String> + 'k,
+        seq_of: fn(&str) -> Option<u32>,
+    ) -> impl Iterator<Item = u32> + 'k {
+        keys.into_iter()
+            .filter_map(move |k| seq_of(self.relative(k)?))
+    }
+}
+
 /// `runs/<run-id>/`
 pub fn run_prefix(run_id: &str) -> String {
     format!("{RUNS_PREFIX}{run_id}/")
 }
 
-/// Chunk object, relative to the run folder: `chunks/000001.json`.
-pub fn chunk_key(seq: u32) -> String {
-    format!("{CHUNKS_DIR}{seq:06}.json")
+/// Chunk object, relative to the run folder: `<attempt dir>chunks/000001.json`.
+pub fn chunk_key(attempt_dir: &str, seq: u32) -> String {
+    format!("{attempt_dir}{CHUNKS_DIR}{seq:06}.json")
+}
+
+/// Split's rejects, relative to the run folder: `<attempt dir>rejects.ndjson`.
+pub fn rejects_key(attempt_dir: &str) -> String {
+    format!("{attempt_dir}{REJECTS}")
 }
 
 /// A readable, deterministic run id: a slug of the file name and 16 hex digits of
-/// SHA-256(key, etag). The same object (same key and ETag) always maps to the same run;
-/// re-uploading changed content under the same key makes a new ETag and so a new run.
-pub fn run_id(object_key: &str, etag: &str) -> String {
+/// SHA-256(key, version). `version` is the dropped object's version: its S3 `versionId` when the
+/// bucket is versioned (two uploads to one key are two versions, so two runs), else its ETag.
+/// Every delivery of the same object version maps to the same run.
+pub fn run_id(object_key: &str, version: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(object_key.as_bytes());
     hasher.update([0u8]);
-    hasher.update(etag.trim_matches('"').as_bytes());
+    hasher.update(version.trim_matches('"').as_bytes());
     let digest = hasher.finalize();
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     let name = object_key.rsplit('/').next().unwrap_or(object_key);
@@ -122,6 +254,16 @@ pub fn run_id(object_key: &str, etag: &str) -> String {
     } else {
         format!("{slug}-{hex}")
     }
+}
+
+/// What names the version of a dropped object, in the order `run_id` prefers: the S3
+/// `versionId` (a versioned bucket), else the ETag. `None` when the event carries neither.
+pub fn object_version<'a>(version_id: Option<&'a str>, etag: Option<&'a str>) -> Option<&'a str> {
+    let given = |v: Option<&'a str>| {
+        v.map(|v| v.trim_matches('"'))
+            .filter(|v| !v.is_empty() && *v != "null")
+    };
+    given(version_id).or_else(|| given(etag))
 }
 
 fn slug(name: &str) -> String {
@@ -145,6 +287,35 @@ fn slug(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_version_is_its_version_id_else_its_etag() {
+        assert_eq!(object_version(Some("v1"), Some("\"e\"")), Some("v1"));
+        assert_eq!(object_version(None, Some("\"e\"")), Some("e"));
+        assert_eq!(object_version(Some(""), Some("e")), Some("e"));
+        assert_eq!(object_version(Some("null"), Some("e")), Some("e"));
+        assert_eq!(object_version(None, Some("")), None);
+        assert_eq!(object_version(None, None), None);
+    }
+
+    #[test]
+    fn run_paths_name_every_object_under_the_run_folder() {
+        let run = RunPath::new("r-1");
+        assert_eq!(run.manifest(), "runs/r-1/manifest.json");
+        assert_eq!(run.job(7), "runs/r-1/jobs/000007.json");
+        assert_eq!(run.report(7), "runs/r-1/reports/000007.report.json");
+        assert_eq!(run.active_marker(), "active-runs/r-1.json");
+        assert_eq!(RunPath::of_key(&run.status()), Some(run.clone()));
+        let listed = vec![
+            run.job(3),
+            run.job(12),
+            "runs/r-2/jobs/000001.json".to_string(),
+        ];
+        assert_eq!(
+            run.seqs(&listed, seq_of_job_key).collect::<Vec<_>>(),
+            vec![3, 12]
+        );
+    }
 
     #[test]
     fn run_id_is_deterministic_and_etag_sensitive() {
@@ -172,7 +343,11 @@ mod tests {
 
     #[test]
     fn keys_sort_in_sequence_order() {
-        assert!(chunk_key(9) < chunk_key(10));
+        assert!(chunk_key("", 9) < chunk_key("", 10));
+        assert_eq!(
+            chunk_key(&attempt_dir(Some("a1")), 3),
+            "attempts/a1/chunks/000003.json"
+        );
         assert_eq!(run_prefix("r1"), "runs/r1/");
     }
 }

@@ -27,6 +27,9 @@ pub enum Source {
         bucket: String,
         key: String,
         etag: String,
+        /// The object version the run was split from (a versioned bucket).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
         size: Option<u64>,
     },
     Local {

@@ -18,32 +18,61 @@ pub mod codes {
     pub const REQUEST_REFUSED: &str = "REQUEST_REFUSED";
     /// The chunk was never posted because Auth0 had refused the run.
     pub const NOT_SUBMITTED: &str = "NOT_SUBMITTED";
-    /// Auth0 said nothing about this user (job failed as a whole, dead, gone, or unknown).
+    /// Auth0 said nothing about this user (job failed as a whole, dead, gone).
     pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
+    /// The chunk's request was sent and its answer does not prove that no job was created:
+    /// the users may be imported already. Never posted again automatically.
+    pub const OUTCOME_IN_DOUBT: &str = "OUTCOME_IN_DOUBT";
+}
+
+/// Why a chunk ended without a job we could follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unposted {
+    /// Auth0 refused the request: no job, its users failed.
+    Refused,
+    /// Never sent, because Auth0 refused the run: its users failed.
+    NotSubmitted,
+    /// Sent, and whether a job was created is unknown: its users are unknown.
+    InDoubt,
+}
+
+impl Unposted {
+    fn status(self) -> &'static str {
+        match self {
+            Unposted::Refused => "refused",
+            Unposted::NotSubmitted => "not_submitted",
+            Unposted::InDoubt => "in_doubt",
+        }
+    }
+
+    /// Whether the users are known not to be imported (else their fate is unknown).
+    fn failed(self) -> bool {
+        !matches!(self, Unposted::InDoubt)
+    }
 }
 
 impl ChunkReport {
-    /// A chunk that ended without a job we could follow: refused, never posted, or unknown.
+    /// A chunk that ended without a job we could follow: refused, never posted, or in doubt.
     pub fn unposted(
         seq: u32,
         external_id: String,
         users: u64,
-        status: &str,
+        kind: Unposted,
         reason: String,
-        failed: bool,
         now_ms: u64,
     ) -> Self {
-        let code = match status {
-            "refused" => codes::REQUEST_REFUSED,
-            "not_submitted" => codes::NOT_SUBMITTED,
-            _ => codes::OUTCOME_UNKNOWN,
+        let code = match kind {
+            Unposted::Refused => codes::REQUEST_REFUSED,
+            Unposted::NotSubmitted => codes::NOT_SUBMITTED,
+            Unposted::InDoubt => codes::OUTCOME_IN_DOUBT,
         };
+        let failed = kind.failed();
         ChunkReport {
             seq,
             job_id: String::new(),
             external_id,
             end: JobEnd {
-                status: status.to_string(),
+                status: kind.status().to_string(),
                 summary: None,
                 details: Some(reason),
             },
@@ -61,6 +90,11 @@ impl ChunkReport {
             submitted_at_ms: 0,
             finished_at_ms: now_ms,
         }
+    }
+
+    /// Whether this chunk's users may already be in the tenant from a job we never heard of.
+    pub fn in_doubt(&self) -> bool {
+        self.end.status == Unposted::InDoubt.status()
     }
 }
 
@@ -101,11 +135,22 @@ pub struct RunReport {
     pub failed_at_auth0: u64,
     pub failed_by_code: BTreeMap<String, u64>,
     pub unknown: u64,
+    /// Of `unknown`, the users of chunks in doubt: sent, and maybe imported by a job whose id
+    /// Auth0's answer did not give us. Never posted again automatically.
+    #[serde(default)]
+    pub in_doubt: u64,
     pub identity: String,
     pub conservation_holds: bool,
     pub jobs: Vec<JobLine>,
     pub chunks: usize,
     pub failed_users_key: Option<String>,
+    /// Users whose fate is unknown (in doubt, job failed as a whole, dead): their original
+    /// records. Re-dropping them is safe: users Auth0 already has come back as DUPLICATED_USER.
+    #[serde(default)]
+    pub unknown_users_key: Option<String>,
+    /// Why the drop was refused as a whole (nothing was submitted), when it was.
+    #[serde(default)]
+    pub refused: Option<String>,
     /// The options the run's jobs were posted with (absent for a local rehearsal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<DropOptions>,
@@ -136,11 +181,14 @@ impl RunReport {
             failed_at_auth0: 0,
             failed_by_code: BTreeMap::new(),
             unknown: 0,
+            in_doubt: 0,
             identity: "users_in = rejected_before_submission + inserted + updated + failed_at_auth0 + unknown".into(),
             conservation_holds: false,
             jobs: Vec::new(),
             chunks: manifest.chunks.len(),
             failed_users_key: None,
+            unknown_users_key: None,
+            refused: refused_as_a_whole(manifest),
             options: manifest.options.clone(),
             started_at_ms: None,
             finished_at_ms: None,
@@ -162,6 +210,9 @@ impl RunReport {
             r.updated += c.updated;
             r.failed_at_auth0 += c.failed;
             r.unknown += c.unknown;
+            if c.in_doubt() {
+                r.in_doubt += c.unknown;
+            }
             for (code, n) in &c.failed_by_code {
                 *r.failed_by_code.entry(code.clone()).or_default() += n;
             }
@@ -209,6 +260,11 @@ impl RunReport {
         r
     }
 
+    /// The refusal of a whole drop, as the report states it.
+    pub fn refuse(&mut self, reason: String) {
+        self.refused = Some(reason);
+    }
+
     /// The totals as a person reads them (CLI, demo), identity last.
     pub fn summary(&self) -> String {
         let mut out = String::new();
@@ -230,6 +286,12 @@ impl RunReport {
             line(&format!("  {code}"), *n);
         }
         line("unknown", self.unknown);
+        if self.in_doubt > 0 {
+            line("  in doubt (maybe imported)", self.in_doubt);
+        }
+        if let Some(why) = &self.refused {
+            let _ = writeln!(out, "the drop was refused as a whole: {why}");
+        }
         let total: f64 = self.jobs.iter().filter_map(|j| j.duration_s).sum();
         let _ = writeln!(
             out,
@@ -261,6 +323,29 @@ impl RunReport {
             job.slot = slot_of_seq.get(&job.seq).copied();
         }
     }
+}
+
+/// Why a committed drop submits nothing at all, for its report: it could not be read, or no
+/// user in it can be imported.
+fn refused_as_a_whole(manifest: &RunManifest) -> Option<String> {
+    if let Some(failure) = &manifest.failure {
+        let at = match (failure.line, failure.column) {
+            (Some(line), Some(column)) => format!(" (line {line}, column {column})"),
+            (Some(line), None) => format!(" (line {line})"),
+            _ => String::new(),
+        };
+        return Some(format!("{}{at}", failure.reason));
+    }
+    (manifest.chunks.is_empty()).then(|| {
+        if manifest.users_in == 0 {
+            "the drop holds no user".to_string()
+        } else {
+            format!(
+                "every one of its {} users was rejected before submission (see report.csv)",
+                manifest.users_in
+            )
+        }
+    })
 }
 
 /// One row of `report.csv`: a user that was not imported.
@@ -389,13 +474,18 @@ mod tests {
             2,
             "r:2".into(),
             10,
-            "refused",
+            Unposted::Refused,
             "The connection does not exist.".into(),
-            true,
             0,
         );
-        let unknown =
-            ChunkReport::unposted(3, "r:3".into(), 10, "unknown", "timeout".into(), false, 0);
+        let unknown = ChunkReport::unposted(
+            3,
+            "r:3".into(),
+            10,
+            Unposted::InDoubt,
+            "504 after sending".into(),
+            0,
+        );
         // Chunk 4 has no report at all.
         let r = RunReport::build(&m, &[done, refused, unknown]);
         assert_eq!(
@@ -403,6 +493,9 @@ mod tests {
             (8, 1, 11, 20)
         );
         assert!(r.conservation_holds, "{r:?}");
+        // Chunk 3 is in doubt; chunk 4 (no report) is unknown without being in doubt.
+        assert_eq!(r.in_doubt, 10);
+        assert_eq!(r.refused, None);
         assert_eq!(r.failed_by_code.get("REQUEST_REFUSED"), Some(&10));
         assert_eq!(r.failed_by_code.get("UNLISTED"), Some(&1));
         assert_eq!(r.submitted, 10);
@@ -421,8 +514,8 @@ mod tests {
     #[test]
     fn slots_are_recorded_per_chunk_and_old_reports_still_parse() {
         let m = manifest(&[5, 5]);
-        let a = ChunkReport::unposted(1, "r:1".into(), 5, "unknown", "t".into(), false, 9);
-        let b = ChunkReport::unposted(2, "r:2".into(), 5, "unknown", "t".into(), false, 9);
+        let a = ChunkReport::unposted(1, "r:1".into(), 5, Unposted::InDoubt, "t".into(), 9);
+        let b = ChunkReport::unposted(2, "r:2".into(), 5, Unposted::InDoubt, "t".into(), 9);
         let mut r = RunReport::build(&m, &[a, b]);
         r.set_slots(&BTreeMap::from([(2, 1)]));
         assert_eq!((r.jobs[0].slot, r.jobs[1].slot), (None, Some(1)));
@@ -445,6 +538,33 @@ mod tests {
         let back: RunReport = serde_json::from_value(old).unwrap();
         assert_eq!(back.jobs[1].slot, None);
         assert_eq!(back.users_in, r.users_in);
+    }
+
+    #[test]
+    fn a_drop_that_submits_nothing_says_why() {
+        let mut failed = manifest(&[]);
+        failed.status = RunStatus::Failed;
+        failed.failure = Some(crate::manifest::Failure {
+            reason: "the gzip stream is corrupt".into(),
+            line: Some(3),
+            column: None,
+            byte_offset: None,
+            records_before_failure: 2,
+        });
+        let r = RunReport::build(&failed, &[]);
+        assert_eq!(
+            r.refused.as_deref(),
+            Some("the gzip stream is corrupt (line 3)")
+        );
+        let all_rejected = manifest(&[]);
+        let r = RunReport::build(&all_rejected, &[]);
+        assert!(r
+            .refused
+            .as_deref()
+            .unwrap()
+            .contains("every one of its 3 users"));
+        assert!(r.conservation_holds);
+        assert!(!r.all_imported());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::clock::utc;
+use crate::layout::RunPath;
 use crate::manifest::Source;
 use crate::pace;
 use crate::report::{codes, CsvRow, JobLine, RunReport};
@@ -53,6 +54,16 @@ fn page(r: &RunReport, sample_rows: &[CsvRow]) -> Markup {
                     h1 { "Import report" }
                     p.muted { "Run " code #run-id { (r.run_id) } }
                     (verdict(r, outcome))
+                    @if let Some(why) = &r.refused {
+                        p.verdict.bad #refused { "The drop was refused as a whole; nothing was submitted: " (why) }
+                    }
+                    @if r.in_doubt > 0 {
+                        p.verdict.warn #in-doubt {
+                            (n(r.in_doubt)) " users are in doubt: their request reached Auth0 and its answer "
+                            "does not say whether a job was created, so they may already be imported. They "
+                            "are never posted again automatically; " code { "unknown-users.json" } " holds them."
+                        }
+                    }
                     (facts(r))
                     (totals(r))
                     (next_steps(r, outcome))
@@ -266,10 +277,15 @@ fn next_steps(r: &RunReport, outcome: RunOutcome) -> Markup {
         });
     }
     if r.unknown > 0 {
+        let file = if r.unknown_users_key.is_some() {
+            "unknown-users.json"
+        } else {
+            "failed-users.json"
+        };
         steps.push(html! {
             li { strong { (n(r.unknown)) " users have an unknown outcome." } " "
                 "Auth0 did not say what happened to them (a job failed as a whole, ran past 2 h, "
-                "or its answer was lost). Re-dropping " code { "failed-users.json" } " is safe: "
+                "or its answer was lost). Re-dropping " code { (file) } " is safe: "
                 "users already imported come back as " code { "DUPLICATED_USER" } "." }
         });
     }
@@ -287,8 +303,8 @@ fn next_steps(r: &RunReport, outcome: RunOutcome) -> Markup {
                     "set one through a password reset at first login." }
             } @else {
                 ol.next { @for s in &steps { (s) } }
-                p.muted { "Download " code { "failed-users.json" } " before it expires (it holds "
-                    "password hashes and is deleted some days after the run)." }
+                p.muted { "Download " code { "failed-users.json" } " and " code { "unknown-users.json" }
+                    " before they expire (they hold password hashes and are deleted some days after the run)." }
             }
         }
     }
@@ -304,12 +320,12 @@ fn redrop_command(r: &RunReport) -> String {
         .unwrap_or_else(|| "con_…".into());
     match &r.source {
         Source::S3 { bucket, .. } => format!(
-            "aws s3 cp s3://{bucket}/runs/{}/failed-users.json . && auth0-s3-import drop failed-users.json --bucket {bucket} --connection-id {connection}{{UPSERT}}",
-            r.run_id
+            "aws s3 cp s3://{bucket}/{} . && auth0-s3-import drop failed-users.json --bucket {bucket} --connection-id {connection}{{UPSERT}}",
+            RunPath::new(&r.run_id).failed_users()
         ),
         Source::Local { .. } => format!(
-            "auth0-s3-import migrate runs/{}/failed-users.json --connection-id {connection}{{UPSERT}} …",
-            r.run_id
+            "auth0-s3-import migrate {} --connection-id {connection}{{UPSERT}} …",
+            RunPath::new(&r.run_id).failed_users()
         ),
     }
 }
@@ -813,6 +829,19 @@ mod tests {
         assert!(html.contains("id=\"canary\"") && html.contains("id=\"reconciliation\""));
         assert!(html.contains("Passwords would not verify"));
         assert!(html.contains("data-field=\"reconciliation_missing\">1<"));
+    }
+
+    #[test]
+    fn refusals_and_doubt_are_said_first() {
+        let mut r = report(vec![]);
+        r.refused = Some("the gzip stream is corrupt <at byte 7>".into());
+        r.in_doubt = 30;
+        let html = render_html(&r, &[]);
+        assert!(
+            html.contains("nothing was submitted: the gzip stream is corrupt &lt;at byte 7&gt;")
+        );
+        assert!(html.contains("data-outcome=\"refused\""));
+        assert!(html.contains("30 users are in doubt"));
     }
 
     #[test]

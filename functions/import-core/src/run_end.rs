@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::layout;
+use crate::layout::RunPath;
 use crate::manifest::Source;
 use crate::report::{codes, RunReport};
 
@@ -44,7 +44,7 @@ impl RunOutcome {
                 .failed_by_code
                 .keys()
                 .all(|c| c == codes::REQUEST_REFUSED || c == codes::NOT_SUBMITTED);
-        if report.chunks == 0 || refused_by_auth0 {
+        if report.refused.is_some() || report.chunks == 0 || refused_by_auth0 {
             return RunOutcome::Refused;
         }
         if report.all_imported() && report.conservation_holds {
@@ -87,12 +87,12 @@ pub struct ReportKeys {
 impl ReportKeys {
     /// The keys `layout` gives the run's reports.
     pub fn for_run(bucket: Option<&str>, run_id: &str) -> ReportKeys {
-        let prefix = layout::run_prefix(run_id);
+        let run = RunPath::new(run_id);
         ReportKeys {
             bucket: bucket.map(str::to_string),
-            report_html: format!("{prefix}{}", layout::REPORT_HTML),
-            report_csv: format!("{prefix}{}", layout::REPORT_CSV),
-            report_json: format!("{prefix}{}", layout::REPORT_JSON),
+            report_html: run.report_html(),
+            report_csv: run.report_csv(),
+            report_json: run.report_json(),
         }
     }
 
@@ -147,16 +147,19 @@ impl RunEndMessage {
     ) -> RunEndMessage {
         let outcome = RunOutcome::of(report);
         let reason = match outcome {
-            RunOutcome::Refused => refusal.map(str::to_string).or_else(|| {
-                report
-                    .jobs
-                    .iter()
-                    .find_map(|j| j.details.clone())
-                    .or_else(|| {
-                        (report.chunks == 0 && report.users_in > 0)
-                            .then(|| "every user was rejected before submission".to_string())
-                    })
-            }),
+            RunOutcome::Refused => refusal
+                .map(str::to_string)
+                .or_else(|| report.refused.clone())
+                .or_else(|| {
+                    report
+                        .jobs
+                        .iter()
+                        .find_map(|j| j.details.clone())
+                        .or_else(|| {
+                            (report.chunks == 0 && report.users_in > 0)
+                                .then(|| "every user was rejected before submission".to_string())
+                        })
+                }),
             RunOutcome::CanaryFailed => report.canary.as_ref().map(|c| {
                 // Counts only: a canary's label may be an e-mail address.
                 format!(

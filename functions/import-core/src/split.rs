@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::chunk::{Chunk, ChunkPacker};
 use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Duplicates, Occurrence};
 use crate::input::{InputError, RawRecord, RecordReader};
-use crate::layout::{chunk_key, MANIFEST, REJECTS};
+use crate::layout::{attempt_dir, chunk_key, rejects_key, MANIFEST};
 use crate::manifest::{
     ChunkEntry, DetectedFormat, Failure, Flavor, RejectEntry, RunManifest, RunStatus, Source,
     Transformations, MANIFEST_VERSION,
@@ -84,6 +84,10 @@ pub struct SplitOptions {
     pub scratch_dir: Option<PathBuf>,
     /// Recorded in the manifest for submit.
     pub drop_options: Option<DropOptions>,
+    /// The split attempt whose folder (`layout::attempt_dir`) gets the chunks and rejects, so
+    /// concurrent or dead attempts at one run never write the objects a committed manifest
+    /// lists. `None`: the run folder itself (a store with a single writer, such as the CLI's).
+    pub attempt: Option<String>,
 }
 
 impl Default for SplitOptions {
@@ -92,6 +96,7 @@ impl Default for SplitOptions {
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             scratch_dir: None,
             drop_options: None,
+            attempt: None,
         }
     }
 }
@@ -155,6 +160,7 @@ pub fn split_with_workers<R: Read + Send + 'static>(
         Ok(reader) => run.stream(reader, workers, sink),
         Err(e) => Err(Halt::Input(e)),
     };
+    let rejects = run.rejects_key.clone();
     let outcome = match result {
         Ok(()) => run.finish(sink),
         Err(Halt::Input(InputError::Source(e))) => Err(SplitError::Source(e)),
@@ -162,7 +168,7 @@ pub fn split_with_workers<R: Read + Send + 'static>(
         Err(Halt::Split(e)) => Err(e),
     };
     if outcome.is_err() {
-        abandon_rejects(sink);
+        abandon_rejects(&rejects, sink);
     }
     outcome
 }
@@ -170,8 +176,8 @@ pub fn split_with_workers<R: Read + Send + 'static>(
 /// Abandons the rejects handed over so far (nothing when none were, or they were finished).
 /// Best effort: the bucket's lifecycle rule removes an upload left open, and what failed the
 /// run matters more than this.
-fn abandon_rejects(sink: &mut dyn RunSink) {
-    let _ = sink.abort_parts(REJECTS);
+fn abandon_rejects(key: &str, sink: &mut dyn RunSink) {
+    let _ = sink.abort_parts(key);
 }
 
 /// Why streaming stopped early: the input is broken (the run fails), or we could not write.
@@ -242,6 +248,9 @@ fn uncounted_manifest(
 
 struct Splitter {
     run_id: String,
+    /// The attempt's folder in the run folder (`layout::attempt_dir`), and its rejects object.
+    dir: String,
+    rejects_key: String,
     source: Source,
     drop_options: Option<DropOptions>,
     max_chunk_bytes: usize,
@@ -278,8 +287,11 @@ impl Splitter {
         let rejected = BufWriter::new(rejected_file.as_file().try_clone()?);
         let record_ends_file = scratch_file()?;
         let record_ends = BufWriter::new(record_ends_file.as_file().try_clone()?);
+        let dir = attempt_dir(options.attempt.as_deref());
         Ok(Splitter {
             run_id: run_id.to_string(),
+            rejects_key: rejects_key(&dir),
+            dir,
             source,
             drop_options: options.drop_options.clone(),
             max_chunk_bytes: options.max_chunk_bytes,
@@ -441,7 +453,7 @@ impl Splitter {
 
     /// Writes a chunk and returns its manifest entry.
     fn put_chunk(&self, chunk: Chunk, sink: &mut dyn RunSink) -> Result<ChunkEntry, SplitError> {
-        let key = chunk_key(chunk.seq);
+        let key = chunk_key(&self.dir, chunk.seq);
         let entry = ChunkEntry {
             key: key.clone(),
             seq: chunk.seq,
@@ -529,7 +541,7 @@ impl Splitter {
 
     /// Hands the reject entries gathered so far to the sink as one part and empties the buffer.
     fn put_rejects_part(&mut self, sink: &mut dyn RunSink) -> Result<(), SplitError> {
-        sink.put_part(REJECTS, &self.rejects)
+        sink.put_part(&self.rejects_key, &self.rejects)
             .map_err(SplitError::Sink)?;
         self.rejects.clear();
         if self.rejects.capacity() > REJECT_BUFFER_BYTES {
@@ -588,7 +600,7 @@ impl Splitter {
         {
             return Err(io::Error::other(format!(
                 "a duplicate was placed in chunk {}, which this run never published",
-                chunk_key(*seq)
+                chunk_key(&self.dir, *seq)
             ))
             .into());
         }
@@ -615,7 +627,7 @@ impl Splitter {
                 if d.at.seq < entry.seq {
                     return Err(broken(format!(
                         "comes after chunk {}, where duplicate {} was placed",
-                        chunk_key(d.at.seq),
+                        chunk_key(&self.dir, d.at.seq),
                         d.at.index
                     )));
                 }
@@ -684,7 +696,7 @@ impl Splitter {
             return Err(io::Error::other(format!(
                 "duplicate {} was placed in chunk {}, which this pass did not read",
                 d.at.index,
-                chunk_key(d.at.seq)
+                chunk_key(&self.dir, d.at.seq)
             ))
             .into());
         }
@@ -751,7 +763,8 @@ impl Splitter {
         if !self.rejects.is_empty() {
             self.put_rejects_part(sink)?;
         }
-        sink.finish_parts(REJECTS).map_err(SplitError::Sink)?;
+        sink.finish_parts(&self.rejects_key)
+            .map_err(SplitError::Sink)?;
         sink.flush().map_err(SplitError::Sink)?;
         let manifest = self.manifest(None);
         commit(manifest, sink)
@@ -763,7 +776,7 @@ impl Splitter {
         sink: &mut dyn RunSink,
     ) -> Result<SplitOutcome, SplitError> {
         // Nothing of a broken input is published: chunks already written are taken back.
-        abandon_rejects(sink);
+        abandon_rejects(&self.rejects_key, sink);
         sink.flush().map_err(SplitError::Sink)?;
         for chunk in std::mem::take(&mut self.chunks) {
             sink.delete(&chunk.key).map_err(SplitError::Sink)?;
@@ -801,7 +814,7 @@ impl Splitter {
             rejects_by_code: self.rejects_by_code.clone(),
             transformations: self.transformations.clone(),
             mean_chunk_fill,
-            rejects_key: (base.status == RunStatus::Split).then(|| REJECTS.to_string()),
+            rejects_key: (base.status == RunStatus::Split).then(|| self.rejects_key.clone()),
             chunks: self.chunks.clone(),
             ..base
         }
@@ -888,6 +901,7 @@ impl RunSink for MemorySink {
 mod tests {
     use super::*;
     use crate::export;
+    use crate::layout::REJECTS;
     use serde_json::json;
 
     /// A small deterministic generator (xorshift), so failures reproduce.

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use auth0_api::{unix_now_ms, ApiError, ManagementApi};
 use futures_util::{stream, StreamExt, TryStreamExt};
-use import_core::jobs::{classify_job, parse_errors, ChunkReport, JobProgress};
-use import_core::layout;
-use import_core::ledger::{JobRecord, JobState};
+use import_core::jobs::{classify_job, parse_errors, ChunkReport, JobEnd, JobProgress};
+use import_core::layout::{self, RunPath};
+use import_core::ledger::{BadTransition, JobRecord, JobState, StoreError};
 use import_core::ledger::{Ledger, Lines, ObjectStore, Versioned};
 use import_core::manifest::{RejectEntry, RunManifest};
-use import_core::report::{codes, render_html, CsvRow, RunProgress, RunReport, CSV_HEADER};
+use import_core::report::{
+    codes, render_html, CsvRow, RunProgress, RunReport, Unposted, CSV_HEADER,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -26,9 +28,36 @@ const FINALIZE_REQUESTS_IN_FLIGHT: usize = 16;
 const HTML_SAMPLE_ROWS: usize = 50;
 
 use import_core::layout::seq_of_report_key;
-pub use import_core::layout::{
-    report_key, FAILED_USERS, REPORTS_DIR, REPORT_CSV, REPORT_HTML, REPORT_JSON, STATUS,
-};
+pub use import_core::layout::{FAILED_USERS, REPORT_CSV, REPORT_HTML, REPORT_JSON, STATUS};
+
+/// Users whose fate Auth0 did not tell (in doubt, failed as a whole, given up): their original
+/// records, for a re-drop that is safe (users Auth0 has come back as DUPLICATED_USER).
+pub const UNKNOWN_USERS: &str = "unknown-users.json";
+
+/// Why a poll invocation failed. Auth0 not answering is not a failure: the next sweep asks
+/// again, and a job nobody can follow is given up (its users unknown) so its slot comes back.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("the ledger: {0}")]
+    Store(#[from] StoreError),
+    /// The token endpoint refuses the secret's credentials: no job can be followed until the
+    /// operator fixes the secret.
+    #[error("{0}")]
+    Credentials(ApiError),
+    #[error(transparent)]
+    Transition(#[from] BadTransition),
+    #[error("scratch file: {0}")]
+    Scratch(#[from] std::io::Error),
+    #[error("{key}: {reason}")]
+    Chunk { key: String, reason: String },
+}
+
+impl PollError {
+    /// Whether the secret's credentials are at fault (the function forgets its cached client).
+    pub fn is_credentials(&self) -> bool {
+        matches!(self, PollError::Credentials(_))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct PollConfig {
@@ -57,7 +86,7 @@ pub struct Poller<'a, S> {
 
 impl<S: ObjectStore> Poller<'_, S> {
     /// Sweeps every active run, again and again while jobs are in flight, until the deadline.
-    pub async fn run(&self) -> Result<PollReport, String> {
+    pub async fn run(&self) -> Result<PollReport, PollError> {
         let mut report = PollReport::default();
         loop {
             report.sweeps += 1;
@@ -72,83 +101,60 @@ impl<S: ObjectStore> Poller<'_, S> {
     }
 
     /// One pass over the active runs; returns how many jobs are still in flight.
-    pub async fn sweep(&self, report: &mut PollReport) -> Result<usize, String> {
+    pub async fn sweep(&self, report: &mut PollReport) -> Result<usize, PollError> {
         let mut active = 0;
         for (key, _) in self.ledger.list(layout::ACTIVE_RUNS_PREFIX).await? {
             let Some(run_id) = layout::run_id_of_active_key(&key) else {
                 continue;
             };
-            active += self.poll_run(run_id, report).await?;
+            active += self.poll_run(&RunPath::new(run_id), report).await?;
         }
         Ok(active)
     }
 
-    async fn poll_run(&self, run_id: &str, report: &mut PollReport) -> Result<usize, String> {
-        let prefix = layout::run_prefix(run_id);
-        let Some(manifest) = self
-            .ledger
-            .get::<RunManifest>(&format!("{prefix}{}", layout::MANIFEST))
-            .await?
-        else {
+    async fn poll_run(&self, run: &RunPath, report: &mut PollReport) -> Result<usize, PollError> {
+        let Some(manifest) = self.ledger.get::<RunManifest>(&run.manifest()).await? else {
             return Ok(0);
         };
         let manifest = manifest.value;
-        let reported: BTreeSet<u32> = self
-            .ledger
-            .list(&format!("{prefix}{REPORTS_DIR}"))
-            .await?
-            .iter()
-            .filter_map(|(k, _)| seq_of_report_key(k.strip_prefix(&prefix)?))
+        let listed_reports = self.ledger.list(&run.reports()).await?;
+        let reported: BTreeSet<u32> = run
+            .seqs(listed_reports.iter().map(|(k, _)| k), seq_of_report_key)
             .collect();
-        let claimed: BTreeSet<u32> = self
-            .ledger
-            .list(&format!("{prefix}{}", layout::JOBS_DIR))
-            .await?
-            .iter()
-            .filter_map(|(k, _)| layout::seq_of_job_key(k.strip_prefix(&prefix)?))
+        let listed_jobs = self.ledger.list(&run.jobs()).await?;
+        let claimed: BTreeSet<u32> = run
+            .seqs(listed_jobs.iter().map(|(k, _)| k), layout::seq_of_job_key)
             .collect();
         let mut in_flight = 0;
         let mut new_reports = Vec::new();
         for &seq in claimed.difference(&reported) {
-            let job_key = format!("{prefix}{}", layout::job_key(seq));
-            let Some(job) = self.ledger.get::<JobRecord>(&job_key).await? else {
+            let Some(job) = self.ledger.get::<JobRecord>(&run.job(seq)).await? else {
                 continue;
             };
-            match self.follow(run_id, &job_key, job).await? {
+            match self.follow(run, job).await? {
                 Some(chunk_report) => new_reports.push(chunk_report),
                 None => in_flight += 1,
             }
         }
         // Auth0 refused the run: its never-posted chunks end here, once nothing is in flight.
-        let refused = self
-            .ledger
-            .get_bytes(&format!("{prefix}{}", layout::SUBMIT_FAILED))
-            .await?;
+        let refused = self.ledger.get_bytes(&run.submit_failed()).await?;
         if let (Some((bytes, _)), 0) = (refused, in_flight) {
-            let why: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let message = why
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("Auth0 refused the run")
-                .to_string();
+            let message = refusal_message(&bytes);
             for chunk in manifest.chunks.iter().filter(|c| !claimed.contains(&c.seq)) {
                 new_reports.push(ChunkReport::unposted(
                     chunk.seq,
-                    layout::external_id(run_id, chunk.seq),
+                    layout::external_id(run.id(), chunk.seq),
                     u64::from(chunk.users),
-                    "not_submitted",
+                    Unposted::NotSubmitted,
                     format!("not posted: Auth0 refused an earlier chunk of this run ({message})"),
-                    true,
                     unix_now_ms(),
                 ));
             }
         }
         for r in &new_reports {
-            self.ledger
-                .put(&format!("{prefix}{}", report_key(r.seq)), r)
-                .await?;
+            self.ledger.put(&run.report(r.seq), r).await?;
             tracing::info!(
-                run_id,
+                run_id = run.id(),
                 seq = r.seq,
                 job_id = r.job_id,
                 status = r.end.status,
@@ -158,12 +164,14 @@ impl<S: ObjectStore> Poller<'_, S> {
                 unknown = r.unknown,
                 "chunk report written"
             );
-            report.chunks_reported.push(format!("{run_id}:{}", r.seq));
+            report
+                .chunks_reported
+                .push(format!("{}:{}", run.id(), r.seq));
         }
         let done = reported.len() + new_reports.len();
         let is_final = done >= manifest.chunks.len();
         self.update_status(
-            run_id,
+            run,
             &manifest,
             &new_reports,
             claimed.len(),
@@ -173,8 +181,8 @@ impl<S: ObjectStore> Poller<'_, S> {
         )
         .await?;
         if is_final {
-            self.finalize(run_id, &manifest).await?;
-            report.runs_finalized.push(run_id.to_string());
+            self.finalize(run, &manifest).await?;
+            report.runs_finalized.push(run.id().to_string());
         }
         Ok(in_flight)
     }
@@ -182,37 +190,32 @@ impl<S: ObjectStore> Poller<'_, S> {
     /// Follows one claimed chunk. `Some(report)` once it is final; `None` while in flight.
     async fn follow(
         &self,
-        run_id: &str,
-        job_key: &str,
+        run: &RunPath,
         job: Versioned<JobRecord>,
-    ) -> Result<Option<ChunkReport>, String> {
+    ) -> Result<Option<ChunkReport>, PollError> {
         let record = &job.value;
         let now = unix_now_ms();
+        let unposted = |kind: Unposted, reason: String| {
+            Some(ChunkReport::unposted(
+                record.seq,
+                record.external_id.clone(),
+                u64::from(record.users),
+                kind,
+                reason,
+                now,
+            ))
+        };
         let (job_id, submitted_at_ms, transition) = match &record.state {
             // Submit is posting it (or died doing so: submit's slot recovery settles that).
-            JobState::Claimed => return Ok(None),
-            JobState::Refused { status, message } => {
+            JobState::Claimed | JobState::Posting { .. } => return Ok(None),
+            JobState::Refused {
+                status, message, ..
+            } => {
                 let reason = format!("Auth0 refused the request ({status}): {message}");
-                return Ok(Some(ChunkReport::unposted(
-                    record.seq,
-                    record.external_id.clone(),
-                    u64::from(record.users),
-                    "refused",
-                    reason,
-                    true,
-                    now,
-                )));
+                return Ok(unposted(Unposted::Refused, reason));
             }
-            JobState::Unknown { reason } => {
-                return Ok(Some(ChunkReport::unposted(
-                    record.seq,
-                    record.external_id.clone(),
-                    u64::from(record.users),
-                    "unknown",
-                    reason.clone(),
-                    false,
-                    now,
-                )));
+            JobState::InDoubt { reason } => {
+                return Ok(unposted(Unposted::InDoubt, reason.clone()));
             }
             JobState::Submitted {
                 job_id,
@@ -221,15 +224,9 @@ impl<S: ObjectStore> Poller<'_, S> {
             // Finished but its report was never written (a crash in between): rebuild it.
             JobState::Finished { job_id, .. } => (job_id.clone(), record.claimed_at_ms, false),
         };
-        let Some(answer) = this_sweep(
-            self.api.get_job(&job_id, self.deadline).await,
-            run_id,
-            record.seq,
-            &job_id,
-            "job status",
-        )?
-        else {
-            return Ok(None);
+        let answer = match self.api.get_job(&job_id, self.deadline).await {
+            Ok(answer) => answer,
+            Err(e) => return self.not_told(run, &job, &job_id, e, transition).await,
         };
         let end = match classify_job(answer.0, &answer.1, submitted_at_ms, now) {
             JobProgress::Active {
@@ -238,29 +235,32 @@ impl<S: ObjectStore> Poller<'_, S> {
                 ..
             } => {
                 tracing::debug!(
-                    run_id,
+                    run_id = run.id(),
                     seq = record.seq,
                     job_id,
                     status,
                     percentage_done,
                     "job in flight"
                 );
+                if record.follow_trouble.is_some() {
+                    // An answer ends the trouble: the count is of failures in a row.
+                    let calm = JobRecord {
+                        follow_trouble: None,
+                        ..record.clone()
+                    };
+                    self.ledger
+                        .replace(&run.job(record.seq), &calm, &job.etag)
+                        .await?;
+                }
                 return Ok(None);
             }
             JobProgress::Ended(end) => end,
         };
         let (errors, details) = if matches!(end.status.as_str(), "completed" | "failed") {
-            let Some((status, body)) = this_sweep(
-                self.api.get_job_errors(&job_id, self.deadline).await,
-                run_id,
-                record.seq,
-                &job_id,
-                "job errors",
-            )?
-            else {
-                return Ok(None);
-            };
-            parse_errors(status, &body)
+            match self.api.get_job_errors(&job_id, self.deadline).await {
+                Ok((status, body)) => parse_errors(status, &body),
+                Err(e) => return self.not_told(run, &job, &job_id, e, transition).await,
+            }
         } else {
             (Vec::new(), None)
         };
@@ -278,35 +278,116 @@ impl<S: ObjectStore> Poller<'_, S> {
             submitted_at_ms,
             now,
         );
-        if transition {
-            let finished = record
-                .finished(end.status.clone())
-                .map_err(|e| e.to_string())?;
-            if !self.ledger.replace(job_key, &finished, &job.etag).await? {
-                // Another poll got there first; it writes the report.
-                return Ok(None);
-            }
-            // The slot is freed before the report is written: the report's S3 event wakes
-            // submit, which must find the slot free to refill it at once.
-            self.ledger
-                .release_slot(record.slot, run_id, record.seq, now)
-                .await?;
+        if transition && !self.end_job(run, &job, &end.status).await? {
+            return Ok(None);
         }
         Ok(Some(chunk_report))
+    }
+
+    /// Moves a submitted job to `Finished` and frees its slot. `false` when another poll got
+    /// there first (it writes the report).
+    async fn end_job(
+        &self,
+        run: &RunPath,
+        job: &Versioned<JobRecord>,
+        status: &str,
+    ) -> Result<bool, PollError> {
+        let record = &job.value;
+        let finished = record.finished(status.to_string())?;
+        if !self
+            .ledger
+            .replace(&run.job(record.seq), &finished, &job.etag)
+            .await?
+        {
+            return Ok(false);
+        }
+        // The slot is freed before the report is written: the report's S3 event wakes submit,
+        // which must find the slot free to refill it at once.
+        self.ledger
+            .release_slot(record.slot, run.id(), record.seq, unix_now_ms())
+            .await?;
+        Ok(true)
+    }
+
+    /// Auth0 did not tell how a job stands. Counted on the job record; once the job can no
+    /// longer be followed (`JobRecord::give_up_following`) it ends with its users unknown and
+    /// its slot comes back. A refusal of the credentials themselves fails the invocation.
+    async fn not_told(
+        &self,
+        run: &RunPath,
+        job: &Versioned<JobRecord>,
+        job_id: &str,
+        error: ApiError,
+        transition: bool,
+    ) -> Result<Option<ChunkReport>, PollError> {
+        let record = &job.value;
+        if let ApiError::Credentials { .. } = error {
+            return Err(PollError::Credentials(error));
+        }
+        tracing::warn!(
+            run_id = run.id(),
+            seq = record.seq,
+            job_id,
+            error = %error,
+            "job state not available this sweep"
+        );
+        if !transition {
+            // Finished already (its slot is free); only its report is missing: ask again.
+            return Ok(None);
+        }
+        let now = unix_now_ms();
+        let troubled = record.follow_failed(error.is_refusal(), error.to_string(), now)?;
+        let Some(reason) = troubled.give_up_following(now) else {
+            self.ledger
+                .replace(&run.job(record.seq), &troubled, &job.etag)
+                .await?;
+            return Ok(None);
+        };
+        let end = JobEnd {
+            status: "lost".into(),
+            summary: None,
+            details: Some(reason.clone()),
+        };
+        if !self.end_job(run, job, &end.status).await? {
+            return Ok(None);
+        }
+        tracing::error!(
+            run_id = run.id(),
+            seq = record.seq,
+            job_id,
+            reason,
+            "job given up: its slot is free again and its users are unknown"
+        );
+        let submitted_at_ms = match record.state {
+            JobState::Submitted {
+                submitted_at_ms, ..
+            } => submitted_at_ms,
+            _ => record.claimed_at_ms,
+        };
+        Ok(Some(ChunkReport::new(
+            record.seq,
+            job_id.to_string(),
+            record.external_id.clone(),
+            u64::from(record.users),
+            end,
+            Vec::new(),
+            submitted_at_ms,
+            now,
+        )))
     }
 
     #[allow(clippy::too_many_arguments)] // the counts are computed by the caller's one pass
     async fn update_status(
         &self,
-        run_id: &str,
+        run: &RunPath,
         manifest: &RunManifest,
         new_reports: &[ChunkReport],
         claimed: usize,
         in_flight: usize,
         done: usize,
         is_final: bool,
-    ) -> Result<(), String> {
-        let key = format!("{}{STATUS}", layout::run_prefix(run_id));
+    ) -> Result<(), PollError> {
+        let key = run.status();
         let previous = self.ledger.get::<RunProgress>(&key).await?.map(|v| v.value);
         let (mut inserted, mut updated, mut failed) = previous
             .as_ref()
@@ -318,7 +399,7 @@ impl<S: ObjectStore> Poller<'_, S> {
             failed += r.failed;
         }
         let progress = RunProgress {
-            run_id: run_id.to_string(),
+            run_id: run.id().to_string(),
             chunks_total: manifest.chunks.len(),
             chunks_pending: manifest.chunks.len().saturating_sub(claimed.max(done)),
             chunks_active: in_flight,
@@ -344,17 +425,13 @@ impl<S: ObjectStore> Poller<'_, S> {
         Ok(())
     }
 
-    /// Writes report.json, report.csv, report.html and failed-users.json from the manifest, the
-    /// rejects and every chunk report, then takes the run off the active list. Idempotent.
-    async fn finalize(&self, run_id: &str, manifest: &RunManifest) -> Result<(), String> {
-        let prefix = layout::run_prefix(run_id);
+    /// Writes report.json, report.csv, report.html, failed-users.json and unknown-users.json
+    /// from the manifest, the rejects and every chunk report, then takes the run off the active
+    /// list. Idempotent.
+    async fn finalize(&self, run: &RunPath, manifest: &RunManifest) -> Result<(), PollError> {
         // One request per chunk: run them a few at a time, or a run of thousands of chunks
         // would not finish within one invocation.
-        let report_keys: Vec<String> = manifest
-            .chunks
-            .iter()
-            .map(|c| format!("{prefix}{}", report_key(c.seq)))
-            .collect();
+        let report_keys: Vec<String> = manifest.chunks.iter().map(|c| run.report(c.seq)).collect();
         let reports: Vec<ChunkReport> = stream::iter(&report_keys)
             .map(|key| self.ledger.get::<ChunkReport>(key))
             .buffered(FINALIZE_REQUESTS_IN_FLIGHT)
@@ -365,48 +442,59 @@ impl<S: ObjectStore> Poller<'_, S> {
             .map(|r| r.value)
             .collect();
         let mut run_report = RunReport::build(manifest, &reports);
+        if let Some((bytes, _)) = self.ledger.get_bytes(&run.submit_failed()).await? {
+            if run_report.submitted == 0 {
+                run_report.refuse(format!(
+                    "Auth0 refused the run's first request: {}",
+                    refusal_message(&bytes)
+                ));
+            }
+        }
 
-        let mut csv = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-        let mut failed_users = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let mut csv = tempfile::NamedTempFile::new()?;
         let mut sample = Vec::new();
-        let mut emit = |row: CsvRow, csv: &mut tempfile::NamedTempFile| -> Result<(), String> {
+        let mut emit = |row: CsvRow, csv: &mut tempfile::NamedTempFile| -> Result<(), PollError> {
             if sample.len() < HTML_SAMPLE_ROWS {
                 sample.push(row.clone());
             }
-            csv.write_all(row.to_line().as_bytes())
-                .map_err(|e| e.to_string())
+            csv.write_all(row.to_line().as_bytes())?;
+            Ok(())
         };
-        csv.write_all(CSV_HEADER.as_bytes())
-            .map_err(|e| e.to_string())?;
+        csv.write_all(CSV_HEADER.as_bytes())?;
 
         // Split's rejects: one row each, and their indexes to place chunk records in the input.
         // The file grows with the input (a redacted record per reject, and split writes it in
         // parts, so it can outgrow this function's /tmp), so it is read as it arrives, a line
         // at a time; only the indexes are kept (8 bytes each).
         let mut rejected: Vec<u64> = Vec::new();
-        let mut on_line = |line: &[u8]| -> Result<(), String> {
-            let Some(row) = reject_row(line) else {
-                return Ok(());
+        if let Some(rejects_key) = &manifest.rejects_key {
+            let mut on_line = |line: &[u8]| -> Result<(), PollError> {
+                let Some(row) = reject_row(line) else {
+                    return Ok(());
+                };
+                if let Some(index) = row.index {
+                    rejected.push(index);
+                }
+                emit(row, &mut csv)
             };
-            if let Some(index) = row.index {
-                rejected.push(index);
-            }
-            emit(row, &mut csv)
-        };
-        let mut lines = Lines::default();
-        let rejects_key = format!("{prefix}{}", layout::REJECTS);
-        self.ledger
-            .get_pieces(&rejects_key, |piece| lines.feed(piece, &mut on_line))
-            .await?;
-        lines.finish(&mut on_line)?;
+            let mut lines = Lines::default();
+            self.ledger
+                .get_pieces(&run.object(rejects_key), |piece| {
+                    lines.feed(piece, &mut on_line)
+                })
+                .await?;
+            lines.finish(&mut on_line)?;
+        }
 
         // In-drop duplicates are found late, so the file is not in index order throughout.
         rejected.sort_unstable();
         rejected.dedup();
 
-        // Auth0's failures and unknowns, with the original records for a re-drop.
-        let mut failed_count = 0u64;
-        failed_users.write_all(b"[").map_err(|e| e.to_string())?;
+        // Users failed at Auth0, and users whose fate is unknown, with their original records
+        // for a re-drop: two files, so a re-drop of failures is never mistaken for users that
+        // may already be imported.
+        let mut failed_users = UsersFile::new()?;
+        let mut unknown_users = UsersFile::new()?;
         let by_seq: BTreeMap<u32, &ChunkReport> = reports.iter().map(|r| (r.seq, r)).collect();
         for chunk in &manifest.chunks {
             let Some(r) = by_seq.get(&chunk.seq) else {
@@ -415,49 +503,19 @@ impl<S: ObjectStore> Poller<'_, S> {
             if r.failed == 0 && r.unknown == 0 {
                 continue;
             }
-            let Some((bytes, _)) = self
-                .ledger
-                .get_bytes(&format!("{prefix}{}", chunk.key))
-                .await?
-            else {
+            let chunk_key = run.object(&chunk.key);
+            let Some((bytes, _)) = self.ledger.get_bytes(&chunk_key).await? else {
                 continue;
             };
             let users: Vec<Value> =
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", chunk.key))?;
+                serde_json::from_slice(&bytes).map_err(|e| PollError::Chunk {
+                    key: chunk_key.clone(),
+                    reason: e.to_string(),
+                })?;
             // Chunk position → input index.
             let indexes: Vec<u64> = chunk.input_indexes(&rejected).collect();
-            let mut picked: Vec<(usize, String, String)> = Vec::new();
-            if r.errors.is_empty() {
-                let code = r
-                    .failed_by_code
-                    .keys()
-                    .next()
-                    .cloned()
-                    .unwrap_or_else(|| codes::OUTCOME_UNKNOWN.to_string());
-                let message = r
-                    .end
-                    .details
-                    .clone()
-                    .unwrap_or_else(|| format!("job ended {}", r.end.status));
-                if r.failed + r.unknown >= r.users {
-                    picked.extend((0..users.len()).map(|p| (p, code.clone(), message.clone())));
-                }
-            } else {
-                for e in &r.errors {
-                    if let Some(p) = position_of(&users, &e.user) {
-                        let code = e.errors.first().map(|v| v.code.clone()).unwrap_or_default();
-                        let message = e
-                            .errors
-                            .iter()
-                            .map(|v| v.message.as_str())
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        picked.push((p, code, message));
-                    }
-                }
-            }
-            for (p, code, message) in picked {
-                let user = &users[p];
+            for picked in pick_users(r, &users) {
+                let user = &users[picked.position];
                 let email = user
                     .get("email")
                     .and_then(Value::as_str)
@@ -466,63 +524,66 @@ impl<S: ObjectStore> Poller<'_, S> {
                 emit(
                     CsvRow {
                         stage: "auth0",
-                        index: indexes.get(p).copied(),
+                        index: indexes.get(picked.position).copied(),
                         email,
-                        code,
-                        message,
+                        code: picked.code,
+                        message: picked.message,
                     },
                     &mut csv,
                 )?;
-                if failed_count > 0 {
-                    failed_users.write_all(b",").map_err(|e| e.to_string())?;
+                if picked.unknown {
+                    unknown_users.push(user)?;
+                } else {
+                    failed_users.push(user)?;
                 }
-                serde_json::to_writer(&mut failed_users, user).map_err(|e| e.to_string())?;
-                failed_count += 1;
             }
         }
-        failed_users.write_all(b"]").map_err(|e| e.to_string())?;
-        if failed_count > 0 {
-            let key = format!("{prefix}{FAILED_USERS}");
-            self.ledger.put_file(&key, failed_users.path()).await?;
+        if let Some(path) = failed_users.finish()? {
+            let key = run.failed_users();
+            self.ledger.put_file(&key, &path).await?;
             self.ledger.mark_purgeable(&key).await?;
             run_report.failed_users_key = Some(FAILED_USERS.to_string());
         }
+        if let Some(path) = unknown_users.finish()? {
+            let key = run.object(UNKNOWN_USERS);
+            self.ledger.put_file(&key, &path).await?;
+            self.ledger.mark_purgeable(&key).await?;
+            run_report.unknown_users_key = Some(UNKNOWN_USERS.to_string());
+        }
         // The run is final and everything read from the chunks is written: their password
         // hashes may now age out under the bucket's retention rule.
-        let chunk_keys: Vec<String> = manifest
-            .chunks
-            .iter()
-            .map(|c| format!("{prefix}{}", c.key))
-            .collect();
+        let chunk_keys: Vec<String> = manifest.chunks.iter().map(|c| run.object(&c.key)).collect();
         stream::iter(&chunk_keys)
             .map(|key| self.ledger.mark_purgeable(key))
             .buffer_unordered(FINALIZE_REQUESTS_IN_FLIGHT)
             .try_collect::<()>()
             .await?;
-        csv.flush().map_err(|e| e.to_string())?;
-        self.ledger
-            .put_file(&format!("{prefix}{REPORT_CSV}"), csv.path())
-            .await?;
+        csv.flush()?;
+        self.ledger.put_file(&run.report_csv(), csv.path()).await?;
         let html = render_html(&run_report, &sample);
         self.ledger
             .put_raw(
-                &format!("{prefix}{REPORT_HTML}"),
+                &run.report_html(),
                 html.into_bytes(),
                 "text/html; charset=utf-8",
             )
             .await?;
+        self.ledger.put(&run.report_json(), &run_report).await?;
         self.ledger
-            .put(&format!("{prefix}{REPORT_JSON}"), &run_report)
+            .release_run_slots(run.id(), unix_now_ms())
             .await?;
-        self.ledger.delete(&layout::active_run_key(run_id)).await?;
+        self.ledger.delete(&run.active_marker()).await?;
         tracing::info!(
-            run_id,
+            run_id = run.id(),
             users_in = run_report.users_in,
             rejected = run_report.rejected_before_submission,
             inserted = run_report.inserted,
             updated = run_report.updated,
             failed = run_report.failed_at_auth0,
             unknown = run_report.unknown,
+            in_doubt = run_report.in_doubt,
+            refused_as_a_whole = run_report.refused.is_some(),
+            refused = run_report.refused.as_deref(),
             conservation_holds = run_report.conservation_holds,
             "run report written"
         );
@@ -530,28 +591,112 @@ impl<S: ObjectStore> Poller<'_, S> {
     }
 }
 
-/// An Auth0 answer for this sweep: `None` when Auth0 was not available (rate limit past the
-/// deadline, repeated 5xx), which the next sweep retries; an error only for a credentials fault.
-fn this_sweep<T>(
-    answer: Result<T, ApiError>,
-    run_id: &str,
-    seq: u32,
-    job_id: &str,
-    what: &str,
-) -> Result<Option<T>, String> {
-    match answer {
-        Ok(a) => Ok(Some(a)),
-        Err(ApiError::Transient(e)) => {
-            tracing::warn!(
-                run_id,
-                seq,
-                job_id,
-                error = e,
-                "{what} not available this sweep"
-            );
-            Ok(None)
+/// Auth0's message in a `submit-failed.json` marker.
+fn refusal_message(marker: &[u8]) -> String {
+    serde_json::from_slice::<Value>(marker)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "Auth0 refused the run".to_string())
+}
+
+/// A chunk user the report lists: where it is in the chunk, why, and whether its fate is
+/// unknown (else it failed).
+struct Picked {
+    position: usize,
+    code: String,
+    message: String,
+    unknown: bool,
+}
+
+/// The users of a chunk that were not imported, as far as its report can name them: each user
+/// of Auth0's error list, or every user of a chunk that ended without one (refused, in doubt,
+/// failed as a whole, given up). Users a partial summary leaves unnamed stay counted only.
+fn pick_users(r: &ChunkReport, users: &[Value]) -> Vec<Picked> {
+    if !r.errors.is_empty() {
+        return r
+            .errors
+            .iter()
+            .filter_map(|e| {
+                Some(Picked {
+                    position: position_of(users, &e.user)?,
+                    code: e.errors.first().map(|v| v.code.clone()).unwrap_or_default(),
+                    message: e
+                        .errors
+                        .iter()
+                        .map(|v| v.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    unknown: false,
+                })
+            })
+            .collect();
+    }
+    let whole = if r.failed >= r.users {
+        Some(false)
+    } else if r.unknown >= r.users {
+        Some(true)
+    } else {
+        None
+    };
+    let Some(unknown) = whole else {
+        return Vec::new();
+    };
+    let code = if r.in_doubt() {
+        codes::OUTCOME_IN_DOUBT.to_string()
+    } else if unknown {
+        codes::OUTCOME_UNKNOWN.to_string()
+    } else {
+        r.failed_by_code
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| codes::OUTCOME_UNKNOWN.to_string())
+    };
+    let message = r
+        .end
+        .details
+        .clone()
+        .unwrap_or_else(|| format!("job ended {}", r.end.status));
+    (0..users.len())
+        .map(|position| Picked {
+            position,
+            code: code.clone(),
+            message: message.clone(),
+            unknown,
+        })
+        .collect()
+}
+
+/// A JSON array of user records written to a scratch file as they come.
+struct UsersFile {
+    file: tempfile::NamedTempFile,
+    count: u64,
+}
+
+impl UsersFile {
+    fn new() -> Result<Self, PollError> {
+        let mut file = tempfile::NamedTempFile::new()?;
+        file.write_all(b"[")?;
+        Ok(UsersFile { file, count: 0 })
+    }
+
+    fn push(&mut self, user: &Value) -> Result<(), PollError> {
+        if self.count > 0 {
+            self.file.write_all(b",")?;
         }
-        Err(e) => Err(e.to_string()),
+        serde_json::to_writer(&mut self.file, user).map_err(std::io::Error::from)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The file's path, when it holds any user.
+    fn finish(mut self) -> Result<Option<tempfile::TempPath>, PollError> {
+        if self.count == 0 {
+            return Ok(None);
+        }
+        self.file.write_all(b"]")?;
+        self.file.flush()?;
+        Ok(Some(self.file.into_temp_path()))
     }
 }
 

@@ -37,7 +37,7 @@ async fn main() -> Result<(), Error> {
                     Ok::<_, Error>(serde_json::to_value(report)?)
                 }
                 Err(e) => {
-                    apis.forget_if_refused(&e).await;
+                    apis.forget_if_refused(e.is_credentials()).await;
                     Err(Error::from(e))
                 }
             }

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use split::{handle, SplitConfig};
+use split::{handle, Invocation, SplitConfig};
 
 /// mimalloc: the split stage allocates and frees a parsed tree per record on several threads,
 /// where the system allocator was ~15% of the profile.
@@ -19,7 +19,11 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| {
         let (client, config) = (&client, &config);
         async move {
-            handle(client, config, event.payload)
+            let invocation = Invocation {
+                request_id: event.context.request_id.clone(),
+                deadline_ms: Some(event.context.deadline),
+            };
+            handle(client, config, &invocation, event.payload)
                 .await
                 .map_err(Error::from)
         }

@@ -2,6 +2,7 @@
 //! client cache that reads the Auth0 secret from Secrets Manager.
 
 pub use aws_shell::secrets::ApiCache;
+pub use import_core::ledger::Holder;
 pub use orchestrator::submit::*;
 
 /// The function's settings from its environment: `BUCKET`, `AUTH0_SECRET_ID`, `JOB_SLOTS` (default 2).

@@ -3,7 +3,7 @@
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use submit::{ApiCache, Submitter};
+use submit::{activate_runs, ApiCache, Holder, SubmitTrigger, Submitter};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -17,20 +17,28 @@ async fn main() -> Result<(), Error> {
         let (config, ledger, secrets, apis) = (&config, &ledger, &secrets, &apis);
         async move {
             let deadline = aws_shell::lambda::deadline(event.context.deadline);
+            // Runs are listed before the secret is read: a drop made before the secret is
+            // filled is then picked up by the schedule once it is.
+            let trigger = SubmitTrigger::of_event(&event.payload);
+            activate_runs(ledger, &trigger).await?;
             let api = apis.get(secrets, &config.secret_id).await?;
             let submitter = Submitter {
                 ledger,
                 api: &api,
                 config,
-                invocation: event.context.request_id.clone(),
+                holder: Holder {
+                    name: event.context.request_id.clone(),
+                    deadline_ms: Some(event.context.deadline),
+                },
                 deadline,
             };
-            match submitter.run(&event.payload).await {
+            match submitter.run().await {
                 Ok(report) => {
                     tracing::info!(
                         submitted = report.submitted.len(),
                         refused = report.refused_runs.len(),
-                        unknown = report.unknown.len(),
+                        in_doubt = report.in_doubt.len(),
+                        released = report.released.len(),
                         slots_recovered = report.slots_recovered,
                         stopped = report.stopped,
                         "submit done"
@@ -39,7 +47,7 @@ async fn main() -> Result<(), Error> {
                 }
                 Err(e) => {
                     // A credentials problem is fixed in the secret: read it afresh next time.
-                    apis.forget_if_refused(&e).await;
+                    apis.forget_if_refused(e.is_credentials()).await;
                     Err(Error::from(e))
                 }
             }

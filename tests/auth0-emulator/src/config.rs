@@ -133,6 +133,23 @@ pub struct Faults {
     /// Tokens minted from now on are rejected as expired after this long, whatever `expires_in` says.
     #[serde(rename = "expire_tokens_after_ms", with = "optional_millis")]
     pub expire_tokens_after: Option<Duration>,
+    /// The next N import posts that would be accepted create their job, then are answered with
+    /// `after_create_status` and no job id: a gateway (502/504) or Auth0 itself (500) failing
+    /// after the work was done.
+    pub create_then_fail: u32,
+    /// The status those answers carry (default 504).
+    pub after_create_status: u16,
+    /// The next N import posts are read whole, then their connection is dropped without an
+    /// answer; the job is created first when `reset_creates_job` is set.
+    pub reset_after_body: u32,
+    pub reset_creates_job: bool,
+    /// The next N import posts that would be accepted create their job and answer 202 with a
+    /// body that has no `id`.
+    pub accept_without_id: u32,
+    /// `/oauth/token` answers 503 while set (the token endpoint down).
+    pub token_endpoint_down: bool,
+    /// `GET /api/v2/jobs/…` answers this status (401, 403 or 404) while set, whatever the token.
+    pub job_reads_answer: Option<u16>,
 }
 
 impl Default for Faults {
@@ -144,6 +161,13 @@ impl Default for Faults {
             latency: Duration::ZERO,
             fail_next_jobs: 0,
             expire_tokens_after: None,
+            create_then_fail: 0,
+            after_create_status: 504,
+            reset_after_body: 0,
+            reset_creates_job: true,
+            accept_without_id: 0,
+            token_endpoint_down: false,
+            job_reads_answer: None,
         }
     }
 }
@@ -207,6 +231,8 @@ mod tests {
         let partial: Faults = serde_json::from_str(r#"{"fail_next_jobs": 2}"#).unwrap();
         assert_eq!(partial.fail_next_jobs, 2);
         assert_eq!(partial.seed, 1);
+        assert_eq!(partial.after_create_status, 504);
+        assert!(partial.reset_creates_job);
     }
 
     #[test]

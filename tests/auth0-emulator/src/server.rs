@@ -1,7 +1,6 @@
 //! The HTTP shell: routes requests to the tenant state, applies the Management API's check order,
 //! rate-limit headers and faults, logs each request, and serves the `/__emulator/*` inspection API.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -186,7 +185,22 @@ struct Reply {
     job_id: Option<String>,
     external_id: Option<String>,
     users: Option<usize>,
+    /// Drop the connection instead of answering (logged with status 0).
+    hang_up: bool,
 }
+
+/// The connection was dropped on purpose (`Faults::reset_after_body`): hyper closes it without
+/// writing a response.
+#[derive(Debug)]
+pub struct HungUp;
+
+impl std::fmt::Display for HungUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the emulator's fault switch")
+    }
+}
+
+impl std::error::Error for HungUp {}
 
 impl Reply {
     fn json(status: u16, body: Value) -> Self {
@@ -196,6 +210,7 @@ impl Reply {
             job_id: None,
             external_id: None,
             users: None,
+            hang_up: false,
         }
     }
 
@@ -212,7 +227,7 @@ impl Reply {
 pub async fn handle(
     state: SharedState,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, HungUp> {
     let arrived = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -250,7 +265,7 @@ pub async fn handle(
             at_ms,
             method: method.to_string(),
             path: path.clone(),
-            status: reply.status,
+            status: if reply.hang_up { 0 } else { reply.status },
             job_id: reply.job_id.clone(),
             external_id: reply.external_id.clone(),
             users: reply.users,
@@ -261,6 +276,9 @@ pub async fn handle(
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    if reply.hang_up {
+        return Err(HungUp);
     }
 
     let mut response = http_response(reply.status, reply.body.as_ref());
@@ -385,6 +403,12 @@ async fn token(state: &SharedState, request: Request<Incoming>) -> Reply {
     };
     let mut guard = lock(state);
     let state = &mut *guard;
+    if state.faults.token_endpoint_down {
+        return Reply::json(
+            503,
+            json!({"error": "temporarily_unavailable", "error_description": "The token endpoint is down (emulator fault)"}),
+        );
+    }
     let policy = TokenPolicy {
         clients: &state.config.clients,
         audience: &state.audience,
@@ -433,6 +457,13 @@ async fn create_import(state: &SharedState, request: Request<Incoming>) -> Reply
     let external_id = peek_external_id(content_type.as_deref(), &body);
     let mut guard = lock(state);
     let state = &mut *guard;
+    if state.faults.reset_after_body > 0 && !state.faults.reset_creates_job {
+        state.faults.reset_after_body -= 1;
+        let mut reply = Reply::json(0, Value::Null);
+        reply.hang_up = true;
+        reply.external_id = external_id;
+        return reply;
+    }
     let parsed = parse_import_request(content_type.as_deref(), &body, &state.config.connections);
     let users = parsed
         .as_ref()
@@ -470,7 +501,7 @@ async fn create_import(state: &SharedState, request: Request<Incoming>) -> Reply
                     },
                     now,
                 );
-                let reply = Reply::json(202, job.created_body()).with_job(&job.id);
+                let reply = after_creation(&mut state.faults, &job);
                 state.jobs.push(job);
                 reply
             }
@@ -481,11 +512,45 @@ async fn create_import(state: &SharedState, request: Request<Incoming>) -> Reply
     reply
 }
 
+/// The answer to an import post that created `job`, as the fault switches shape it: 202 with
+/// the job, or a failure that hides the job's creation.
+fn after_creation(faults: &mut Faults, job: &Job) -> Reply {
+    if faults.reset_after_body > 0 {
+        faults.reset_after_body -= 1;
+        let mut reply = Reply::json(0, Value::Null).with_job(&job.id);
+        reply.hang_up = true;
+        return reply;
+    }
+    if faults.create_then_fail > 0 {
+        faults.create_then_fail -= 1;
+        let status = faults.after_create_status;
+        let body = json!({"statusCode": status, "error": "Gateway Timeout", "message": "An invalid response was received from the upstream server"});
+        return Reply::json(status, body).with_job(&job.id);
+    }
+    let mut body = job.created_body();
+    if faults.accept_without_id > 0 {
+        faults.accept_without_id -= 1;
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("id");
+        }
+    }
+    Reply::json(202, body).with_job(&job.id)
+}
+
 fn get_job(state: &SharedState, request: &Request<Incoming>, id: &str, errors: bool) -> Reply {
     let now = Instant::now();
     let mut state = lock(state);
     if let Err(error) = state.authorize(header(request, AUTHORIZATION), READ_JOB_SCOPES, now) {
         return Reply::error(&error);
+    }
+    if let Some(status) = state.faults.job_reads_answer {
+        let error = match status {
+            401 => ApiError::InvalidToken,
+            403 => ApiError::InsufficientScope(READ_JOB_SCOPES),
+            _ if errors => ApiError::JobErrorsJobNotFound,
+            _ => ApiError::JobNotFound,
+        };
+        return Reply::error(&error).with_job(id);
     }
     if let Err(error) = state.gate(now) {
         return Reply::error(&error);
@@ -507,6 +572,7 @@ fn get_job(state: &SharedState, request: &Request<Incoming>, id: &str, errors: b
             job_id: None,
             external_id: None,
             users: None,
+            hang_up: false,
         }
     } else {
         Reply::json(200, job.status_body(now))

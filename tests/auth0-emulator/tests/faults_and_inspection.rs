@@ -288,3 +288,170 @@ async fn the_binary_announces_its_url_and_serves_tokens() {
     child.wait().unwrap();
     assert_eq!(answer.status, 200);
 }
+
+/// An import post whose connection may be dropped without an answer.
+async fn try_import(
+    emulator: &Emulator,
+    token: &str,
+    external_id: &str,
+    users: &serde_json::Value,
+) -> Result<Answer, String> {
+    let auth = format!("Bearer {token}");
+    let body =
+        import_core::multipart::encode(&fields(external_id, false), users.to_string().as_bytes());
+    try_send(
+        Method::POST,
+        &format!("{}/api/v2/jobs/users-imports", emulator.base_url()),
+        &[
+            ("authorization", &auth),
+            ("content-type", &import_core::multipart::content_type()),
+        ],
+        body,
+    )
+    .await
+}
+
+/// An emulator with these faults switched on after a token was minted.
+async fn faulty(faults: Faults) -> (Emulator, String) {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let token = token(&emulator).await;
+    emulator.set_faults(faults);
+    (emulator, token)
+}
+
+/// One user, posted for chunk `external_id`.
+async fn post_one(
+    emulator: &Emulator,
+    token: &str,
+    external_id: &str,
+    email: &str,
+) -> Result<Answer, String> {
+    try_import(emulator, token, external_id, &json!([user(email)])).await
+}
+
+/// Wait (bounded) for every job to end, then the users the tenant holds.
+async fn tenant_after_jobs(emulator: &Emulator) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emulator
+        .jobs()
+        .iter()
+        .any(|j| matches!(j.status, JobStatus::Pending | JobStatus::Processing))
+    {
+        assert!(Instant::now() < deadline, "jobs did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    emulator.users()
+}
+
+/// A gateway (or Auth0 itself) failing after the work is done: the job exists and imports its
+/// users, and the client sees only an error without a job id (the in-doubt case, facts §1.4:
+/// any 5xx is possible, and the 202 is the only answer that names the job).
+#[tokio::test]
+async fn create_then_fail_creates_the_job_behind_the_error() {
+    for status in [504u16, 502, 500] {
+        let (emulator, token) = faulty(Faults {
+            create_then_fail: 1,
+            after_create_status: status,
+            ..Faults::default()
+        })
+        .await;
+        let hidden = post_one(&emulator, &token, "run:000001", "a@example.com")
+            .await
+            .unwrap();
+        assert_eq!(hidden.status, status);
+        assert!(hidden.json().get("id").is_none());
+        let jobs = emulator.jobs();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].external_id.as_deref(), Some("run:000001"));
+        // The switch counts down: the next post is answered normally.
+        let next = post_one(&emulator, &token, "run:000002", "b@example.com")
+            .await
+            .unwrap();
+        assert_eq!(next.status, 202);
+        assert_eq!(tenant_after_jobs(&emulator).await.len(), 2, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn a_reset_after_the_body_drops_the_connection_with_or_without_a_job() {
+    for creates in [true, false] {
+        let (emulator, token) = faulty(Faults {
+            reset_after_body: 1,
+            reset_creates_job: creates,
+            ..Faults::default()
+        })
+        .await;
+        let lost = post_one(&emulator, &token, "run:000001", "a@example.com").await;
+        assert!(lost.is_err(), "no answer: {:?}", lost.map(|a| a.status));
+        assert_eq!(emulator.jobs().len(), usize::from(creates));
+        assert_eq!(
+            tenant_after_jobs(&emulator).await.len(),
+            usize::from(creates)
+        );
+        let log = emulator.requests();
+        assert_eq!(
+            log.last().map(|r| r.status),
+            Some(0),
+            "logged as unanswered"
+        );
+    }
+}
+
+#[tokio::test]
+async fn accept_without_id_answers_202_with_no_job_id() {
+    let (emulator, token) = faulty(Faults {
+        accept_without_id: 1,
+        ..Faults::default()
+    })
+    .await;
+    let answer = post_one(&emulator, &token, "run:000001", "a@example.com")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 202);
+    let body = answer.json();
+    assert!(body.get("id").is_none(), "{body}");
+    assert_eq!(body["status"], "pending");
+    assert_eq!(emulator.jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_can_be_down_and_job_reads_refused() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let token = token(&emulator).await;
+    let job = import_ok(&emulator, &token, false, &json!([user("a@example.com")])).await;
+    emulator.set_faults(Faults {
+        token_endpoint_down: true,
+        ..Faults::default()
+    });
+    let down = token_request(
+        &emulator.base_url(),
+        &form_for(
+            &emulator,
+            auth0_emulator::DEFAULT_CLIENT_ID,
+            auth0_emulator::DEFAULT_CLIENT_SECRET,
+        ),
+    )
+    .await;
+    assert_eq!(down.status, 503);
+    for status in [401u16, 403, 404] {
+        emulator.set_faults(Faults {
+            job_reads_answer: Some(status),
+            ..Faults::default()
+        });
+        for path in [
+            format!("/api/v2/jobs/{job}"),
+            format!("/api/v2/jobs/{job}/errors"),
+        ] {
+            let answer = get(&format!("{}{path}", emulator.base_url()), &token).await;
+            assert_eq!(answer.status, status, "{path}");
+            assert_eq!(answer.json()["statusCode"], status);
+        }
+    }
+    emulator.set_faults(Faults::default());
+    let answer = get(
+        &format!("{}/api/v2/jobs/{job}", emulator.base_url()),
+        &token,
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+}

@@ -1,7 +1,9 @@
 //! Test support: real services on loopback. `MotoServer` runs moto's server (S3 and Secrets
 //! Manager) on a free port for one test and stops it when dropped.
 
+pub mod fixtures;
 pub mod pipeline;
+pub mod s3_proxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -80,6 +82,7 @@ impl Drop for MotoServer {
 pub struct LocalWorld {
     pub moto: MotoServer,
     pub emulator: Emulator,
+    pub sdk: aws_config::SdkConfig,
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
 }
@@ -94,6 +97,16 @@ impl LocalWorld {
         let sdk = moto.sdk_config().await;
         let s3 = aws_shell::s3_client(&sdk);
         s3.create_bucket().bucket(bucket).send().await?;
+        // As the SAM template's bucket: every upload is a version of its own.
+        s3.put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await?;
         let emulator = Emulator::start(config)
             .await
             .map_err(|e| anyhow::anyhow!("starting the emulator: {e}"))?;
@@ -112,6 +125,7 @@ impl LocalWorld {
         Ok(LocalWorld {
             moto,
             emulator,
+            sdk,
             s3,
             secrets,
         })

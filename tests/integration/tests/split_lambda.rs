@@ -103,13 +103,28 @@ impl World {
     }
 
     async fn rejects(&self, run_id: &str) -> Vec<RejectEntry> {
-        let key = format!("{}{}", layout::run_prefix(run_id), layout::REJECTS);
+        let manifest = self.manifest(run_id).await;
+        let key = format!(
+            "{}{}",
+            layout::run_prefix(run_id),
+            manifest.rejects_key.expect("a split run names its rejects")
+        );
         let bytes = self.get(&key).await.expect("rejects exist");
         String::from_utf8(bytes)
             .expect("utf8")
             .lines()
             .map(|l| serde_json::from_str(l).expect("reject line"))
             .collect()
+    }
+}
+
+/// A fresh invocation (its own request id), as each S3 event delivery is.
+fn invocation() -> split::Invocation {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    split::Invocation {
+        request_id: format!("split-test-{n}"),
+        deadline_ms: Some(auth0_api::unix_now_ms() + 60_000),
     }
 }
 
@@ -161,7 +176,7 @@ async fn drop_is_split_into_run_folder_and_duplicate_event_adds_nothing() {
     let key = "inbox/con_ABCDEFGHIJKLMNOP/my users+2024 é.json";
     let event = w.drop_object(key, body).await;
 
-    let response = handle(&w.client, &w.config, event.clone())
+    let response = handle(&w.client, &w.config, &invocation(), event.clone())
         .await
         .expect("handled");
     let (run_id, status, users_in, accepted, rejected) = split_outcome(&response.records);
@@ -204,7 +219,9 @@ async fn drop_is_split_into_run_folder_and_duplicate_event_adds_nothing() {
 
     // The same event again (S3 delivers at least once): nothing is added or rewritten.
     let before = w.list("runs/").await;
-    let again = handle(&w.client, &w.config, event).await.expect("handled");
+    let again = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
     assert!(
         matches!(&again.records[0], RecordOutcome::AlreadySplit { run_id: r, .. } if *r == run_id)
     );
@@ -225,14 +242,24 @@ async fn chunks_thinned_by_duplicates_are_rewritten_in_s3_as_in_memory() {
     let event = w
         .drop_object("inbox/con_ABCDEFGHIJKLMNOP/dups.json", body.clone())
         .await;
-    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
     let (run_id, status, _, accepted, rejected) = split_outcome(&response.records);
     assert_eq!(status, RunStatus::Split);
     assert_eq!((accepted, rejected), (361, 39));
 
+    // The same attempt folder as the Lambda's, so the two runs' keys compare one to one.
+    let claim: import_core::ledger::SplitClaim = serde_json::from_slice(
+        &w.get(&layout::RunPath::new(&run_id).split_claim())
+            .await
+            .expect("split claim"),
+    )
+    .unwrap();
     let mut memory = import_core::split::MemorySink::default();
     let options = import_core::split::SplitOptions {
         max_chunk_bytes: w.config.max_chunk_bytes,
+        attempt: Some(claim.attempt.clone()),
         ..Default::default()
     };
     let source = import_core::manifest::Source::Local {
@@ -265,8 +292,10 @@ async fn chunks_thinned_by_duplicates_are_rewritten_in_s3_as_in_memory() {
             .expect("object exists");
         assert!(stored == *bytes, "{key} differs from the in-memory run");
     }
+    // The Lambda's run folder holds the same objects, and its split claim.
     let listed = w.list(&prefix).await;
-    assert_eq!(listed.len(), memory.objects.len(), "{listed:?}");
+    assert_eq!(listed.len(), memory.objects.len() + 1, "{listed:?}");
+    assert!(listed.contains_key(&layout::RunPath::new(&run_id).split_claim()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +304,9 @@ async fn objects_outside_the_inbox_and_other_events_are_ignored() {
     let event = w
         .drop_object("exports/users.json", serde_json::to_vec(&users(2)).unwrap())
         .await;
-    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
     assert!(matches!(
         &response.records[0],
         RecordOutcome::Ignored { .. }
@@ -286,7 +317,7 @@ async fn objects_outside_the_inbox_and_other_events_are_ignored() {
         .drop_object("inbox/users.json", serde_json::to_vec(&users(2)).unwrap())
         .await;
     removed.records[0].event_name = Some("ObjectRemoved:Delete".into());
-    let response = handle(&w.client, &w.config, removed)
+    let response = handle(&w.client, &w.config, &invocation(), removed)
         .await
         .expect("handled");
     assert!(matches!(
@@ -323,7 +354,9 @@ async fn gzipped_auth0_export_with_a_bad_line_is_transformed() {
             std::mem::take(&mut gz),
         )
         .await;
-    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
     let (run_id, status, users_in, accepted, rejected) = split_outcome(&response.records);
     assert_eq!(status, RunStatus::Split);
     assert_eq!((users_in, accepted, rejected), (30, 29, 1));
@@ -361,16 +394,16 @@ async fn truncated_json_array_publishes_no_chunks() {
     let event = w
         .drop_object("inbox/con_AbCdEf0123456789/truncated.json", body)
         .await;
-    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
     let (run_id, status, ..) = split_outcome(&response.records);
     assert_eq!(status, RunStatus::Failed);
     let m = w.manifest(&run_id).await;
     let failure = m.failure.expect("failure recorded");
     assert!(failure.reason.contains("truncated"), "{}", failure.reason);
     assert!(failure.line.is_some() && failure.byte_offset.is_some());
-    let published = w
-        .list(&format!("{}chunks/", layout::run_prefix(&run_id)))
-        .await;
+    let published = w.list(&layout::RunPath::new(&run_id).attempts()).await;
     assert!(published.is_empty(), "{published:?}");
 }
 
@@ -393,7 +426,9 @@ async fn rejects_beyond_a_part_are_uploaded_in_parts_and_abandoned_when_the_run_
     let event = w
         .drop_object("inbox/con_AbCdEf0123456789/refused.json", body.clone())
         .await;
-    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
     let (run_id, status, users_in, accepted, rejected) = split_outcome(&response.records);
     assert_eq!(status, RunStatus::Split);
     assert_eq!((users_in, accepted, rejected), (9_000, 0, 9_000));
@@ -409,7 +444,11 @@ async fn rejects_beyond_a_part_are_uploaded_in_parts_and_abandoned_when_the_run_
         "{size} bytes"
     );
     // A multipart object's ETag ends in its number of parts.
-    let rejects_key = format!("{}{}", layout::run_prefix(&run_id), layout::REJECTS);
+    let rejects_key = format!(
+        "{}{}",
+        layout::run_prefix(&run_id),
+        w.manifest(&run_id).await.rejects_key.expect("rejects key")
+    );
     let etag = w
         .list(&rejects_key)
         .await
@@ -429,12 +468,17 @@ async fn rejects_beyond_a_part_are_uploaded_in_parts_and_abandoned_when_the_run_
             body[..body.len() - 10].to_vec(),
         )
         .await;
-    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
     let (run_id, status, ..) = split_outcome(&response.records);
     assert_eq!(status, RunStatus::Failed);
     let published = w.list(&layout::run_prefix(&run_id)).await;
-    let manifest_key = format!("{}{}", layout::run_prefix(&run_id), layout::MANIFEST);
-    assert_eq!(published.keys().collect::<Vec<_>>(), vec![&manifest_key]);
+    let run = layout::RunPath::new(&run_id);
+    assert_eq!(
+        published.keys().cloned().collect::<Vec<_>>(),
+        vec![run.manifest(), run.split_claim()]
+    );
     let open = w
         .client
         .list_multipart_uploads()
@@ -458,7 +502,9 @@ async fn a_drop_with_malformed_options_is_refused_in_its_run_folder() {
     let event = w
         .drop_object(key, serde_json::to_vec(&users(3)).unwrap())
         .await;
-    let response = handle(&w.client, &w.config, event).await.expect("handled");
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
     let (run_id, status, users_in, ..) = split_outcome(&response.records);
     assert_eq!((status, users_in), (RunStatus::Failed, 0));
     let m = w.manifest(&run_id).await;
@@ -469,5 +515,10 @@ async fn a_drop_with_malformed_options_is_refused_in_its_run_folder() {
     );
     assert!(m.chunks.is_empty() && m.options.is_none());
     let folder = w.list(&layout::run_prefix(&run_id)).await;
-    assert_eq!(folder.len(), 1, "only the manifest: {folder:?}");
+    let run = layout::RunPath::new(&run_id);
+    assert_eq!(
+        folder.keys().cloned().collect::<Vec<_>>(),
+        vec![run.manifest(), run.split_claim()],
+        "only the manifest (and who split it)"
+    );
 }

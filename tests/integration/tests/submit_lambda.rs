@@ -17,7 +17,9 @@ use import_core::manifest::RunManifest;
 use integration::{s3_put_event, LocalWorld, MotoServer};
 use serde_json::{json, Value};
 use split::{RecordOutcome, SplitConfig};
-use submit::{ApiCache, SubmitConfig, SubmitReport, Submitter};
+use submit::{
+    activate_runs, ApiCache, Holder, SubmitConfig, SubmitReport, SubmitTrigger, Submitter,
+};
 
 const BUCKET: &str = "drops";
 const SECRET: &str = "auth0/import";
@@ -50,6 +52,14 @@ async fn world(config: EmulatorConfig) -> World {
             slots: 2,
             secret_id: SECRET.into(),
         },
+    }
+}
+
+/// A submit invocation that lives as long as the tests' deadline.
+fn holder(name: &str) -> Holder {
+    Holder {
+        name: name.into(),
+        deadline_ms: Some(auth0_api::unix_now_ms() + DEADLINE.as_millis() as u64),
     }
 }
 
@@ -87,7 +97,11 @@ impl World {
             max_chunk_bytes: 2048,
             scratch_dir: None,
         };
-        let response = split::handle(&self.s3, &config, event)
+        let invocation = split::Invocation {
+            request_id: format!("split-{etag}"),
+            deadline_ms: None,
+        };
+        let response = split::handle(&self.s3, &config, &invocation, event)
             .await
             .expect("split");
         let RecordOutcome::Split { run_id, .. } = &response.records[0] else {
@@ -105,15 +119,19 @@ impl World {
     }
 
     async fn try_submit(&self, event: &Value, invocation: &str) -> Result<SubmitReport, String> {
+        let trigger = SubmitTrigger::of_event(event);
+        activate_runs(&self.ledger, &trigger)
+            .await
+            .map_err(|e| e.to_string())?;
         let api = self.apis.get(&self.secrets, SECRET).await?;
         let submitter = Submitter {
             ledger: &self.ledger,
             api: &api,
             config: &self.config,
-            invocation: invocation.into(),
+            holder: holder(invocation),
             deadline: Instant::now() + DEADLINE,
         };
-        submitter.run(event).await
+        submitter.run().await.map_err(|e| e.to_string())
     }
 
     async fn manifest(&self, run_id: &str) -> RunManifest {
@@ -211,7 +229,8 @@ impl World {
     }
 }
 
-/// Runs submit and the poll stand-in until every chunk of the run is finished (bounded).
+/// Runs submit and the poll stand-in until every chunk of the run is settled: finished, or in
+/// doubt (never posted again), or refused (bounded).
 async fn drive_to_end(w: &World, run_id: &str, event: &Value) {
     let chunks = w.manifest(run_id).await.chunks.len();
     for round in 0..200 {
@@ -219,9 +238,12 @@ async fn drive_to_end(w: &World, run_id: &str, event: &Value) {
         w.finish_jobs(run_id).await;
         let jobs = w.jobs(run_id).await;
         if jobs.len() == chunks
-            && jobs
-                .values()
-                .all(|j| matches!(j.state, JobState::Finished { .. }))
+            && jobs.values().all(|j| {
+                matches!(
+                    j.state,
+                    JobState::Finished { .. } | JobState::InDoubt { .. } | JobState::Refused { .. }
+                )
+            })
         {
             return;
         }
@@ -328,7 +350,7 @@ async fn an_expired_token_is_minted_again() {
     });
     w.submit(&event, "inv-1").await;
     let api = w.apis.get(&w.secrets, SECRET).await.unwrap();
-    let cached = api.token(false).await.unwrap();
+    let cached = api.token(false, Instant::now() + DEADLINE).await.unwrap();
     // Wait (bounded) until the emulator itself refuses the cached token.
     let http = reqwest_free_probe(&w.emulator.base_url(), &cached);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -354,9 +376,9 @@ async fn an_expired_token_is_minted_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limit_429s_and_5xx_are_waited_out_and_nothing_is_posted_twice() {
+async fn rate_limits_are_waited_out_and_a_5xx_leaves_its_chunk_in_doubt_never_resent() {
     let w = world(quick_jobs()).await;
-    let (run_id, event) = w.split(DEFAULT_CONNECTION_ID, &users(40, "r")).await;
+    let (run_id, event) = w.split(DEFAULT_CONNECTION_ID, &users(150, "r")).await;
     w.emulator.set_faults(Faults {
         seed: 7,
         extra_429_rate: 0.3,
@@ -365,19 +387,39 @@ async fn rate_limit_429s_and_5xx_are_waited_out_and_nothing_is_posted_twice() {
     });
     drive_to_end(&w, &run_id, &event).await;
     let posts = w.posts();
-    let statuses: Vec<u16> = posts.keys().map(|(_, s)| *s).collect();
-    assert!(
-        statuses.contains(&429) && statuses.iter().any(|s| *s >= 500),
-        "faults were injected: {posts:?}"
-    );
+    let count = |pick: &dyn Fn(u16) -> bool| {
+        posts
+            .iter()
+            .filter(|((_, status), _)| pick(*status))
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
+    let (limited, failed) = (count(&|s| s == 429), count(&|s| s >= 500));
+    assert!(limited > 0 && failed > 0, "faults were injected: {posts:?}");
     let m = w.manifest(&run_id).await;
+    let jobs = w.jobs(&run_id).await;
+    let mut imported = 0;
+    let mut in_doubt = 0;
     for c in &m.chunks {
-        assert_eq!(
-            posts.get(&(layout::external_id(&run_id, c.seq), 202)),
-            Some(&1)
-        );
+        let ext = layout::external_id(&run_id, c.seq);
+        let accepted = posts.get(&(ext.clone(), 202)).copied().unwrap_or(0);
+        match &jobs[&c.seq].state {
+            // A 5xx may hide a created job: the chunk is never posted again.
+            JobState::InDoubt { reason } => {
+                assert_eq!(accepted, 0, "{ext}: {posts:?}");
+                assert!(reason.contains("50"), "{reason}");
+                in_doubt += 1;
+            }
+            JobState::Finished { .. } => {
+                assert_eq!(accepted, 1, "{ext}: {posts:?}");
+                imported += u64::from(c.users);
+            }
+            other => panic!("{ext}: {other:?}"),
+        }
     }
-    assert_eq!(w.emulator.users().len() as u64, m.users_accepted);
+    // Every 5xx answered a post that was never sent again: one in-doubt chunk each.
+    assert_eq!(in_doubt, failed, "{posts:?}");
+    assert_eq!(w.emulator.users().len() as u64, imported);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,18 +431,8 @@ async fn auth0s_two_active_jobs_429_leaves_the_chunk_pending() {
     .await;
     // Another tool fills the tenant's two import slots.
     let (other_run, other_event) = w.split(DEFAULT_CONNECTION_ID, &users(40, "o")).await;
-    let occupied = Submitter {
-        ledger: &w.ledger,
-        api: &w.apis.get(&w.secrets, SECRET).await.unwrap(),
-        config: &SubmitConfig {
-            bucket: BUCKET.into(),
-            slots: 2,
-            secret_id: SECRET.into(),
-        },
-        invocation: "other-tool".into(),
-        deadline: Instant::now() + DEADLINE,
-    };
-    assert_eq!(occupied.run(&other_event).await.unwrap().submitted.len(), 2);
+    let occupied = w.submit(&other_event, "other-tool").await;
+    assert_eq!(occupied.submitted.len(), 2);
     // Forget the other run's slots, as if they belonged to someone else entirely.
     for k in 0..2 {
         w.ledger
@@ -489,56 +521,65 @@ async fn a_malformed_secret_names_the_field_not_the_value() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_left_by_a_dead_invocation_becomes_unknown_and_frees_its_slot() {
+async fn claims_left_by_dead_invocations_are_released_or_in_doubt_and_free_their_slots() {
     let w = world(quick_jobs()).await;
     let (run_id, event) = w.split(DEFAULT_CONNECTION_ID, &users(120, "d")).await;
-    // An invocation took slot 0, claimed chunk 1 twenty minutes ago, and died before posting.
+    // Two invocations died twenty minutes ago (past their deadlines): one holding slot 0 with
+    // chunk 1 claimed and nothing sent, one holding slot 1 while sending chunk 2.
     let long_ago = auth0_api::unix_now_ms() - 20 * 60 * 1000;
-    let lease = SlotLease::Held {
-        run_id: run_id.clone(),
-        seq: 1,
-        acquired_at_ms: long_ago,
-        holder: "dead".into(),
+    let dead = Holder {
+        name: "dead".into(),
+        deadline_ms: Some(long_ago + 60_000),
     };
-    w.ledger.put(&layout::slot_key(0), &lease).await.unwrap();
-    let lease1 = SlotLease::Held {
-        run_id: "elsewhere".into(),
-        seq: 9,
-        acquired_at_ms: long_ago,
-        holder: "dead".into(),
-    };
-    w.ledger.put(&layout::slot_key(1), &lease1).await.unwrap();
-    let claim = JobRecord::claim(
-        1,
-        layout::chunk_key(1),
-        5,
-        layout::external_id(&run_id, 1),
-        0,
-        long_ago,
-        "dead".into(),
-    );
-    w.ledger
-        .put(
-            &format!("{}{}", layout::run_prefix(&run_id), layout::job_key(1)),
-            &claim,
-        )
-        .await
-        .unwrap();
+    for (slot, seq) in [(0, 1), (1, 2)] {
+        let lease = SlotLease::Held {
+            run_id: run_id.clone(),
+            seq,
+            acquired_at_ms: long_ago,
+            holder: "dead".into(),
+            holder_deadline_ms: dead.deadline_ms,
+        };
+        w.ledger.put(&layout::slot_key(slot), &lease).await.unwrap();
+        let claim = JobRecord::claim(
+            seq,
+            layout::chunk_key("", seq),
+            5,
+            layout::external_id(&run_id, seq),
+            slot,
+            long_ago,
+            &dead,
+        );
+        let claim = if seq == 2 {
+            claim.posting(long_ago + 10).unwrap()
+        } else {
+            claim
+        };
+        w.ledger
+            .put(&layout::RunPath::new(&run_id).job(seq), &claim)
+            .await
+            .unwrap();
+    }
 
     let report = w.submit(&event, "inv-1").await;
     assert_eq!(report.slots_recovered, 2, "{report:?}");
     let jobs = w.jobs(&run_id).await;
+    // Nothing of chunk 1 left: it is pending again and posted now, never "unknown".
     assert!(
-        matches!(&jobs[&1].state, JobState::Unknown { reason } if reason.contains("unknown")),
+        matches!(&jobs[&1].state, JobState::Submitted { .. }),
         "{:?}",
         jobs[&1]
     );
-    // Chunk 1 is never posted (its outcome is unknown); the next chunks are.
+    // Chunk 2 was being sent: in doubt, never posted again.
+    assert!(
+        matches!(&jobs[&2].state, JobState::InDoubt { reason } if reason.contains("unknown")),
+        "{:?}",
+        jobs[&2]
+    );
     assert!(!w
         .posts()
         .keys()
-        .any(|(ext, _)| *ext == layout::external_id(&run_id, 1)));
-    assert_eq!(report.submitted.len(), 2);
+        .any(|(ext, _)| *ext == layout::external_id(&run_id, 2)));
+    assert_eq!(report.submitted.len(), 2, "{report:?}");
 }
 
 /// A one-request HTTP probe with a given bearer token (hyper-free, std only), to ask the

@@ -87,7 +87,7 @@ async fn each_connection_gets_its_verdict() {
         verdict("con_DoesNotExist0001").await,
         ConnectionVerdict::Missing
     );
-    let scopes = api.granted_scopes().await.unwrap();
+    let scopes = api.granted_scopes(soon()).await.unwrap();
     assert_eq!(
         scopes.granted,
         Some(vec![
@@ -136,7 +136,7 @@ async fn a_token_without_read_connections_leaves_the_check_undone() {
         .await
         .unwrap();
     assert!(matches!(verdict, ConnectionVerdict::Unchecked { .. }) && !verdict.blocks());
-    let scopes = api.granted_scopes().await.unwrap();
+    let scopes = api.granted_scopes(soon()).await.unwrap();
     assert_eq!(scopes.missing(false), vec!["read:connections"]);
 }
 

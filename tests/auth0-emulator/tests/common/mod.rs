@@ -39,6 +39,18 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Answer {
+    try_send(method, url, headers, body)
+        .await
+        .expect("an answer")
+}
+
+/// `send`, where a connection dropped without an answer is an `Err`.
+pub async fn try_send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Answer, String> {
     let uri: hyper::Uri = url.parse().unwrap();
     let authority = uri.authority().unwrap().clone();
     let stream = TcpStream::connect(authority.as_str()).await.unwrap();
@@ -56,7 +68,7 @@ pub async fn send(
     let response = sender
         .send_request(request.body(Full::new(body.into())).unwrap())
         .await
-        .unwrap();
+        .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response
@@ -66,11 +78,11 @@ pub async fn send(
         .unwrap()
         .to_bytes()
         .to_vec();
-    Answer {
+    Ok(Answer {
         status,
         headers,
         body,
-    }
+    })
 }
 
 pub async fn get(url: &str, token: &str) -> Answer {

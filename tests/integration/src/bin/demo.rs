@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use auth0_emulator::{EmulatorConfig, DEFAULT_CONNECTION_ID};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_shell::ledger::s3_ledger;
 use import_core::layout;
 use import_core::report::{RunProgress, RunReport};
 use integration::pipeline::Pipeline;
@@ -38,6 +37,7 @@ async fn main() -> Result<()> {
     let LocalWorld {
         moto,
         emulator,
+        sdk,
         s3,
         secrets,
     } = LocalWorld::start(
@@ -68,8 +68,8 @@ async fn main() -> Result<()> {
         .send()
         .await?;
 
-    let mut pipeline = Pipeline::new(
-        s3_ledger(s3.clone(), BUCKET),
+    let pipeline = Pipeline::new(
+        sdk,
         secrets,
         SplitConfig {
             inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
@@ -88,12 +88,27 @@ async fn main() -> Result<()> {
         },
     );
 
-    step("split (on the ObjectCreated event)");
+    step("split (on the ObjectCreated event, delivered twice at once as S3 may)");
     let activity = pipeline
         .deliver_events()
         .await
         .map_err(anyhow::Error::msg)?;
-    let run_id = match activity.split.first().and_then(|r| r.records.first()) {
+    for outcome in &activity.split {
+        match outcome {
+            RecordOutcome::BeingSplit { by, .. } => {
+                println!("   a duplicate delivery stopped cleanly: the run is being split by {by}")
+            }
+            RecordOutcome::AlreadySplit { .. } => {
+                println!("   a duplicate delivery stopped cleanly: the run is already split")
+            }
+            _ => {}
+        }
+    }
+    let split = activity
+        .split
+        .iter()
+        .find(|o| matches!(o, RecordOutcome::Split { .. }));
+    let run_id = match split {
         Some(RecordOutcome::Split {
             run_id,
             users_in,
@@ -117,8 +132,7 @@ async fn main() -> Result<()> {
         if let Some((bytes, _)) = pipeline
             .ledger
             .get_bytes(&format!("{prefix}{}", layout::STATUS))
-            .await
-            .map_err(anyhow::Error::msg)?
+            .await?
         {
             let s: RunProgress = serde_json::from_slice(&bytes)?;
             let now = (
@@ -154,20 +168,21 @@ async fn main() -> Result<()> {
     print_report(&report);
     let local = data.join(format!("run-{run_id}"));
     std::fs::create_dir_all(&local)?;
-    for name in [
-        layout::REPORT_JSON,
-        layout::REPORT_CSV,
-        layout::REPORT_HTML,
-        layout::REJECTS,
-        layout::MANIFEST,
-        layout::STATUS,
+    let manifest: import_core::manifest::RunManifest = pipeline
+        .ledger
+        .require(&format!("{prefix}{}", layout::MANIFEST))
+        .await?
+        .value;
+    let rejects = manifest.rejects_key.unwrap_or_default();
+    for (name, key) in [
+        (layout::REPORT_JSON, layout::REPORT_JSON),
+        (layout::REPORT_CSV, layout::REPORT_CSV),
+        (layout::REPORT_HTML, layout::REPORT_HTML),
+        (layout::REJECTS, rejects.as_str()),
+        (layout::MANIFEST, layout::MANIFEST),
+        (layout::STATUS, layout::STATUS),
     ] {
-        if let Some((bytes, _)) = pipeline
-            .ledger
-            .get_bytes(&format!("{prefix}{name}"))
-            .await
-            .map_err(anyhow::Error::msg)?
-        {
+        if let Some((bytes, _)) = pipeline.ledger.get_bytes(&format!("{prefix}{key}")).await? {
             std::fs::write(local.join(name), bytes)?;
         }
     }

@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use auth0_emulator::{
     EmulatorConfig, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_CONNECTION_ID,
 };
-use aws_shell::ledger::s3_ledger;
 use integration::pipeline::Pipeline;
 use integration::LocalWorld;
 use poll::PollConfig;
@@ -68,8 +67,8 @@ async fn main() -> Result<()> {
     );
     println!("serving for {} s", serve_for.as_secs());
 
-    let mut pipeline = Pipeline::new(
-        s3_ledger(world.s3.clone(), BUCKET),
+    let pipeline = Pipeline::new(
+        world.sdk.clone(),
         world.secrets.clone(),
         SplitConfig {
             inbox_prefix: "inbox/".into(),

@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use auth0_emulator::{EmulatorConfig, Faults, DEFAULT_CONNECTION_ID};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_shell::ledger::s3_ledger;
 use import_core::layout;
 use integration::pipeline::Pipeline;
 use integration::LocalWorld;
@@ -59,8 +58,8 @@ async fn main() -> Result<()> {
         },
     )
     .await?;
-    let mut pipeline = Pipeline::new(
-        s3_ledger(world.s3.clone(), BUCKET),
+    let pipeline = Pipeline::new(
+        world.sdk.clone(),
         world.secrets.clone(),
         SplitConfig {
             inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
@@ -81,7 +80,7 @@ async fn main() -> Result<()> {
     let inbox = format!("inbox/{DEFAULT_CONNECTION_ID}");
     let first = drop_and_run(
         &world,
-        &mut pipeline,
+        &pipeline,
         &format!("{inbox}/earlier.json"),
         serde_json::to_vec(&earlier)?,
     )
@@ -94,7 +93,7 @@ async fn main() -> Result<()> {
     });
     let run_id = drop_and_run(
         &world,
-        &mut pipeline,
+        &pipeline,
         &format!("{inbox}/legacy users.json"),
         std::fs::read(&export)?,
     )
@@ -124,7 +123,7 @@ async fn main() -> Result<()> {
 /// Puts `body` at `key`, runs the pipeline until the run's report exists, returns the run id.
 async fn drop_and_run(
     world: &LocalWorld,
-    pipeline: &mut Pipeline,
+    pipeline: &Pipeline,
     key: &str,
     body: Vec<u8>,
 ) -> Result<String> {
@@ -140,9 +139,11 @@ async fn drop_and_run(
         .deliver_events()
         .await
         .map_err(anyhow::Error::msg)?;
-    let run_id = match activity.split.first().and_then(|r| r.records.first()) {
-        Some(RecordOutcome::Split { run_id, .. }) => run_id.clone(),
-        other => bail!("{key} was not split: {other:?}"),
+    let Some(run_id) = activity.split.iter().find_map(|o| match o {
+        RecordOutcome::Split { run_id, .. } => Some(run_id.clone()),
+        _ => None,
+    }) else {
+        bail!("{key} was not split: {:?}", activity.split);
     };
     pipeline
         .run_to_report(

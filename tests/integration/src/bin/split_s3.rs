@@ -79,7 +79,11 @@ async fn main() -> Result<()> {
     };
 
     let started = Instant::now();
-    let response = split::handle(&client, &config, event)
+    let invocation = split::Invocation {
+        request_id: "split-s3-bench".into(),
+        deadline_ms: None,
+    };
+    let response = split::handle(&client, &config, &invocation, event)
         .await
         .map_err(anyhow::Error::msg)?;
     let elapsed = started.elapsed();
