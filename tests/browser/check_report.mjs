@@ -81,6 +81,16 @@ try {
     `verdict "${verdictText}" (${outcome})`,
   );
 
+  // A refusal and users in doubt are said at the top, with report.json's number.
+  check((await page.locator("#refused").count()) === (report.refused ? 1 : 0), "a refusal only when the report has one");
+  const doubt = page.locator("#in-doubt");
+  check(
+    report.in_doubt
+      ? num((await doubt.textContent()).split(" ")[0]) === report.in_doubt
+      : (await doubt.count()) === 0,
+    `users in doubt: ${report.in_doubt ?? 0}`,
+  );
+
   // Reasons: each code's count.
   for (const [codes, stage] of [
     [report.rejected_by_code, "split"],
