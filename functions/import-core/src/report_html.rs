@@ -440,7 +440,8 @@ fn timeline(r: &RunReport) -> Markup {
                 @if r.jobs.iter().any(|j| j.slot.is_none()) && !placed.is_empty() {
                     "Slots are inferred from the job times. "
                 }
-                @if untimed > 0 { (untimed) " chunks never became jobs and are not drawn." }
+                @if untimed == 1 { "1 chunk never became a job and is not drawn." }
+                @if untimed > 1 { (untimed) " chunks never became jobs and are not drawn." }
             }
             div.scroll {
                 svg xmlns="http://www.w3.org/2000/svg" width=(left + width + 20.0) height=(height) role="img" aria-label="timeline of import jobs" {
@@ -602,7 +603,7 @@ fn chunk_table(r: &RunReport) -> Markup {
                     @for j in r.jobs.iter().take(MAX_CHUNK_ROWS) {
                         tr data-seq=(j.seq) {
                             td.n { (j.seq) }
-                            td { code { (j.job_id) } }
+                            td { @if !j.job_id.is_empty() { code { (j.job_id) } } }
                             td { (j.status) }
                             @if slots { td.n { (j.slot.map(|s| s.to_string()).unwrap_or_default()) } }
                             td.n data-col="users" { (n(j.users)) }

@@ -2,9 +2,9 @@
 //! on moto and the emulator, its reports copied to OUT_DIR for `make test-browser`.
 //!
 //! A first drop puts a few users in the tenant; the second drop (400 generated users, ~4%
-//! invalid) repeats them (DUPLICATED_USER at Auth0, insert-only), and its first job is made to
-//! fail as a whole (users of unknown outcome), so the report has rejects, Auth0 failures,
-//! unknowns and jobs overlapping on both slots.
+//! invalid) repeats them (DUPLICATED_USER at Auth0, insert-only), one job is made to fail as a
+//! whole and one post is answered 504 after its job was created (in doubt), so the report has
+//! rejects, Auth0 failures, unknown and in-doubt users, and jobs overlapping on both slots.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,6 +89,9 @@ async fn main() -> Result<()> {
 
     world.emulator.set_faults(Faults {
         fail_next_jobs: 1,
+        // One post creates its job and answers 504: the chunk is in doubt.
+        create_then_fail: 1,
+        after_create_status: 504,
         ..Faults::default()
     });
     let run_id = drop_and_run(
