@@ -552,6 +552,8 @@ def main() -> int:
               outs.get("RunTopicArn", {}).get("Value") == {"Ref": run_topic_id}, str(outs.get("RunTopicArn")))
         check("outputs: InboxPrefix (the CLI's drop reads it)",
               outs.get("InboxPrefix", {}).get("Value") == {"Ref": "InboxPrefix"}, str(outs.get("InboxPrefix")))
+        check("outputs: MaxChunkBytes (the CLI's plan reads it)",
+              outs.get("MaxChunkBytes", {}).get("Value") == {"Ref": "MaxChunkBytes"}, str(outs.get("MaxChunkBytes")))
 
     # Parameters and outputs.
     for p in ("InboxPrefix", "DefaultConnection", "JobSlots", "SubmitSchedule", "PollSchedule"):

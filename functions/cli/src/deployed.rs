@@ -29,6 +29,8 @@ pub struct Target {
     pub inbox_prefix: String,
     /// The stack's `DefaultConnection`, when it set one (read from `DropLocation`).
     pub default_connection: Option<String>,
+    /// The chunk size the stack's split uses (`MaxChunkBytes`), when the outputs say.
+    pub max_chunk_bytes: Option<usize>,
 }
 
 impl Target {
@@ -64,6 +66,7 @@ impl Target {
             bucket,
             inbox_prefix,
             default_connection,
+            max_chunk_bytes: outputs.get("MaxChunkBytes").and_then(|v| v.parse().ok()),
         })
     }
 
@@ -100,6 +103,7 @@ pub async fn connect(
             bucket: bucket.to_string(),
             inbox_prefix: layout::DEFAULT_INBOX_PREFIX.to_string(),
             default_connection: None,
+            max_chunk_bytes: None,
         },
         (None, None) => bail!(
             "name the deployment: --stack NAME (its outputs name the bucket) or --bucket BUCKET"
@@ -325,10 +329,12 @@ mod tests {
                     "DropLocation",
                     "s3://mig-drops-1/drops/con_AbCdEf0123456789/",
                 ),
+                ("MaxChunkBytes", "250000"),
             ]),
         )
         .unwrap();
         assert_eq!(t.bucket, "mig-drops-1");
+        assert_eq!(t.max_chunk_bytes, Some(250_000));
         assert_eq!(t.inbox_prefix, "drops/");
         assert_eq!(
             t.default_connection.as_deref(),

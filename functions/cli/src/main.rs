@@ -124,9 +124,10 @@ enum Command {
         /// Plan an upsert (existing users updated; Auth0 runs these jobs slower).
         #[arg(long)]
         upsert: bool,
-        /// Largest users file per chunk, in bytes.
-        #[arg(long, default_value_t = DEFAULT_MAX_CHUNK_BYTES)]
-        max_chunk_bytes: usize,
+        /// Largest users file per chunk, in bytes (default: the stack's MaxChunkBytes with
+        /// --stack, else 500000).
+        #[arg(long)]
+        max_chunk_bytes: Option<usize>,
         /// A deployed stack whose job slots to count (Auth0 lists no import jobs).
         #[arg(long, conflicts_with = "bucket")]
         stack: Option<String>,

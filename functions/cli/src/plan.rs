@@ -14,6 +14,7 @@ use import_core::manifest::Flavor;
 use import_core::options::{is_connection_id, DropOptions};
 use import_core::pace::TENANT_SLOTS;
 use import_core::preflight::{PlanFacts, Slots};
+use import_core::split::DEFAULT_MAX_CHUNK_BYTES;
 
 use crate::folder::FolderSink;
 
@@ -25,7 +26,8 @@ pub struct PlanArgs<'a> {
     pub credentials: Option<&'a Path>,
     pub connection_id: &'a str,
     pub upsert: bool,
-    pub max_chunk_bytes: usize,
+    /// `None`: the stack's `MaxChunkBytes` with --stack, else the default.
+    pub max_chunk_bytes: Option<usize>,
     pub stack: Option<&'a str>,
     pub bucket: Option<&'a str>,
 }
@@ -36,6 +38,17 @@ pub fn plan(args: PlanArgs<'_>) -> Result<ExitCode> {
     }
     let credentials = crate::credentials::load(args.credentials)?;
     let api = ManagementApi::new(credentials).context("building the HTTP client")?;
+
+    let runtime = crate::runtime()?;
+    // The stack, first: its chunk size decides how the file splits.
+    let deployed = match (args.stack, args.bucket) {
+        (None, None) => None,
+        (stack, bucket) => Some(runtime.block_on(crate::deployed::connect(stack, bucket, None))?),
+    };
+    let max_chunk_bytes = args
+        .max_chunk_bytes
+        .or(deployed.as_ref().and_then(|d| d.target.max_chunk_bytes))
+        .unwrap_or(DEFAULT_MAX_CHUNK_BYTES);
 
     // Split exactly as the pipeline would, into a folder that is deleted on return.
     let scratch = tempfile::tempdir().context("making a temporary folder")?;
@@ -49,22 +62,18 @@ pub fn plan(args: PlanArgs<'_>) -> Result<ExitCode> {
     let manifest = crate::run_split(
         args.file,
         &run_id,
-        args.max_chunk_bytes,
+        max_chunk_bytes,
         Some(options),
         &mut sink,
     )?;
 
-    let runtime = crate::runtime()?;
     let (connection, scopes, slots) = runtime.block_on(async {
         let deadline = Instant::now() + TENANT_READS;
         let scopes = api.granted_scopes(deadline).await?;
         let connection = api.connection_verdict(args.connection_id, deadline).await?;
-        let busy = match (args.stack, args.bucket) {
-            (None, None) => None,
-            (stack, bucket) => {
-                let d = crate::deployed::connect(stack, bucket, None).await?;
-                Some(d.slots().await?.1)
-            }
+        let busy = match &deployed {
+            Some(d) => Some(d.slots().await?.1),
+            None => None,
         };
         Ok::<_, anyhow::Error>((connection, scopes, busy))
     })?;
@@ -99,6 +108,7 @@ pub fn plan(args: PlanArgs<'_>) -> Result<ExitCode> {
         users_rejected: manifest.users_rejected,
         rejects_by_code: manifest.rejects_by_code.clone(),
         chunks: manifest.chunks.len() as u64,
+        max_chunk_bytes: max_chunk_bytes as u64,
         mean_chunk_fill: manifest.mean_chunk_fill,
         connection_id: args.connection_id.to_string(),
         upsert: args.upsert,

@@ -59,6 +59,7 @@ async fn create_stack(moto: &MotoServer) {
         "Outputs": {
             "BucketName": {"Value": BUCKET},
             "InboxPrefix": {"Value": "inbox/"},
+            "MaxChunkBytes": {"Value": "2000"},
             "DropLocation": {"Value": format!("s3://{BUCKET}/inbox/{DEFAULT_CONNECTION_ID}/")},
             "RunTopicArn": {"Value": {"Ref": "RunTopic"}}
         }
@@ -271,6 +272,40 @@ async fn drop_then_status_and_runs_follow_the_run_to_its_report() {
     assert_eq!(runs[0]["run_id"], run_id.as_str());
     assert_eq!(runs[0]["inserted"], report.inserted);
     assert_eq!(runs[0]["users_rejected"], report.rejected_before_submission);
+
+    // plan --stack splits with the stack's chunk size, so it foresees the chunks the run had,
+    // and reads the stack's slots (all free now).
+    let mut planned = cli(
+        &world.moto,
+        &[
+            "plan",
+            &file,
+            "--connection-id",
+            DEFAULT_CONNECTION_ID,
+            "--stack",
+            STACK,
+        ],
+    );
+    planned
+        .env("AUTH0_DOMAIN", world.emulator.base_url())
+        .env("AUTH0_CLIENT_ID", auth0_emulator::DEFAULT_CLIENT_ID)
+        .env("AUTH0_CLIENT_SECRET", auth0_emulator::DEFAULT_CLIENT_SECRET);
+    let planned = run(planned).await;
+    let (table, stderr) = text(&planned);
+    assert_eq!(planned.status.code(), Some(3), "{table}\n{stderr}");
+    let chunks_row = table
+        .lines()
+        .find(|l| l.starts_with("| Chunks = import jobs"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        chunks_row.contains(&format!("| {} (up to 2,000 bytes", report.chunks)),
+        "{chunks_row} vs {} chunks",
+        report.chunks
+    );
+    assert!(
+        table.contains("0 busy now in this stack's ledger"),
+        "{table}"
+    );
 
     world.emulator.shutdown().await;
 }

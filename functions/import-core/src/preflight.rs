@@ -245,6 +245,8 @@ pub struct PlanFacts {
     pub users_rejected: u64,
     pub rejects_by_code: BTreeMap<String, u64>,
     pub chunks: u64,
+    /// The largest users file per chunk the split used.
+    pub max_chunk_bytes: u64,
     pub mean_chunk_fill: f64,
     pub connection_id: String,
     pub upsert: bool,
@@ -303,8 +305,9 @@ impl PlanFacts {
         row(
             "Chunks = import jobs",
             format!(
-                "{} (mean fill {:.0}%)",
+                "{} (up to {} bytes of users each, mean fill {:.0}%)",
                 n(self.chunks),
+                n(self.max_chunk_bytes),
                 self.mean_chunk_fill * 100.0
             ),
         );
@@ -502,6 +505,7 @@ mod tests {
             users_rejected: 124,
             rejects_by_code: BTreeMap::from([("INVALID_FORMAT".into(), 124)]),
             chunks: 240,
+            max_chunk_bytes: 500_000,
             mean_chunk_fill: 0.97,
             connection_id: "con_AbCdEf0123456789".into(),
             upsert: false,

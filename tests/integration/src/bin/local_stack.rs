@@ -44,6 +44,7 @@ async fn main() -> Result<()> {
         "Outputs": {
             "BucketName": {"Value": BUCKET},
             "InboxPrefix": {"Value": "inbox/"},
+            "MaxChunkBytes": {"Value": "50000"},
             "DropLocation": {"Value": format!("s3://{BUCKET}/inbox/{DEFAULT_CONNECTION_ID}/")},
             "RunTopicArn": {"Value": {"Ref": "RunTopic"}}
         }
