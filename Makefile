@@ -4,7 +4,7 @@ PYTHON ?= python3
 CARGO ?= cargo
 
 .PHONY: help demo test soak fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash deps-python fmt fuzz \
-	deps-lambda deps-sam build package deploy validate-infra
+	deps-lambda deps-sam build package deploy validate-infra test-browser deps-browser
 
 # Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
 # come from) live in a project venv, never the system pip (PEP 668 systems refuse it). Tests and
@@ -43,6 +43,22 @@ lint-infra:
 # Offline: reads infra/template.yaml with cfn-lint's YAML decoder and scans functions/*/src.
 test-infra:
 	$(VENV_PY) tests/infra/test_template.py
+
+## make test-browser: report.html in a real headless Chromium (Debian's package, driven by
+## playwright-core from npm). A run made by the pipeline on moto + the emulator renders, every
+## number on it equals report.json's, nothing loads from elsewhere, no console error; refreshes
+## docs/report-screenshot.png. Installs what it lacks (apt needs root or sudo). Not in make test.
+CHROMIUM ?= /usr/bin/chromium
+BROWSER_OUT := target/browser
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+test-browser: deps-python deps-browser
+	PYTHON=$(VENV_PY) $(CARGO) run --quiet -p integration --bin report_sample -- $(BROWSER_OUT)
+	CHROMIUM=$(CHROMIUM) node tests/browser/check_report.mjs $(BROWSER_OUT)/report.html \
+		$(BROWSER_OUT)/report.json docs/report-screenshot.png
+
+deps-browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium"; $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	@test -d tests/browser/node_modules/playwright-core || (cd tests/browser && npm ci --no-audit --no-fund)
 
 ## make bench: generate ~100 MB and ~1 GB exports, time the CLI vs a naive baseline, peak RSS;
 ## then the pipeline's makespan against the slot-bound optimum (emulator job time fixed).

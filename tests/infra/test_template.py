@@ -12,7 +12,9 @@ What the code needs is read from the code where it can be:
     workspace libraries it depends on (AWS_* variables come from Lambda itself);
   - whether it talks to Secrets Manager (a dependency on aws-sdk-secretsmanager);
   - the key names the S3 triggers rely on (manifest.json, the chunk-report suffix), the tag
-    that the purge lifecycle rule keys on and the log line behind the RunsWithFailures metric.
+    that the purge lifecycle rule keys on and the log line behind the RunsWithFailures metric;
+  - the run-end notification: RUN_TOPIC_ARN names the run topic in exactly the functions that
+    end runs (split, poll), only they may publish to it, it is encrypted, and it is an output.
 The S3 calls each function makes (a fixed list agreed with the code's authors) are checked by
 evaluating the roles' policy statements against concrete object ARNs.
 """
@@ -43,6 +45,11 @@ REPORT_SUFFIX = ".report.json"  # runs/<id>/reports/<seq>.report.json wakes subm
 PURGE_TAG = ("holds-password-hashes", "run-final")  # set by poll on chunks + failed-users.json
 RUN_FINAL_MESSAGE = "run report written"  # poll's log line when a run ends
 RUN_FINAL_FIELDS = ("rejected", "failed", "unknown", "conservation_holds")  # its fields the metric reads
+# The run-end notification: the functions that end runs publish to the run topic named by this
+# variable (aws_shell::notify::RUN_TOPIC_ENV). Part of the contract even before an entry point
+# reads it: the template must hand it to exactly these functions.
+RUN_TOPIC_ENV = "RUN_TOPIC_ARN"
+PUBLISHERS = ("split", "poll")
 
 # Variables the Lambda runtime sets; never expected in the template.
 RUNTIME_VARS = {"_HANDLER", "_X_AMZN_TRACE_ID", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TZ", "HOME", "PATH"}
@@ -239,6 +246,20 @@ def main() -> int:
 
     sources = all_function_sources()
 
+    # The run topic: the SNS topic the publishers' RUN_TOPIC_ARN names.
+    topics = tpl.of_type("AWS::SNS::Topic")
+    run_topic_refs = set()
+    for fn in fns.values():
+        v = ((tpl.fn_prop(fn, "Environment") or {}).get("Variables", {}) or {}).get(RUN_TOPIC_ENV)
+        if isinstance(v, dict) and "Ref" in v:
+            run_topic_refs.add(v["Ref"])
+    check(f"run topic: the functions' {RUN_TOPIC_ENV} all name one SNS topic of the template",
+          len(run_topic_refs) == 1 and next(iter(run_topic_refs)) in topics, str(run_topic_refs))
+    run_topic_id = next(iter(run_topic_refs), None)
+    run_topic_arn = f"<Ref:{run_topic_id}>"
+    check(f"run topic: the code names {RUN_TOPIC_ENV} (aws-shell's RUN_TOPIC_ENV)",
+          f'"{RUN_TOPIC_ENV}"' in sources, "no such string in functions/*/src")
+
     # What each function's role must allow (S3 calls agreed with the code's authors).
     obj = lambda key: f"{bucket_arn}/{key}"  # noqa: E731
     need_s3 = {
@@ -313,6 +334,8 @@ def main() -> int:
             for lib in workspace_libs_of(cargo):
                 files += rust_sources(lib)
             read = env_vars_read(files)
+            if name in PUBLISHERS:
+                read.setdefault(RUN_TOPIC_ENV, "the run-end contract (RUN_TOPIC_ENV)")
             check(f"{name}: code reads environment variables (scan found some)", bool(read),
                   "no env::var reads found: the scanner needs updating")
             for var, where in sorted(read.items()):
@@ -340,6 +363,21 @@ def main() -> int:
             check(f"{name}: MAX_CHUNK_BYTES is a parameter within 1024..511000",
                   p.get("MinValue", 0) >= 1024 and p.get("MaxValue", 10**9) <= 511000, str(p))
 
+        # The run topic: publishers may publish to it, nobody else.
+        if run_topic_id:
+            if name in PUBLISHERS:
+                check(f"{name}: {RUN_TOPIC_ENV} is the run topic",
+                      env.get(RUN_TOPIC_ENV) == {"Ref": run_topic_id}, str(env.get(RUN_TOPIC_ENV)))
+                check(f"{name}: role allows sns:Publish on the run topic",
+                      allows(tpl, fn, "sns:Publish", run_topic_arn))
+            else:
+                check(f"{name}: role cannot publish to the run topic (it ends no run)",
+                      not allows(tpl, fn, "sns:Publish", run_topic_arn))
+            for other in topics:
+                if other != run_topic_id:
+                    check(f"{name}: role cannot publish to {other}",
+                          not allows(tpl, fn, "sns:Publish", f"<Ref:{other}>"))
+
         # Role: least privilege.
         for action, arn in need_s3[name]:
             check(f"{name}: role allows {action} on {arn.replace(bucket_arn, 's3://BUCKET')}", allows(tpl, fn, action, arn))
@@ -354,7 +392,18 @@ def main() -> int:
             check(f"{name}: role allows {action} on the bucket's KMS key", allows(tpl, fn, action, key_arn))
         uses_secrets = have_crate and "aws-sdk-secretsmanager" in cargo.read_text()
         secret_arn = f"<Ref:{secret_id}>"
-        if uses_secrets:
+        if uses_secrets and name == "split":
+            # Split reads the canaries' secret only, never the Auth0 credentials.
+            canary_ids = [r for r, v in tpl.of_type("AWS::SecretsManager::Secret").items() if r != secret_id]
+            check("split: role allows secretsmanager:GetSecretValue on the canary secret",
+                  any(allows(tpl, fn, "secretsmanager:GetSecretValue", f"<Ref:{c}>") for c in canary_ids),
+                  str(canary_ids))
+            check("split: role cannot read the Auth0 secret",
+                  not allows(tpl, fn, "secretsmanager:GetSecretValue", secret_arn))
+            env = (props.get("Environment", {}) or {}).get("Variables", {})
+            check("split: CANARY_SECRET_ID names the canary secret",
+                  env.get("CANARY_SECRET_ID") in [{"Ref": c} for c in canary_ids])
+        elif uses_secrets:
             check(f"{name}: role allows secretsmanager:GetSecretValue on the secret",
                   allows(tpl, fn, "secretsmanager:GetSecretValue", secret_arn))
         elif have_crate:
@@ -495,6 +544,27 @@ def main() -> int:
     check("alarms: runs that end with failures (metric filter on poll's log)",
           any(a["Properties"].get("MetricName") in metric_names for a in alarms), str(metric_names))
     check("alarms: every alarm notifies someone", all(a["Properties"].get("AlarmActions") for a in alarms))
+
+    # The run topic: encrypted, an optional e-mail subscription, named in the outputs.
+    if run_topic_id:
+        tprops = topics[run_topic_id].get("Properties", {})
+        check("run topic: encrypted with the template's KMS key", tprops.get("KmsMasterKeyId") == {"Ref": key_id},
+              str(tprops.get("KmsMasterKeyId")))
+        subs = [r for r in tpl.of_type("AWS::SNS::Subscription").values()
+                if r.get("Properties", {}).get("TopicArn") == {"Ref": run_topic_id}]
+        email_subs = [r for r in subs if r["Properties"].get("Protocol") == "email"]
+        check("run topic: an e-mail subscription from an optional parameter",
+              len(email_subs) == 1 and "Condition" in email_subs[0]
+              and isinstance(email_subs[0]["Properties"].get("Endpoint"), dict)
+              and tpl.param_default(email_subs[0]["Properties"]["Endpoint"].get("Ref")) == "",
+              str(email_subs))
+        outs = tpl.raw.get("Outputs", {})
+        check("outputs: RunTopicArn names the run topic",
+              outs.get("RunTopicArn", {}).get("Value") == {"Ref": run_topic_id}, str(outs.get("RunTopicArn")))
+        check("outputs: InboxPrefix (the CLI's drop reads it)",
+              outs.get("InboxPrefix", {}).get("Value") == {"Ref": "InboxPrefix"}, str(outs.get("InboxPrefix")))
+        check("outputs: MaxChunkBytes (the CLI's plan reads it)",
+              outs.get("MaxChunkBytes", {}).get("Value") == {"Ref": "MaxChunkBytes"}, str(outs.get("MaxChunkBytes")))
 
     # Parameters and outputs.
     for p in ("InboxPrefix", "DefaultConnection", "JobSlots", "SubmitSchedule", "PollSchedule"):

@@ -14,6 +14,8 @@ use import_core::multipart::{self, ImportFields, AUTH0_MAX_REQUEST_BYTES};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use tokio::sync::Mutex;
 
+mod tenant;
+
 /// Requests that never left, and GETs without an answer, are tried this many times in all.
 const MAX_SEND_ATTEMPTS: u32 = 4;
 const BACKOFF_BASE: Duration = Duration::from_millis(400);
@@ -448,6 +450,11 @@ impl ManagementApi {
                     if rate_waits > MAX_RATE_LIMIT_WAITS {
                         return Err(ApiError::RateLimited { wait_s });
                     }
+                    tracing::info!(
+                        path,
+                        wait_s,
+                        "Management API rate limit: waiting for the reset"
+                    );
                     (
                         Duration::from_secs(wait_s),
                         format!("rate limited for {wait_s} s"),
@@ -472,6 +479,9 @@ impl ManagementApi {
                     (backoff(failures), format!("GET {path}: {e}"))
                 }
             };
+            if failures > 0 && failures < MAX_SEND_ATTEMPTS {
+                tracing::warn!(attempt = failures, "{why}: retrying");
+            }
             if failures >= MAX_SEND_ATTEMPTS {
                 return Err(ApiError::Unavailable { reason: why });
             }

@@ -3,6 +3,7 @@
 
 pub mod lambda;
 pub mod ledger;
+pub mod notify;
 pub mod secrets;
 
 use std::collections::btree_map::Entry;

@@ -1,9 +1,14 @@
-//! `auth0-s3-import`: rehearse a migration locally. `split` validates and chunks an export
-//! into a run folder exactly like the split Lambda does, with no AWS account and no tenant.
+//! `auth0-s3-import`: rehearse a migration locally (`split`, `plan`, `migrate`) and operate a
+//! deployed stack (`drop`, `runs`, `status`), with the same core the Lambdas run.
 
+mod credentials;
+mod deployed;
+mod drop;
 mod folder;
 mod hash;
 mod migrate;
+mod plan;
+mod runs;
 mod store;
 
 use std::fs::File;
@@ -13,7 +18,7 @@ use std::process::ExitCode;
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use import_core::canary::{parse_canaries, Canaries};
 use import_core::input::{Compression, Layout};
 use import_core::layout;
@@ -36,13 +41,33 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Move users from a legacy store into Auth0 by bulk import"
 )]
 struct Cli {
+    /// Say more on stderr: -v the retries and rate-limit waits of Auth0 calls, -vv everything
+    /// (RUST_LOG, when set, decides instead).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Which deployed stack: its name (its CloudFormation outputs name the bucket) or its bucket.
+/// AWS credentials and region come from the usual AWS environment (AWS_PROFILE, AWS_REGION…).
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct StackArgs {
+    /// The CloudFormation stack deployed from infra/template.yaml.
+    #[arg(long)]
+    stack: Option<String>,
+    /// The stack's bucket (its BucketName output), when you cannot read the stack.
+    #[arg(long)]
+    bucket: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Validate an export with Auth0's rules and split it into import-ready chunks.
+    ///
+    /// Exit status: 0 every record accepted, 3 some rejected (see rejects.ndjson), 1 the file
+    /// cannot be read as a whole.
     Split {
         /// The export: JSON array, NDJSON or Auth0's own export, optionally gzipped.
         file: PathBuf,
@@ -55,7 +80,8 @@ enum Command {
         #[command(flatten)]
         canary: CanaryArgs,
     },
-    /// Run a whole migration against a tenant: split, submit import jobs, follow them, report.
+    /// Run a whole migration against a tenant from this machine: split, submit, follow, report.
+    ///
     /// Started again with the same arguments, it resumes. Exit status: 0 every user imported,
     /// 3 finished with users not imported (see report.csv), 1 error or failed run.
     Migrate {
@@ -64,9 +90,11 @@ enum Command {
         /// The folder that keeps the run (runs/<run-id>/ with chunks, jobs, reports).
         #[arg(long)]
         out: PathBuf,
-        /// JSON credentials, as in the Lambdas' secret: {"domain","client_id","client_secret"} or {"domain","token"}.
+        /// JSON credentials, as in the Lambdas' secret: {"domain","client_id","client_secret"} or
+        /// {"domain","token"}. Without it: AUTH0_DOMAIN with AUTH0_CLIENT_ID and
+        /// AUTH0_CLIENT_SECRET (or AUTH0_TOKEN) from the environment.
         #[arg(long)]
-        credentials: PathBuf,
+        credentials: Option<PathBuf>,
         /// Target database connection id (con_ + 16 letters or digits).
         #[arg(long)]
         connection_id: String,
@@ -86,6 +114,102 @@ enum Command {
     Hash {
         #[command(subcommand)]
         command: HashCommand,
+    },
+    /// Check a migration before it starts, creating no job; print a table for a change ticket.
+    ///
+    /// Validates and splits the file in a temporary folder, checks the connection (a database
+    /// connection enabled for an application) and the token's scopes, counts busy job slots
+    /// (with --stack/--bucket), and estimates the duration from Auth0's published pace. Exit
+    /// status: 0 ready, 3 ready with records rejected, 1 not ready.
+    Plan {
+        /// The export: JSON array, NDJSON or Auth0's own export, optionally gzipped.
+        file: PathBuf,
+        /// JSON credentials like the Lambdas' secret; without it, AUTH0_DOMAIN with
+        /// AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (or AUTH0_TOKEN) from the environment. The
+        /// connection check needs the read:connections scope.
+        #[arg(long)]
+        credentials: Option<PathBuf>,
+        /// Target database connection id (con_ + 16 letters or digits).
+        #[arg(long)]
+        connection_id: String,
+        /// Plan an upsert (existing users updated; Auth0 runs these jobs slower).
+        #[arg(long)]
+        upsert: bool,
+        /// Largest users file per chunk, in bytes (default: the stack's MaxChunkBytes with
+        /// --stack, else 500000).
+        #[arg(long)]
+        max_chunk_bytes: Option<usize>,
+        /// A deployed stack whose job slots to count (Auth0 lists no import jobs).
+        #[arg(long, conflicts_with = "bucket")]
+        stack: Option<String>,
+        /// The deployed stack's bucket, instead of --stack.
+        #[arg(long)]
+        bucket: Option<String>,
+    },
+    /// Upload an export to a deployed stack and print the run it starts and how to watch it.
+    ///
+    /// The options travel in the object's key, as the pipeline reads them:
+    /// inbox/<connection_id>/[upsert=true/][send_completion_email=true/]<file>.
+    Drop {
+        /// The export: JSON array, NDJSON or Auth0's own export, optionally gzipped.
+        file: PathBuf,
+        #[command(flatten)]
+        target: StackArgs,
+        /// Target database connection id (default: the stack's DefaultConnection).
+        #[arg(long)]
+        connection_id: Option<String>,
+        /// Update users that already exist instead of failing them.
+        #[arg(long)]
+        upsert: bool,
+        /// Have Auth0 e-mail the tenant's admins when each job ends (one e-mail per chunk).
+        #[arg(long)]
+        send_completion_email: bool,
+        /// A failed or missing canary (the stack's canary secret) only warns instead of
+        /// stopping the run.
+        #[arg(long)]
+        canary_warn: bool,
+        /// The object's name in the inbox (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The inbox prefix, with --bucket (default inbox/; --stack reads it).
+        #[arg(long)]
+        inbox_prefix: Option<String>,
+        /// Print the run id, key and version as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a deployed stack's runs, newest first, with their state and totals.
+    Runs {
+        #[command(flatten)]
+        target: StackArgs,
+        /// Print the runs as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show one run's progress (chunks, users so far, ETA), or its totals once final.
+    ///
+    /// Exit status for a final run: 0 every user imported, 3 some not imported, 1 refused or
+    /// numbers that do not add up; 0 while the run is still going.
+    Status {
+        /// The run id (printed by `drop`, listed by `runs`).
+        run: String,
+        #[command(flatten)]
+        target: StackArgs,
+        /// Follow the run until it ends, with a progress bar on a terminal.
+        #[arg(long)]
+        watch: bool,
+        /// Print the run as JSON (with --watch: one line per change).
+        #[arg(long)]
+        json: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, default_value_t = 15)]
+        interval: u64,
+        /// Stop watching after this many minutes (the run goes on).
+        #[arg(long, default_value_t = 24 * 60)]
+        timeout_minutes: u64,
     },
 }
 
@@ -144,6 +268,7 @@ enum HashCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -173,7 +298,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => migrate::migrate(migrate::MigrateArgs {
             file: &file,
             out: &out,
-            credentials: &credentials,
+            credentials: credentials.as_deref(),
             connection_id: &connection_id,
             upsert,
             max_jobs,
@@ -186,7 +311,114 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hash {
             command: HashCommand::Convert { from, hash },
         } => hash::convert_command(&from, hash.as_deref()),
+        Command::Plan {
+            file,
+            credentials,
+            connection_id,
+            upsert,
+            max_chunk_bytes,
+            stack,
+            bucket,
+        } => plan::plan(plan::PlanArgs {
+            file: &file,
+            credentials: credentials.as_deref(),
+            connection_id: &connection_id,
+            upsert,
+            max_chunk_bytes,
+            stack: stack.as_deref(),
+            bucket: bucket.as_deref(),
+        }),
+        Command::Drop {
+            file,
+            target,
+            connection_id,
+            upsert,
+            send_completion_email,
+            canary_warn,
+            name,
+            inbox_prefix,
+            json,
+        } => drop::drop(drop::DropArgs {
+            file: &file,
+            stack: target.stack.as_deref(),
+            bucket: target.bucket.as_deref(),
+            inbox_prefix: inbox_prefix.as_deref(),
+            connection_id: connection_id.as_deref(),
+            upsert,
+            send_completion_email,
+            canary_warn,
+            name: name.as_deref(),
+            json,
+        }),
+        Command::Runs {
+            target,
+            json,
+            limit,
+        } => runs::runs(
+            runs::Target {
+                stack: target.stack.as_deref(),
+                bucket: target.bucket.as_deref(),
+            },
+            json,
+            limit,
+        ),
+        Command::Status {
+            run,
+            target,
+            watch,
+            json,
+            interval,
+            timeout_minutes,
+        } => runs::status(runs::StatusArgs {
+            run_id: &run,
+            target: runs::Target {
+                stack: target.stack.as_deref(),
+                bucket: target.bucket.as_deref(),
+            },
+            watch,
+            json,
+            interval: std::time::Duration::from_secs(interval.max(1)),
+            timeout: std::time::Duration::from_secs(timeout_minutes.saturating_mul(60)),
+        }),
     }
+}
+
+/// This tool's crates, whose events `-v` turns on (the AWS SDK's stay at warnings).
+const OUR_CRATES: &[&str] = &[
+    "auth0_s3_import",
+    "auth0_api",
+    "orchestrator",
+    "aws_shell",
+    "import_core",
+];
+
+/// Events to stderr, so stdout stays the command's answer: warnings by default, this tool's
+/// info (retries, rate-limit waits) with -v, its debug with -vv; RUST_LOG overrides.
+fn init_logging(verbose: u8) {
+    let ours = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let default = std::iter::once("warn".to_string())
+        .chain(OUR_CRATES.iter().map(|c| format!("{c}={ours}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// The runtime the AWS and Auth0 commands run on: two workers (network-bound).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 fn split_command(
@@ -199,7 +431,10 @@ fn split_command(
     let mut sink = FolderSink::create(out).map_err(anyhow::Error::msg)?;
     let manifest = run_split(file, &run_id, max_chunk_bytes, None, canaries, &mut sink)?;
     print_summary(&manifest, out);
+    // 3 when any record was rejected (as `migrate` does for users not imported): a CI step
+    // can stop on a file that would not import whole.
     Ok(match manifest.status {
+        RunStatus::Split if manifest.users_rejected > 0 => ExitCode::from(3),
         RunStatus::Split => ExitCode::SUCCESS,
         RunStatus::Failed => ExitCode::FAILURE,
     })
@@ -255,13 +490,18 @@ pub(crate) fn run_split(
 }
 
 fn progress_bar(size: u64) -> ProgressBar {
+    bytes_bar(size, "splitting")
+}
+
+/// A bar over `size` bytes on a terminal (hidden elsewhere): "{what} [====>   ] 3 MiB/9 MiB".
+pub(crate) fn bytes_bar(size: u64, what: &str) -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(size);
-    let style = ProgressStyle::with_template(
-        "{spinner} splitting [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-    )
+    let style = ProgressStyle::with_template(&format!(
+        "{{spinner}} {what} [{{bar:40}}] {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}} left)"
+    ))
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);

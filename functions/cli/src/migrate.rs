@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use auth0_api::{unix_now_ms, ManagementApi};
-use import_core::auth0::parse_secret;
 use import_core::layout;
 use import_core::layout::RunPath;
 use import_core::ledger::{Holder, Ledger, CLAIM_TIMEOUT_MS};
 use import_core::manifest::{RunManifest, RunStatus};
 use import_core::options::{is_connection_id, DropOptions};
 use import_core::report::{RunProgress, RunReport};
+use import_core::run_end::NoNotifier;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use orchestrator::poll::{PollConfig, PollReport, Poller};
 use orchestrator::submit::{activate_runs, SubmitConfig, SubmitTrigger, Submitter};
@@ -32,7 +32,8 @@ const MAX_SLOTS: u32 = 16;
 pub struct MigrateArgs<'a> {
     pub file: &'a Path,
     pub out: &'a Path,
-    pub credentials: &'a Path,
+    /// The credentials file; `None`: from the environment.
+    pub credentials: Option<&'a Path>,
     pub connection_id: &'a str,
     pub upsert: bool,
     pub max_jobs: u32,
@@ -47,10 +48,7 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
     if !(1..=MAX_SLOTS).contains(&args.max_jobs) {
         bail!("--max-jobs must be 1..={MAX_SLOTS} (Auth0 runs 2 import jobs per tenant at once)");
     }
-    let text = std::fs::read_to_string(args.credentials)
-        .with_context(|| format!("reading {}", args.credentials.display()))?;
-    let credentials =
-        parse_secret(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.credentials.display()))?;
+    let credentials = crate::credentials::load(args.credentials)?;
     let api = ManagementApi::new(credentials).context("building the HTTP client")?;
 
     let run_id = crate::local_run_id(args.file)?;
@@ -103,11 +101,7 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
         println!("nothing to submit: no user was accepted");
         return Ok(ExitCode::FAILURE);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(follow(&api, args.out, &run_id, &manifest, args.max_jobs))
+    crate::runtime()?.block_on(follow(&api, args.out, &run_id, &manifest, args.max_jobs))
 }
 
 async fn follow(
@@ -183,6 +177,8 @@ async fn follow(
             ledger: &ledger,
             api,
             config: &poll_config,
+            // The report on disk is how the CLI tells its operator.
+            notifier: &NoNotifier,
             deadline: Instant::now() + Duration::from_secs(60),
         };
         poller.sweep(&mut PollReport::default()).await?;

@@ -45,8 +45,10 @@ fn split_writes_the_run_folder_and_summarises() {
         "4000",
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
+    // One record rejected: exit 3, so a CI step can stop on a file that would not import whole.
+    assert_eq!(
+        o.status.code(),
+        Some(3),
         "{stdout}\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -76,6 +78,24 @@ fn split_writes_the_run_folder_and_summarises() {
     let again = cli(&["split", &input, "--out", out.to_str().unwrap()]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a run"));
+}
+
+#[test]
+fn a_file_without_rejects_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "clean.json",
+        &serde_json::to_vec(&users(20)).unwrap(),
+    );
+    let out = dir.path().join("run");
+    let o = cli(&["split", &input, "--out", out.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 #[test]

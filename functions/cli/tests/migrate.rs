@@ -160,3 +160,64 @@ async fn an_interrupted_migration_resumes_and_posts_nothing_twice() {
         "{in_tenant} in the tenant, {r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_can_come_from_the_environment() {
+    let emulator = Emulator::start(EmulatorConfig {
+        job_base_time: Duration::from_millis(20),
+        job_time_per_user: Duration::from_millis(1),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = export(dir.path(), 20);
+    let out = dir.path().join("migration");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_auth0-s3-import"));
+    cmd.args([
+        "migrate",
+        &file,
+        "--out",
+        out.to_str().unwrap(),
+        "--connection-id",
+        DEFAULT_CONNECTION_ID,
+    ])
+    .env("AUTH0_DOMAIN", emulator.base_url())
+    .env("AUTH0_CLIENT_ID", DEFAULT_CLIENT_ID)
+    .env("AUTH0_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+    .env_remove("AUTH0_TOKEN");
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report(&out)["inserted"], 20);
+    assert_eq!(emulator.users().len(), 20);
+
+    // Neither a file nor the variables: the error says what to provide.
+    let mut bare = Command::new(env!("CARGO_BIN_EXE_auth0-s3-import"));
+    bare.args([
+        "migrate",
+        &file,
+        "--out",
+        dir.path().join("other").to_str().unwrap(),
+        "--connection-id",
+        DEFAULT_CONNECTION_ID,
+    ])
+    .env_remove("AUTH0_DOMAIN")
+    .env_remove("AUTH0_TOKEN")
+    .env_remove("AUTH0_CLIENT_ID")
+    .env_remove("AUTH0_CLIENT_SECRET");
+    let output = bare.output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("AUTH0_DOMAIN") && stderr.contains("--credentials"),
+        "{stderr}"
+    );
+}

@@ -83,9 +83,9 @@ pub enum CanaryError {
     BadEntry { position: usize },
     #[error("canary {position}: it names more than one of email, username, user_id; name one")]
     TwoIdentities { position: usize },
-    #[error("the Auth0 secret's \"canaries\" must be a JSON array of {{\"email\"|\"username\"|\"user_id\", \"password\"}}")]
+    #[error("the secret's \"canaries\" must be a JSON array of {{\"email\"|\"username\"|\"user_id\", \"password\"}}")]
     SecretField,
-    #[error("the Auth0 secret is not valid JSON (line {line}, column {column})")]
+    #[error("the canary secret is not valid JSON (line {line}, column {column})")]
     SecretNotJson { line: usize, column: usize },
 }
 
@@ -216,6 +216,11 @@ pub struct CanaryReport {
 }
 
 impl CanaryReport {
+    /// Whether the canaries stopped the run before any chunk was submitted.
+    pub fn stops_the_run(&self) -> bool {
+        self.blocked
+    }
+
     /// One line per failed or missing canary, for the CLI and the manifest's failure reason.
     pub fn problems(&self) -> Vec<String> {
         self.results

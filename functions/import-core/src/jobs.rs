@@ -173,6 +173,9 @@ pub struct ChunkReport {
     pub errors: Vec<UserError>,
     pub submitted_at_ms: u64,
     pub finished_at_ms: u64,
+    /// The tenant slot the job held, when the writer knew it (for the report's timeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
 }
 
 impl ChunkReport {
@@ -226,6 +229,7 @@ impl ChunkReport {
             errors,
             submitted_at_ms,
             finished_at_ms,
+            slot: None,
         }
     }
 

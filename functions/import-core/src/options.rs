@@ -100,9 +100,131 @@ pub fn parse_drop_key(inbox_prefix: &str, key: &str) -> Result<DropOptions, Opti
     })
 }
 
+/// Why a drop key cannot be built for a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DropKeyError {
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error(
+        "{0:?} cannot name a dropped file: a file name is one non-empty path segment (no \"/\")"
+    )]
+    BadFileName(String),
+    #[error("the inbox prefix {0:?} must be one or more folders ending in \"/\"")]
+    BadInbox(String),
+}
+
+/// The key that delivers `file_name` with `options`, as `parse_drop_key` reads it back: the
+/// inverse of the parser, so a tool that uploads never spells the layout by hand. Options at
+/// their default are left out (the shortest key that means the same).
+pub fn drop_key(
+    inbox_prefix: &str,
+    options: &DropOptions,
+    file_name: &str,
+) -> Result<String, DropKeyError> {
+    if inbox_prefix.is_empty() || !inbox_prefix.ends_with('/') || inbox_prefix.starts_with('/') {
+        return Err(DropKeyError::BadInbox(inbox_prefix.to_string()));
+    }
+    if !is_connection_id(&options.connection_id) {
+        return Err(OptionsError::BadConnection {
+            found: options.connection_id.clone(),
+        }
+        .into());
+    }
+    if file_name.is_empty() || file_name.contains('/') {
+        return Err(DropKeyError::BadFileName(file_name.to_string()));
+    }
+    let mut key = format!("{inbox_prefix}{}/", options.connection_id);
+    if options.upsert {
+        key.push_str("upsert=true/");
+    }
+    if options.send_completion_email {
+        key.push_str("send_completion_email=true/");
+    }
+    if options.canary_warn {
+        key.push_str("canary=warn/");
+    }
+    key.push_str(file_name);
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the options and file name, the parser reads back exactly what was built.
+        #[test]
+        fn drop_keys_round_trip_through_the_parser(
+            connection in "con_[A-Za-z0-9]{16}",
+            upsert in any::<bool>(),
+            email in any::<bool>(),
+            canary_warn in any::<bool>(),
+            file in "[^/]{1,40}",
+            inbox in "[a-z0-9][a-z0-9._-]{0,10}/([a-z0-9]{1,5}/)?",
+        ) {
+            let options = DropOptions { connection_id: connection, upsert, send_completion_email: email, canary_warn };
+            let key = drop_key(&inbox, &options, &file).unwrap();
+            let tail = format!("/{file}");
+            prop_assert!(key.ends_with(&tail));
+            prop_assert_eq!(parse_drop_key(&inbox, &key), Ok(options));
+        }
+
+        /// Every key the parser accepts, rebuilt from what it read, names the same drop.
+        #[test]
+        fn parsed_keys_rebuild_to_an_equivalent_key(
+            connection in "con_[A-Za-z0-9]{16}",
+            flags in proptest::collection::vec(("(upsert|send_completion_email|canary)", any::<bool>()), 0..3),
+            file in "[^/]{1,20}",
+        ) {
+            let mut key = format!("inbox/{connection}/");
+            let mut seen = std::collections::BTreeSet::new();
+            for (name, value) in &flags {
+                if seen.insert(name.clone()) {
+                    let value = match (name.as_str(), value) {
+                        ("canary", true) => "warn".to_string(),
+                        ("canary", false) => "fail".to_string(),
+                        (_, v) => v.to_string(),
+                    };
+                    key.push_str(&format!("{name}={value}/"));
+                }
+            }
+            key.push_str(&file);
+            let parsed = parse_drop_key("inbox/", &key).unwrap();
+            let rebuilt = drop_key("inbox/", &parsed, &file).unwrap();
+            prop_assert_eq!(parse_drop_key("inbox/", &rebuilt), Ok(parsed));
+        }
+    }
+
+    #[test]
+    fn drop_keys_refuse_what_the_parser_would_misread() {
+        let o = DropOptions {
+            connection_id: CON.into(),
+            upsert: false,
+            send_completion_email: false,
+            canary_warn: false,
+        };
+        assert_eq!(
+            drop_key("inbox/", &o, "users.json").unwrap(),
+            format!("inbox/{CON}/users.json")
+        );
+        for bad in ["", "a/b.json"] {
+            assert!(matches!(
+                drop_key("inbox/", &o, bad),
+                Err(DropKeyError::BadFileName(_))
+            ));
+        }
+        assert!(matches!(
+            drop_key("inbox", &o, "u.json"),
+            Err(DropKeyError::BadInbox(_))
+        ));
+        let named = DropOptions {
+            connection_id: "Username-Password-Authentication".into(),
+            ..o
+        };
+        let err = drop_key("inbox/", &named, "u.json").unwrap_err();
+        assert!(err.to_string().contains("not a connection id"), "{err}");
+    }
 
     const CON: &str = "con_AbCdEf0123456789";
 

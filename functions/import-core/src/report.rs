@@ -6,8 +6,12 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::canary::{CanaryOutcome, CanaryReport, CanaryResult};
 use crate::jobs::{ChunkReport, JobEnd};
 use crate::manifest::{RunManifest, Source};
+use crate::options::DropOptions;
+pub use crate::report_html::render_html;
+pub use crate::report_sections::ReconciliationReport;
 
 /// Codes for users Auth0 never processed, so the report can name why.
 pub mod codes {
@@ -88,6 +92,7 @@ impl ChunkReport {
             errors: Vec::new(),
             submitted_at_ms: 0,
             finished_at_ms: now_ms,
+            slot: None,
         }
     }
 
@@ -109,6 +114,15 @@ pub struct JobLine {
     pub unknown: u64,
     pub duration_s: Option<f64>,
     pub details: Option<String>,
+    /// When the job was posted and when poll saw it end (ms since the epoch), for the
+    /// timeline. Absent for a chunk that never became a job, and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+    /// The tenant job slot the job held (its job record's `slot`), when the writer knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
 }
 
 /// `report.json`.
@@ -143,7 +157,18 @@ pub struct RunReport {
     pub refused: Option<String>,
     /// The canary check split made (checked/passed/failed/missing and why), when it had canaries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canaries: Option<crate::canary::CanaryReport>,
+    pub canaries: Option<CanaryReport>,
+    /// The options the run's jobs were posted with (absent for a local rehearsal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<DropOptions>,
+    /// The first job posted and the last chunk ended (ms since the epoch), when any did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+    /// Users read back from the tenant after the last job, when the run was reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciliation: Option<ReconciliationReport>,
 }
 
 impl RunReport {
@@ -169,6 +194,10 @@ impl RunReport {
             unknown_users_key: None,
             refused: refused_as_a_whole(manifest),
             canaries: manifest.canaries.clone(),
+            options: manifest.options.clone(),
+            started_at_ms: None,
+            finished_at_ms: None,
+            reconciliation: None,
         };
         // A run a canary stopped publishes no chunk: its accepted users were held back before
         // submission, and are counted there so the identity still accounts for them.
@@ -219,7 +248,22 @@ impl RunReport {
                 unknown: c.unknown,
                 duration_s,
                 details: c.end.details.clone(),
+                submitted_at_ms: (c.submitted_at_ms > 0).then_some(c.submitted_at_ms),
+                finished_at_ms: (c.finished_at_ms > 0).then_some(c.finished_at_ms),
+                slot: c.slot,
             });
+            if c.submitted_at_ms > 0 {
+                r.started_at_ms = Some(
+                    r.started_at_ms
+                        .map_or(c.submitted_at_ms, |t| t.min(c.submitted_at_ms)),
+                );
+            }
+            if c.finished_at_ms > 0 {
+                r.finished_at_ms = Some(
+                    r.finished_at_ms
+                        .map_or(c.finished_at_ms, |t| t.max(c.finished_at_ms)),
+                );
+            }
         }
         r.conservation_holds = r.users_in
             == r.rejected_before_submission
@@ -299,6 +343,14 @@ impl RunReport {
 
     pub fn all_imported(&self) -> bool {
         self.rejected_before_submission == 0 && self.failed_at_auth0 == 0 && self.unknown == 0
+    }
+
+    /// Records which tenant slot each chunk's job held (`jobs/<seq>.json`'s `slot`, by chunk
+    /// sequence), so the timeline draws each job on its own slot.
+    pub fn set_slots(&mut self, slot_of_seq: &BTreeMap<u32, u32>) {
+        for job in &mut self.jobs {
+            job.slot = slot_of_seq.get(&job.seq).copied();
+        }
     }
 }
 
@@ -380,189 +432,6 @@ pub struct RunProgress {
     pub failed_so_far: u64,
     pub final_report: bool,
     pub updated_at_ms: u64,
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// `report.html`: one self-contained page (no external assets) for a person opening it from
-/// the S3 console: totals, a bar chart of outcomes and error codes, the worst offenders.
-pub fn render_html(report: &RunReport, sample_rows: &[CsvRow]) -> String {
-    let mut h = String::with_capacity(16 * 1024);
-    let ok = if report.conservation_holds {
-        "holds"
-    } else {
-        "DOES NOT HOLD"
-    };
-    let _ = write!(
-        h,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Import report {id}</title>\
-<style>body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}\
-td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}th{{background:#f4f4f4}}\
-.n{{text-align:right;font-variant-numeric:tabular-nums}}.bad{{color:#b00020}}.good{{color:#0a7c2f}}</style></head><body>\
-<h1>Import report</h1><p>Run <code>{id}</code> &middot; {chunks} chunks &middot; conservation {ok}: \
-<code>{identity}</code></p>",
-        id = esc(&report.run_id),
-        chunks = report.chunks,
-        ok = ok,
-        identity = esc(&report.identity),
-    );
-    if let Some(why) = &report.refused {
-        let _ = write!(
-            h,
-            "<p class=bad>The drop was refused as a whole; nothing was submitted: {}</p>",
-            esc(why)
-        );
-    }
-    if report.in_doubt > 0 {
-        let _ = write!(
-            h,
-            "<p class=bad>{} users are in doubt: their request reached Auth0 and its answer does not say whether a job was created, so they may already be imported. They are never posted again automatically; <code>unknown-users.json</code> holds them (re-dropping is safe: users Auth0 already has come back as DUPLICATED_USER).</p>",
-            report.in_doubt
-        );
-    }
-    if let Some(c) = &report.canaries {
-        h.push_str(&canary_section(c));
-    }
-    let outcomes = [
-        ("inserted", report.inserted, "#0a7c2f"),
-        ("updated", report.updated, "#2c6ecb"),
-        (
-            "rejected before submission",
-            report.rejected_before_submission,
-            "#b36b00",
-        ),
-        ("failed at Auth0", report.failed_at_auth0, "#b00020"),
-        ("unknown", report.unknown, "#777"),
-    ];
-    h.push_str("<h2>Outcomes</h2>");
-    h.push_str(&bar_chart(
-        &outcomes
-            .iter()
-            .map(|(l, n, c)| (l.to_string(), *n, *c))
-            .collect::<Vec<_>>(),
-        report.users_in,
-    ));
-    let mut codes: Vec<(String, u64, &str)> = report
-        .rejected_by_code
-        .iter()
-        .map(|(c, n)| (format!("{c} (split)"), *n, "#b36b00"))
-        .chain(
-            report
-                .failed_by_code
-                .iter()
-                .map(|(c, n)| (format!("{c} (Auth0)"), *n, "#b00020")),
-        )
-        .collect();
-    codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    if !codes.is_empty() {
-        h.push_str("<h2>Reasons users were not imported</h2>");
-        let max = codes.first().map(|c| c.1).unwrap_or(1);
-        h.push_str(&bar_chart(&codes, max));
-    }
-    let mut worst: Vec<_> = report
-        .jobs
-        .iter()
-        .filter(|j| j.failed + j.unknown > 0)
-        .collect();
-    worst.sort_by_key(|j| std::cmp::Reverse(j.failed + j.unknown));
-    if !worst.is_empty() {
-        h.push_str("<h2>Worst chunks</h2><table><tr><th>chunk</th><th>job</th><th>status</th><th class=n>users</th><th class=n>failed</th><th class=n>unknown</th><th>details</th></tr>");
-        for j in worst.iter().take(10) {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
-                j.seq, esc(&j.job_id), esc(&j.status), j.users, j.failed, j.unknown, esc(j.details.as_deref().unwrap_or(""))
-            );
-        }
-        h.push_str("</table>");
-    }
-    if !sample_rows.is_empty() {
-        h.push_str("<h2>First users not imported</h2><p>The full list is in <code>report.csv</code>.</p><table><tr><th>stage</th><th class=n>input index</th><th>email</th><th>code</th><th>message</th></tr>");
-        for r in sample_rows {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                r.stage,
-                r.index.map(|i| i.to_string()).unwrap_or_default(),
-                esc(&r.email),
-                esc(&r.code),
-                esc(&r.message)
-            );
-        }
-        h.push_str("</table>");
-    }
-    let verdict = if report.all_imported() {
-        "<p class=good>Every user was imported.</p>"
-    } else {
-        "<p class=bad>Some users were not imported: see <code>report.csv</code>; <code>failed-users.json</code> holds the ones a re-drop can fix.</p>"
-    };
-    h.push_str(verdict);
-    h.push_str("</body></html>\n");
-    h
-}
-
-/// The canary check: counts, then one row per canary with the reason and the doctor's advice.
-fn canary_section(c: &crate::canary::CanaryReport) -> String {
-    use crate::canary::CanaryOutcome;
-    let mut h = String::new();
-    let verdict = if c.blocked {
-        "<p class=bad>A canary failed: the run was stopped before any chunk was submitted.</p>"
-    } else if c.passed < c.checked {
-        "<p class=bad>A canary failed; the run went on because failures only warn (canary=warn).</p>"
-    } else {
-        "<p class=good>Every canary's password verifies as Auth0 will check it.</p>"
-    };
-    let _ = write!(
-        h,
-        "<h2>Canaries</h2>{verdict}<p>{} checked &middot; {} passed &middot; {} failed &middot; {} missing</p>",
-        c.checked, c.passed, c.failed, c.missing
-    );
-    h.push_str("<table><tr><th>canary</th><th>outcome</th><th>reason</th><th>doctor</th><th>tried</th></tr>");
-    for r in &c.results {
-        let (outcome, class) = match r.outcome {
-            CanaryOutcome::Passed => ("passed", "good"),
-            CanaryOutcome::Failed => ("failed", "bad"),
-            CanaryOutcome::Missing => ("missing", "bad"),
-        };
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td class={class}>{outcome}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&r.canary),
-            esc(r.reason.as_deref().unwrap_or("")),
-            esc(r.doctor.as_deref().unwrap_or("")),
-            esc(r.doctor_tried.as_deref().unwrap_or(""))
-        );
-    }
-    h.push_str("</table>");
-    h
-}
-
-fn bar_chart(rows: &[(String, u64, &str)], scale: u64) -> String {
-    let scale = scale.max(1) as f64;
-    let height = rows.len() * 26 + 4;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"{height}\" role=\"img\">"
-    );
-    for (i, (label, n, color)) in rows.iter().enumerate() {
-        let y = i * 26 + 2;
-        let w = ((*n as f64 / scale) * 420.0)
-            .round()
-            .max(if *n > 0 { 2.0 } else { 0.0 });
-        let _ = write!(
-            svg,
-            "<text x=\"0\" y=\"{ty}\" font-size=\"13\">{label}</text><rect x=\"250\" y=\"{y}\" width=\"{w}\" height=\"20\" fill=\"{color}\"/><text x=\"{tx}\" y=\"{ty}\" font-size=\"13\">{n}</text>",
-            ty = y + 15,
-            label = esc(label),
-            tx = 256.0 + w,
-        );
-    }
-    svg.push_str("</svg>");
-    svg
 }
 
 #[cfg(test)]
@@ -661,6 +530,44 @@ mod tests {
         assert_eq!(r.failed_by_code.get("UNLISTED"), Some(&1));
         assert_eq!(r.submitted, 10);
         assert_eq!(r.jobs[0].duration_s, Some(4.0));
+        // The run's span is its jobs' span; chunks that never became jobs add no start.
+        assert_eq!(
+            (r.started_at_ms, r.finished_at_ms),
+            (Some(1000), Some(5000))
+        );
+        assert_eq!(
+            (r.jobs[0].submitted_at_ms, r.jobs[1].submitted_at_ms),
+            (Some(1000), None)
+        );
+    }
+
+    #[test]
+    fn slots_are_recorded_per_chunk_and_old_reports_still_parse() {
+        let m = manifest(&[5, 5]);
+        let a = ChunkReport::unposted(1, "r:1".into(), 5, Unposted::InDoubt, "t".into(), 9);
+        let b = ChunkReport::unposted(2, "r:2".into(), 5, Unposted::InDoubt, "t".into(), 9);
+        let mut r = RunReport::build(&m, &[a, b]);
+        r.set_slots(&BTreeMap::from([(2, 1)]));
+        assert_eq!((r.jobs[0].slot, r.jobs[1].slot), (None, Some(1)));
+        // A report written before these fields existed reads back with them absent.
+        let mut old = serde_json::to_value(&r).unwrap();
+        for job in old["jobs"].as_array_mut().unwrap() {
+            for k in ["submitted_at_ms", "finished_at_ms", "slot"] {
+                job.as_object_mut().unwrap().remove(k);
+            }
+        }
+        for k in [
+            "options",
+            "started_at_ms",
+            "finished_at_ms",
+            "canary",
+            "reconciliation",
+        ] {
+            old.as_object_mut().unwrap().remove(k);
+        }
+        let back: RunReport = serde_json::from_value(old).unwrap();
+        assert_eq!(back.jobs[1].slot, None);
+        assert_eq!(back.users_in, r.users_in);
     }
 
     #[test]
@@ -697,27 +604,5 @@ mod tests {
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_cell("+1@x.io"), "'+1@x.io");
-    }
-
-    #[test]
-    fn html_is_self_contained_and_escaped() {
-        let m = manifest(&[5]);
-        let r = RunReport::build(&m, &[]);
-        let rows = vec![CsvRow {
-            stage: "split",
-            index: Some(3),
-            email: "<script>@x.io".into(),
-            code: "INVALID_FORMAT".into(),
-            message: "bad".into(),
-        }];
-        let html = render_html(&r, &rows);
-        assert!(!html.contains("<script>"));
-        assert!(
-            !html.contains("http://")
-                || html.matches("http://").count()
-                    == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
-        );
-        assert!(!html.contains("src=") && !html.contains("<link"));
-        assert!(html.contains("INVALID_FORMAT"));
     }
 }

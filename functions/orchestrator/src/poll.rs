@@ -16,6 +16,7 @@ use import_core::manifest::{RejectEntry, RunManifest};
 use import_core::report::{
     codes, render_html, CsvRow, RunProgress, RunReport, Unposted, CSV_HEADER,
 };
+use import_core::run_end::{RunEndMessage, RunNotifier};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -77,14 +78,16 @@ pub struct PollReport {
     pub active_jobs_left: usize,
 }
 
-pub struct Poller<'a, S> {
+pub struct Poller<'a, S, N> {
     pub ledger: &'a Ledger<S>,
     pub api: &'a ManagementApi,
     pub config: &'a PollConfig,
+    /// Told once per run that ends (SNS in Lambda; `NoNotifier` for the CLI).
+    pub notifier: &'a N,
     pub deadline: Instant,
 }
 
-impl<S: ObjectStore> Poller<'_, S> {
+impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
     /// Sweeps every active run, again and again while jobs are in flight, until the deadline.
     pub async fn run(&self) -> Result<PollReport, PollError> {
         let mut report = PollReport::default();
@@ -268,7 +271,7 @@ impl<S: ObjectStore> Poller<'_, S> {
         if end.details.is_none() {
             end.details = details;
         }
-        let chunk_report = ChunkReport::new(
+        let mut chunk_report = ChunkReport::new(
             record.seq,
             job_id,
             record.external_id.clone(),
@@ -278,6 +281,7 @@ impl<S: ObjectStore> Poller<'_, S> {
             submitted_at_ms,
             now,
         );
+        chunk_report.slot = Some(record.slot);
         if transition && !self.end_job(run, &job, &end.status).await? {
             return Ok(None);
         }
@@ -364,7 +368,7 @@ impl<S: ObjectStore> Poller<'_, S> {
             } => submitted_at_ms,
             _ => record.claimed_at_ms,
         };
-        Ok(Some(ChunkReport::new(
+        let mut lost = ChunkReport::new(
             record.seq,
             job_id.to_string(),
             record.external_id.clone(),
@@ -373,7 +377,9 @@ impl<S: ObjectStore> Poller<'_, S> {
             Vec::new(),
             submitted_at_ms,
             now,
-        )))
+        );
+        lost.slot = Some(record.slot);
+        Ok(Some(lost))
     }
 
     #[allow(clippy::too_many_arguments)] // the counts are computed by the caller's one pass
@@ -569,6 +575,12 @@ impl<S: ObjectStore> Poller<'_, S> {
             )
             .await?;
         self.ledger.put(&run.report_json(), &run_report).await?;
+        // Told after the report exists, so the message's keys name objects that are there. A
+        // finalisation retried after this line tells twice (the message carries the run id).
+        let message = RunEndMessage::for_final_report(&run_report, Some(&self.config.bucket));
+        if let Err(e) = self.notifier.notify(&message).await {
+            tracing::warn!(run_id = run.id(), error = %e, "run-end notification not sent");
+        }
         self.ledger
             .release_run_slots(run.id(), unix_now_ms())
             .await?;

@@ -1,6 +1,7 @@
 //! Entry point of the `poll` Lambda: JSON logs, AWS clients, the cached Management API client,
 //! and the sweep loop, bounded by the invocation's own deadline.
 
+use aws_shell::notify::RunTopic;
 use aws_shell::secrets::ApiCache;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use poll::Poller;
@@ -14,8 +15,10 @@ async fn main() -> Result<(), Error> {
     let ledger = aws_shell::ledger::s3_ledger(aws_shell::s3_client(&sdk), &config.bucket);
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let apis = ApiCache::default();
+    // Read here, in poll's own crate: the template-vs-code check attributes env vars by crate.
+    let topic = RunTopic::new(&sdk, std::env::var("RUN_TOPIC_ARN").ok().as_deref());
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let (config, ledger, secrets, apis) = (&config, &ledger, &secrets, &apis);
+        let (config, ledger, secrets, apis, topic) = (&config, &ledger, &secrets, &apis, &topic);
         async move {
             let deadline = aws_shell::lambda::deadline(event.context.deadline);
             let api = apis.get(secrets, &config.secret_id).await?;
@@ -23,6 +26,7 @@ async fn main() -> Result<(), Error> {
                 ledger,
                 api: &api,
                 config,
+                notifier: topic,
                 deadline,
             };
             match poller.run().await {

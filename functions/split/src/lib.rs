@@ -19,6 +19,7 @@ use import_core::layout::{self, RunPath, DEFAULT_INBOX_PREFIX};
 use import_core::ledger::{split_claim_verdict, SplitClaim, SplitClaimVerdict, StoreError};
 use import_core::manifest::{RunManifest, RunStatus, Source};
 use import_core::options::parse_drop_key;
+use import_core::run_end::{RunEndMessage, RunNotifier};
 use import_core::split::{reject_drop, split, SplitOptions, SplitOutcome, DEFAULT_MAX_CHUNK_BYTES};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
@@ -38,6 +39,9 @@ pub struct SplitConfig {
     /// The canary secret (`CANARY_SECRET_ID`), read for every drop so an update applies to the
     /// next one. `None`: no canary is checked.
     pub canary_secret: Option<CanarySecret>,
+    /// Told when split itself ends a run (a canary stopped it); poll tells the rest. `None`:
+    /// nobody is told (tests, the CLI).
+    pub run_topic: Option<aws_shell::notify::RunTopic>,
     /// Only objects under this prefix are splits; everything else (our own run folders
     /// included) is ignored.
     pub inbox_prefix: String,
@@ -61,6 +65,7 @@ impl SplitConfig {
         let scratch_dir = std::env::var_os("SCRATCH_DIR").map(PathBuf::from);
         Ok(SplitConfig {
             canary_secret: None,
+            run_topic: None,
             inbox_prefix,
             max_chunk_bytes,
             scratch_dir,
@@ -459,6 +464,22 @@ async fn split_claimed(
         .map_err(store_failed)?;
     // What earlier or concurrent attempts left is never read: it goes.
     remove_attempts(ledger, run, |attempt| attempt != claim.attempt).await;
+    // A run a canary stopped ends here, its report written by split: told now (poll tells
+    // every other run when it writes the report).
+    if outcome
+        .manifest
+        .canaries
+        .as_ref()
+        .is_some_and(|c| c.stops_the_run())
+    {
+        if let Some(topic) = &config.run_topic {
+            let report = import_core::report::RunReport::build(&outcome.manifest, &[]);
+            let message = RunEndMessage::for_final_report(&report, Some(&object.bucket));
+            if let Err(e) = topic.notify(&message).await {
+                tracing::warn!(run_id = run.id(), error = %e, "run-end notification not sent");
+            }
+        }
+    }
     Ok(report(key, run.id().to_string(), &outcome))
 }
 

@@ -16,6 +16,11 @@ async fn main() -> Result<(), Error> {
     let mut config = SplitConfig::from_env()?;
     let sdk = aws_config::load_from_env().await;
     let client = aws_shell::s3_client(&sdk);
+    // Read here, in split's own crate: the template-vs-code check attributes env vars by crate.
+    config.run_topic = Some(aws_shell::notify::RunTopic::new(
+        &sdk,
+        std::env::var("RUN_TOPIC_ARN").ok().as_deref(),
+    ));
     // Canaries are checked only when the stack names their secret.
     config.canary_secret = std::env::var("CANARY_SECRET_ID")
         .ok()

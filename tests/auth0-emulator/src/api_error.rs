@@ -16,6 +16,8 @@ use serde_json::{json, Map, Value};
 /// Scopes accepted by an endpoint, in the order the 403 message lists them.
 pub const IMPORT_SCOPES: &[&str] = &["create:users"];
 pub const READ_JOB_SCOPES: &[&str] = &["create:users", "read:users"];
+/// `GET /api/v2/connections/{id}` and `/clients` (Auth0's reference: `read:connections`).
+pub const READ_CONNECTION_SCOPES: &[&str] = &["read:connections"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
@@ -32,6 +34,7 @@ pub enum ApiError {
     },
     JobNotFound,
     JobErrorsJobNotFound,
+    ConnectionNotFound,
     RouteNotFound,
     Internal,
     Unavailable,
@@ -53,7 +56,10 @@ impl ApiError {
             Self::PayloadTooLarge => 413,
             Self::GlobalRateLimit | Self::TooManyActiveJobs(_) => 429,
             Self::BadRequest { .. } => 400,
-            Self::JobNotFound | Self::JobErrorsJobNotFound | Self::RouteNotFound => 404,
+            Self::JobNotFound
+            | Self::JobErrorsJobNotFound
+            | Self::ConnectionNotFound
+            | Self::RouteNotFound => 404,
             Self::Internal => 500,
             Self::Unavailable => 503,
         }
@@ -95,6 +101,10 @@ impl ApiError {
             Self::JobErrorsJobNotFound => (
                 "The job does not exist".to_string(),
                 Some("inexistent_job"),
+            ),
+            Self::ConnectionNotFound => (
+                "The connection does not exist.".to_string(),
+                Some("inexistent_connection"),
             ),
             Self::RouteNotFound => ("Not Found".to_string(), None),
             Self::Internal => (

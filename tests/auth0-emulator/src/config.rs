@@ -35,6 +35,9 @@ pub struct EmulatorConfig {
     pub job_timeout: Duration,
     pub rate_limit: RateLimit,
     pub faults: Faults,
+    /// Answer `GET /api/v2/connections/{id}` without `enabled_clients` (Auth0 marks the
+    /// property not recommended), so clients read `/connections/{id}/clients` instead.
+    pub omit_enabled_clients: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -58,6 +61,7 @@ impl Default for EmulatorConfig {
             job_timeout: Duration::from_secs(2 * 60 * 60),
             rate_limit: RateLimit::default(),
             faults: Faults::default(),
+            omit_enabled_clients: false,
         }
     }
 }

@@ -7,11 +7,15 @@
 //! gate (injected 429, token bucket 429, injected 5xx) → body read (413 if it overflows) →
 //! multipart checks (400) → concurrency cap (429) → 202.
 //!
+//! Also `GET /api/v2/connections/{id}` and its `/clients` (scope `read:connections`), which
+//! `plan` reads to check a connection before any job is created.
+//!
 //! Inspection API (not rate limited, not logged): `GET /__emulator/requests`, `/__emulator/users`,
 //! `/__emulator/jobs`, `/__emulator/faults`, and `PUT /__emulator/faults` with a `Faults` body.
 
 mod api_error;
 mod config;
+mod connections;
 mod form;
 mod import_request;
 mod jobs;

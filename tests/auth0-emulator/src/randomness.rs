@@ -60,12 +60,16 @@ impl IdMint {
         self.string(HEX, 24)
     }
 
-    /// An opaque bearer token (three base64url segments, so it looks like the JWT Auth0 issues).
-    pub fn access_token(&mut self) -> String {
+    /// A bearer token shaped like the JWT Auth0 issues (facts §5.1): a fixed RS256 header, the
+    /// given claims as the payload, and a random 43-character signature (nothing verifies it;
+    /// the emulator remembers the whole token). Clients may read the claims, as they can Auth0's.
+    pub fn access_token(&mut self, claims: &serde_json::Value) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
         format!(
-            "eyJ{}.{}.{}",
-            self.string(BASE64URL, 32),
-            self.string(BASE64URL, 64),
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string()),
             self.string(BASE64URL, 43)
         )
     }

@@ -13,7 +13,7 @@ use import_core::multipart::AUTH0_MAX_REQUEST_BYTES;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::api_error::{ApiError, IMPORT_SCOPES, READ_JOB_SCOPES};
+use crate::api_error::{ApiError, IMPORT_SCOPES, READ_CONNECTION_SCOPES, READ_JOB_SCOPES};
 use crate::config::{EmulatorConfig, Faults};
 use crate::form::parse_urlencoded;
 use crate::import_request::{parse_import_request, peek_external_id};
@@ -245,6 +245,12 @@ pub async fn handle(
         }
         (&Method::GET, ["api", "v2", "jobs", id]) => get_job(&state, &request, id, false),
         (&Method::GET, ["api", "v2", "jobs", id, "errors"]) => get_job(&state, &request, id, true),
+        (&Method::GET, ["api", "v2", "connections", id]) => {
+            get_connection(&state, &request, id, false)
+        }
+        (&Method::GET, ["api", "v2", "connections", id, "clients"]) => {
+            get_connection(&state, &request, id, true)
+        }
         _ => Reply::error(&ApiError::RouteNotFound),
     };
 
@@ -573,6 +579,37 @@ fn get_job(state: &SharedState, request: &Request<Incoming>, id: &str, errors: b
     };
     reply.external_id = job.external_id.clone();
     reply.with_job(id)
+}
+
+fn get_connection(
+    state: &SharedState,
+    request: &Request<Incoming>,
+    id: &str,
+    clients: bool,
+) -> Reply {
+    let now = Instant::now();
+    let mut state = lock(state);
+    if let Err(error) = state.authorize(header(request, AUTHORIZATION), READ_CONNECTION_SCOPES, now)
+    {
+        return Reply::error(&error);
+    }
+    if let Err(error) = state.gate(now) {
+        return Reply::error(&error);
+    }
+    let config = &state.config;
+    let Some(connection) = config.connections.iter().find(|c| c.id == id) else {
+        return Reply::error(&ApiError::ConnectionNotFound);
+    };
+    let body = if clients {
+        crate::connections::clients_body(connection, &config.clients)
+    } else {
+        crate::connections::connection_body(
+            connection,
+            &config.clients,
+            config.omit_enabled_clients,
+        )
+    };
+    Reply::json(200, body)
 }
 
 /// `/__emulator/{requests,users,jobs,faults}`: test and demo introspection, never rate limited.

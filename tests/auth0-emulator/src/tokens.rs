@@ -1,5 +1,6 @@
 //! The client-credentials grant of `POST /oauth/token` (facts §5.1) and Bearer-token checks for
-//! /api/v2: opaque tokens remembered with their scopes and expiry.
+//! /api/v2: JWT-shaped tokens (their claims readable, their signature random) remembered with
+//! their scopes and expiry.
 //!
 //! Choices: a missing `audience` gets Auth0's "No audience parameter was provided, and no default
 //! audience has been configured" (403); a missing `grant_type` is `invalid_request` (400).
@@ -108,7 +109,22 @@ impl TokenStore {
             Some(limit) => limit.min(policy.ttl),
             None => policy.ttl,
         };
-        let token = ids.access_token();
+        // The claims of an Auth0 Management API token; `scope` as in the token response.
+        let issued = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let issuer = policy.audience.trim_end_matches("api/v2/");
+        let token = ids.access_token(&json!({
+            "iss": issuer,
+            "sub": format!("{}@clients", client.client_id),
+            "aud": policy.audience,
+            "iat": issued,
+            "exp": issued + lifetime.as_secs(),
+            "scope": client.scopes.join(" "),
+            "gty": "client-credentials",
+            "azp": client.client_id,
+        }));
         self.grants.insert(
             token.clone(),
             Grant {

@@ -81,6 +81,7 @@ impl World {
             local.secrets.clone(),
             SplitConfig {
                 canary_secret: None,
+                run_topic: None,
                 inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
                 max_chunk_bytes: 3000,
                 scratch_dir: None,
@@ -286,6 +287,18 @@ impl World {
             let text = String::from_utf8(self.get(&key).await.unwrap()).unwrap();
             assert!(!text.contains(HASH), "{key} leaks a hash");
         }
+        // Whoever subscribes to the run topic was told, with the report's numbers.
+        let told: Vec<_> = self
+            .pipeline
+            .notifier
+            .sent()
+            .into_iter()
+            .filter(|m| m.run_id == run_id)
+            .collect();
+        assert!(!told.is_empty(), "nobody was told run {run_id} ended");
+        assert!(told
+            .iter()
+            .all(|m| m.users_in == report.users_in && m.inserted == report.inserted));
         self.check_against_tenant(&run, &manifest, report).await
     }
 

@@ -18,6 +18,7 @@ use futures_util::future::join_all;
 use import_core::layout::{self, RunPath};
 use import_core::ledger::Holder;
 use import_core::report::RunReport;
+use import_core::run_end::MemoryNotifier;
 use poll::{PollConfig, PollReport, Poller};
 use split::{DroppedObject, Invocation, RecordOutcome, SplitConfig};
 use submit::{activate_runs, SubmitConfig, SubmitReport, SubmitTrigger, Submitter};
@@ -136,6 +137,8 @@ pub struct Pipeline {
     /// Extra poll invocations per tick (the schedule fires while an earlier one still runs).
     pub overlapping_polls: usize,
     pub kills: Arc<KillSwitch>,
+    /// What the functions told the run topic, in order.
+    pub notifier: MemoryNotifier,
     /// Object versions already announced: S3 notifies each new version once (then maybe again).
     seen: Mutex<BTreeSet<(String, String)>>,
     invocations: AtomicU64,
@@ -182,6 +185,7 @@ impl Pipeline {
             timeouts: Timeouts::default(),
             overlapping_polls: 0,
             kills: Arc::new(KillSwitch::default()),
+            notifier: MemoryNotifier::default(),
             seen: Mutex::new(BTreeSet::new()),
             invocations: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
@@ -414,6 +418,7 @@ impl Pipeline {
                         ledger: &ledger,
                         api: &api,
                         config: &self.poll,
+                        notifier: &self.notifier,
                         deadline,
                     };
                     match poller.run().await {

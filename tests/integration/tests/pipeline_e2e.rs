@@ -119,3 +119,98 @@ async fn rate_limits_failed_jobs_and_expiring_tokens_still_end_in_a_true_report(
         "tokens were re-minted"
     );
 }
+
+/// A bcrypt hash of `password` made by Python's `bcrypt` (an independent implementation).
+fn bcrypt_of(password: &str) -> String {
+    let out = std::process::Command::new(integration::python())
+        .args([
+            "-c",
+            "import bcrypt,sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(10, prefix=b'2b')).decode())",
+            password,
+        ])
+        .output()
+        .expect("python with bcrypt (make deps-python)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_split_lambda_checks_the_canaries_kept_in_secrets_manager() {
+    let mut w = World::start(quick()).await;
+    let secrets = w.pipeline.secrets.clone();
+    let set_canaries = |password: &str| {
+        let value = json!({"canaries": [{"email": "person3@example.com", "password": password}]});
+        let secrets = secrets.clone();
+        async move {
+            let _ = secrets
+                .create_secret()
+                .name("canaries")
+                .secret_string("{}")
+                .send()
+                .await;
+            secrets
+                .put_secret_value()
+                .secret_id("canaries")
+                .secret_string(value.to_string())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    w.pipeline.split.canary_secret = Some(split::CanarySecret {
+        client: secrets.clone(),
+        secret_id: "canaries".into(),
+    });
+    let mut records = users(0..30);
+    records[3]["password_hash"] = json!(bcrypt_of("correct horse battery"));
+
+    // The known password verifies: the run goes on, and its report says so.
+    set_canaries("correct horse battery").await;
+    let run_id = w.drop_export("canary-ok.json", &records).await;
+    let report = w
+        .pipeline
+        .run_to_report(&run_id, TICK, Duration::from_secs(60))
+        .await
+        .unwrap();
+    w.check_run(&run_id, &report).await;
+    let canaries = report.canaries.clone().expect("canary section");
+    assert_eq!(
+        (canaries.checked, canaries.passed, canaries.blocked),
+        (1, 1, false)
+    );
+    assert_eq!(report.inserted, 30);
+
+    // A wrong one stops the next drop before any job: no chunk is left to submit.
+    set_canaries("Tr0ub4dor&3").await;
+    let jobs_before = w.emulator.jobs().len();
+    let mut second = users(40..60);
+    second.push(records[3].clone());
+    let blocked = w.drop_export("canary-bad.json", &second).await;
+    let report = w
+        .pipeline
+        .run_to_report(&blocked, TICK, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let canaries = report.canaries.clone().expect("canary section");
+    assert!(canaries.blocked && canaries.failed == 1, "{canaries:?}");
+    assert_eq!(
+        w.emulator.jobs().len(),
+        jobs_before,
+        "no job for a stopped run"
+    );
+    assert!(report.conservation_holds);
+    for key in [
+        RunPath::new(&blocked).report_json(),
+        RunPath::new(&blocked).report_html(),
+    ] {
+        let text = String::from_utf8(w.get(&key).await.unwrap()).unwrap();
+        assert!(
+            !text.contains("Tr0ub4dor") && !text.contains("correct horse"),
+            "{key}"
+        );
+    }
+}

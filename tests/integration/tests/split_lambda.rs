@@ -37,6 +37,7 @@ async fn world() -> World {
         client,
         config: SplitConfig {
             canary_secret: None,
+            run_topic: None,
             inbox_prefix: "inbox/".into(),
             max_chunk_bytes: 4096,
             scratch_dir: Some(scratch),

@@ -94,6 +94,7 @@ impl World {
             serde_json::from_value(s3_put_event(BUCKET, &key, size, &etag)).unwrap();
         let config = SplitConfig {
             canary_secret: None,
+            run_topic: None,
             inbox_prefix: "inbox/".into(),
             max_chunk_bytes: 2048,
             scratch_dir: None,

@@ -73,6 +73,7 @@ async fn main() -> Result<()> {
         secrets,
         SplitConfig {
             canary_secret: None,
+            run_topic: None,
             inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
             max_chunk_bytes: 100_000,
             scratch_dir: None,

@@ -199,6 +199,7 @@ async fn main() -> Result<()> {
     s3.create_bucket().bucket(CALIBRATION_BUCKET).send().await?;
     let split_config = SplitConfig {
         canary_secret: None,
+        run_topic: None,
         inbox_prefix: "inbox/".into(),
         max_chunk_bytes: MAX_CHUNK_BYTES,
         scratch_dir: None,

@@ -74,6 +74,7 @@ async fn main() -> Result<()> {
     let event: S3Event = serde_json::from_value(s3_put_event(BUCKET, key, size, &etag))?;
     let config = SplitConfig {
         canary_secret: None,
+        run_topic: None,
         inbox_prefix: "inbox/".into(),
         max_chunk_bytes,
         scratch_dir: None,
