@@ -124,7 +124,7 @@ pub fn parse_canaries(text: &str) -> Result<Vec<Canary>, CanaryError> {
         .collect()
 }
 
-/// The canaries in the Auth0 secret's `canaries` field (none when it has none): in Lambda the
+/// The canaries in a secret's `canaries` field (none when it has none): in Lambda the
 /// plaintexts are secrets, so they live in Secrets Manager beside the credentials.
 pub fn canaries_from_secret(secret: &str) -> Result<Vec<Canary>, CanaryError> {
     let value: Value = serde_json::from_str(secret).map_err(|e| CanaryError::SecretNotJson {

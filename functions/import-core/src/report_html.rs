@@ -540,7 +540,7 @@ fn canary(r: &RunReport) -> Markup {
     };
     html! {
         section #canary {
-            h2 { "Canary passwords" }
+            h2 { "Canaries" }
             p { "Checked before any job was started: whether each canary's hash verifies its known password." }
             table {
                 tr { th { "checked" } td.n data-field="canary_checked" { (c.checked) } }
