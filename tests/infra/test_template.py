@@ -43,6 +43,7 @@ PSEUDO = {
 # The contract with the code (see the brief in docs/operator-guide.md, "How it fits together").
 REPORT_SUFFIX = ".report.json"  # runs/<id>/reports/<seq>.report.json wakes submit
 PURGE_TAG = ("holds-password-hashes", "run-final")  # set by poll on chunks + failed-users.json
+IN_FLIGHT_TAG = ("holds-password-hashes", "in-flight")  # written with them (split, poll)
 RUN_FINAL_MESSAGE = "run report written"  # poll's log line when a run ends
 RUN_FINAL_FIELDS = ("rejected", "failed", "unknown", "conservation_holds")  # its fields the metric reads
 # The run-end notification: the functions that end runs publish to the run topic named by this
@@ -204,9 +205,9 @@ def env_vars_read(files: list[Path]) -> dict[str, str]:
             name = m.group(1) or consts.get(m.group(2) or "")
             if name:
                 found.setdefault(name, rel)
-        # let need = |name: &str| std::env::var(name)…; need("BUCKET")
+        # let need = |name: &str| std::env::var(name)…; need("BUCKET") (or need("BUCKET", default))
         for closure in re.findall(r"let\s+(\w+)\s*=\s*(?:move\s*)?\|\s*(\w+)\s*:[^|]*\|\s*\{?\s*(?:std::)?env::var(?:_os)?\(\s*\2\s*\)", text):
-            for name in re.findall(rf'\b{closure[0]}\(\s*"([A-Za-z0-9_]+)"\s*\)', text):
+            for name in re.findall(rf'\b{closure[0]}\(\s*"([A-Za-z0-9_]+)"\s*[,)]', text):
                 found.setdefault(name, rel)
         if re.search(r"EnvFilter::(?:try_)?from_default_env", text):
             found.setdefault("RUST_LOG", rel)
@@ -273,6 +274,8 @@ def main() -> int:
             # Split lists each committed run for submit and poll.
             *[(a, obj("active-runs/r-1.json")) for a in ("s3:GetObject", "s3:PutObject")],
             *[(a, obj("runs/r-1/chunks/000001.json")) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")],
+            # Chunks are written with their in-flight tag (x-amz-tagging needs this too).
+            ("s3:PutObjectTagging", obj("runs/r-1/attempts/a1/chunks/000001.json")),
             ("s3:PutObject", obj("runs/r-1/manifest.json")),
             # rejects.ndjson is a multipart upload, abandoned when the run fails.
             ("s3:AbortMultipartUpload", obj("runs/r-1/rejects.ndjson")),
@@ -496,6 +499,13 @@ def main() -> int:
     check(f"bucket: lifecycle expires chunks + failed-users ({PURGE_TAG[0]}={PURGE_TAG[1]} under runs/)", bool(purge), str(rules))
     check("bucket: that rule also removes the old versions",
           any(r.get("NoncurrentVersionExpiration") for r in purge))
+    by_age = [r for r in rules if r.get("Status") == "Enabled" and r.get("ExpirationInDays") is not None
+              and str(tpl.resolve(r.get("Prefix", ""))).startswith("runs")
+              and {"Key": IN_FLIGHT_TAG[0], "Value": IN_FLIGHT_TAG[1]} in [dict(t) for t in r.get("TagFilters", [])]]
+    check(f"bucket: lifecycle expires hash holders by age, run final or not ({IN_FLIGHT_TAG[0]}={IN_FLIGHT_TAG[1]})",
+          bool(by_age) and any(r.get("NoncurrentVersionExpiration") for r in by_age), str(rules))
+    check(f"code: objects holding hashes are written tagged {IN_FLIGHT_TAG[0]}={IN_FLIGHT_TAG[1]}",
+          f'"{IN_FLIGHT_TAG[1]}"' in sources and "set_tagging" in sources, "the age rule keys on this tag")
     check("bucket: no lifecycle rule expires all of runs/ (reports stay)",
           not any(r.get("ExpirationInDays") is not None and not r.get("TagFilters")
                   and str(tpl.resolve(r.get("Prefix", ""))) in ("", "runs/") for r in rules))

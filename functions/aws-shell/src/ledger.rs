@@ -98,6 +98,7 @@ impl ObjectStore for S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_tagging(crate::hash_tagging(key))
             .content_type(content_type)
             .body(ByteStream::from(bytes));
         req = match condition {
@@ -125,6 +126,7 @@ impl ObjectStore for S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_tagging(crate::hash_tagging(key))
             .body(body)
             .send()
             .await

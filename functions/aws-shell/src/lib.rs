@@ -91,6 +91,12 @@ fn settle_tasks<K, T>(
 
 /// An S3 client from the shared config. With an endpoint override (moto on loopback, via
 /// `AWS_ENDPOINT_URL`), path-style addressing is forced: bucket subdomains of 127.0.0.1 do not exist.
+/// The `x-amz-tagging` of a PUT: objects holding password hashes are tagged from their first
+/// byte, so the bucket's age rule deletes them even if their run never ends.
+pub fn hash_tagging(key: &str) -> Option<String> {
+    layout::holds_password_hashes(key).then(|| layout::tagging_header(layout::IN_FLIGHT_TAG))
+}
+
 pub fn s3_client(config: &aws_config::SdkConfig) -> Client {
     let mut builder = aws_sdk_s3::config::Builder::from(config);
     if config.endpoint_url().is_some() {
@@ -257,6 +263,7 @@ impl RunSink for S3RunSink {
                 .put_object()
                 .bucket(&bucket)
                 .key(&full)
+                .set_tagging(hash_tagging(&full))
                 .content_type("application/json")
                 .body(ByteStream::from(bytes))
                 .send()

@@ -129,6 +129,7 @@ async fn follow(
         bucket: out.display().to_string(),
         secret_id: String::new(),
         interval: TICK,
+        looks: Default::default(),
     };
     let run = RunPath::new(run_id);
     activate_runs(

@@ -94,6 +94,7 @@ fn pipeline(world: &LocalWorld) -> Pipeline {
             inbox_prefix: "inbox/".into(),
             max_chunk_bytes: 2000,
             scratch_dir: None,
+            budget: Default::default(),
         },
         SubmitConfig {
             bucket: BUCKET.into(),
@@ -104,6 +105,7 @@ fn pipeline(world: &LocalWorld) -> Pipeline {
             bucket: BUCKET.into(),
             secret_id: SECRET.into(),
             interval: Duration::from_millis(100),
+            looks: Default::default(),
         },
     )
 }

@@ -32,6 +32,9 @@ pub const REPORT_CSV: &str = "report.csv";
 pub const REPORT_HTML: &str = "report.html";
 /// Original records of users a re-drop can fix. Holds password hashes, like the chunks.
 pub const FAILED_USERS: &str = "failed-users.json";
+/// Users whose fate Auth0 did not tell (in doubt, failed as a whole, given up): their original
+/// records, for a re-drop that is safe (users Auth0 has come back as DUPLICATED_USER).
+pub const UNKNOWN_USERS: &str = "unknown-users.json";
 
 pub const REPORT_SUFFIX: &str = ".report.json";
 
@@ -49,6 +52,32 @@ pub fn seq_of_report_key(key: &str) -> Option<u32> {
 /// Objects holding password hashes (chunks, failed-users.json) get this tag once their run is
 /// final; the bucket's lifecycle rule deletes tagged objects some days later.
 pub const PURGE_TAG: (&str, &str) = ("holds-password-hashes", "run-final");
+
+/// The tag such objects carry from the moment they are written, until `PURGE_TAG` replaces it:
+/// a second lifecycle rule deletes them by age, so a run that never ends (abandoned, its
+/// chunks refused for good, a bug) does not keep password hashes forever.
+pub const IN_FLIGHT_TAG: (&str, &str) = ("holds-password-hashes", "in-flight");
+
+/// Object names (under a run) that hold password hashes: chunks (in any attempt's folder) and
+/// the original records of users a re-drop may fix.
+const HOLDS_PASSWORD_HASHES: &[&str] = &[FAILED_USERS, UNKNOWN_USERS];
+
+/// Whether an object of a run, named relative to the run folder or in full, holds password
+/// hashes and must therefore be written with `IN_FLIGHT_TAG`.
+pub fn holds_password_hashes(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let dir = &key[..key.len() - name.len()];
+    let in_chunks_dir = dir
+        .strip_suffix(CHUNKS_DIR)
+        .is_some_and(|parent| parent.is_empty() || parent.ends_with('/'));
+    in_chunks_dir || HOLDS_PASSWORD_HASHES.contains(&name)
+}
+
+/// A tag as the `x-amz-tagging` header of a PUT writes it (URL query form; our tags are plain
+/// ASCII words, so no escaping is needed).
+pub fn tagging_header((key, value): (&str, &str)) -> String {
+    format!("{key}={value}")
+}
 
 pub fn active_run_key(run_id: &str) -> String {
     format!("{ACTIVE_RUNS_PREFIX}{run_id}.json")
@@ -287,6 +316,36 @@ fn slug(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_holding_hashes_are_chunks_and_the_redrop_files() {
+        let run = RunPath::new("r-1");
+        for key in [
+            chunk_key("", 1),
+            chunk_key("attempts/a1/", 42),
+            run.object(&chunk_key("attempts/a1/", 42)),
+            run.failed_users(),
+            FAILED_USERS.to_string(),
+            run.object(UNKNOWN_USERS),
+        ] {
+            assert!(holds_password_hashes(&key), "{key}");
+        }
+        for key in [
+            run.manifest(),
+            run.report_json(),
+            run.report_csv(),
+            run.report_html(),
+            run.status(),
+            run.object(&rejects_key("attempts/a1/")),
+            run.object(&job_key(1)),
+            run.object(&report_key(1)),
+            // a file merely named like a chunk folder, not inside one
+            "runs/r-1/chunks".to_string(),
+            "runs/r-1/mychunks/000001.json".to_string(),
+        ] {
+            assert!(!holds_password_hashes(&key), "{key}");
+        }
+    }
 
     #[test]
     fn an_object_version_is_its_version_id_else_its_etag() {

@@ -6,6 +6,7 @@ pub mod canary;
 pub mod chunk;
 pub mod clock;
 pub mod compact;
+pub mod drop_budget;
 pub mod duplicates;
 pub mod export;
 #[cfg(feature = "fuzzing")]

@@ -2,13 +2,16 @@
 //! frees its slot (so submit refills it), keeps `status.json` current, and writes the run's
 //! reports when its last chunk is final. Auth0 forgets jobs after 24 h; these reports stay.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auth0_api::{unix_now_ms, ApiError, ManagementApi};
 use futures_util::{stream, StreamExt, TryStreamExt};
-use import_core::jobs::{classify_job, parse_errors, ChunkReport, JobEnd, JobProgress};
+use import_core::jobs::{
+    classify_job, next_look_after, parse_errors, ChunkReport, JobEnd, JobProgress, MAX_LOOK_GAP,
+};
 use import_core::layout::{self, RunPath};
 use import_core::ledger::{BadTransition, JobRecord, JobState, StoreError};
 use import_core::ledger::{Ledger, Lines, ObjectStore, Versioned};
@@ -29,11 +32,9 @@ const FINALIZE_REQUESTS_IN_FLIGHT: usize = 16;
 const HTML_SAMPLE_ROWS: usize = 50;
 
 use import_core::layout::seq_of_report_key;
-pub use import_core::layout::{FAILED_USERS, REPORT_CSV, REPORT_HTML, REPORT_JSON, STATUS};
-
-/// Users whose fate Auth0 did not tell (in doubt, failed as a whole, given up): their original
-/// records, for a re-drop that is safe (users Auth0 has come back as DUPLICATED_USER).
-pub const UNKNOWN_USERS: &str = "unknown-users.json";
+pub use import_core::layout::{
+    FAILED_USERS, REPORT_CSV, REPORT_HTML, REPORT_JSON, STATUS, UNKNOWN_USERS,
+};
 
 /// Why a poll invocation failed. Auth0 not answering is not a failure: the next sweep asks
 /// again, and a job nobody can follow is given up (its users unknown) so its slot comes back.
@@ -64,9 +65,44 @@ impl PollError {
 pub struct PollConfig {
     pub bucket: String,
     pub secret_id: String,
-    /// Pause between sweeps while jobs are active: one GET per active job per sweep stays far
-    /// below any Management API rate limit (2 slots → ≤ 1 request/s at 2 s).
+    /// Pause between sweeps while jobs are active. A job is asked about at most once a sweep,
+    /// and less often while Auth0 estimates it has long to go (`looks`).
     pub interval: Duration,
+    /// When each processing job is next worth a GET; shared by the sweeps of one process (a
+    /// warm Lambda container, the CLI), so a cold start costs one extra look per job at most.
+    pub looks: LookSchedule,
+}
+
+/// When each active job is next worth a `GET /jobs/{id}` (`jobs::next_look_after`). Kept in
+/// memory only: losing it costs a look, never a report.
+#[derive(Debug, Clone, Default)]
+pub struct LookSchedule(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl LookSchedule {
+    /// Whether `job_id` may be asked about now (a job never seen is).
+    fn due(&self, job_id: &str, now: Instant) -> bool {
+        self.lock().get(job_id).is_none_or(|at| *at <= now)
+    }
+
+    fn look_again_at(&self, job_id: &str, at: Instant) {
+        let mut looks = self.lock();
+        // Jobs that ended are forgotten in `forget`; entries a crashed sweep left behind are
+        // long past due and go here, so the map stays as small as the set of active jobs.
+        let now = Instant::now();
+        looks.retain(|_, due| *due + MAX_LOOK_GAP * 2 > now);
+        looks.insert(job_id.to_string(), at);
+    }
+
+    fn forget(&self, job_id: &str) {
+        self.lock().remove(job_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        // A panic while holding it cannot leave the map inconsistent (single inserts/removes).
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// What one invocation did.
@@ -227,6 +263,10 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
             // Finished but its report was never written (a crash in between): rebuild it.
             JobState::Finished { job_id, .. } => (job_id.clone(), record.claimed_at_ms, false),
         };
+        if transition && !self.config.looks.due(&job_id, Instant::now()) {
+            // Auth0 expects it to run a while yet: spare the tenant's rate limit.
+            return Ok(None);
+        }
         let answer = match self.api.get_job(&job_id, self.deadline).await {
             Ok(answer) => answer,
             Err(e) => return self.not_told(run, &job, &job_id, e, transition).await,
@@ -235,8 +275,12 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
             JobProgress::Active {
                 status,
                 percentage_done,
-                ..
+                time_left_seconds,
             } => {
+                let gap = next_look_after(time_left_seconds, self.config.interval);
+                self.config
+                    .looks
+                    .look_again_at(&job_id, Instant::now() + gap);
                 tracing::debug!(
                     run_id = run.id(),
                     seq = record.seq,
@@ -257,7 +301,10 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
                 }
                 return Ok(None);
             }
-            JobProgress::Ended(end) => end,
+            JobProgress::Ended(end) => {
+                self.config.looks.forget(&job_id);
+                end
+            }
         };
         let (errors, details) = if matches!(end.status.as_str(), "completed" | "failed") {
             match self.api.get_job_errors(&job_id, self.deadline).await {

@@ -20,5 +20,6 @@ pub fn config_from_env() -> Result<PollConfig, String> {
         bucket: need("BUCKET")?,
         secret_id: need("AUTH0_SECRET_ID")?,
         interval,
+        looks: Default::default(),
     })
 }

@@ -15,6 +15,7 @@ use aws_sdk_s3::Client;
 use aws_shell::ledger::{s3_ledger, S3Ledger};
 use aws_shell::{describe, status_of, S3RunSink};
 use import_core::canary::{canaries_from_secret, Canaries, Canary};
+use import_core::drop_budget::{DropBudget, DEFAULT_MAX_BYTES, DEFAULT_MAX_GZIP_BYTES};
 use import_core::layout::{self, RunPath, DEFAULT_INBOX_PREFIX};
 use import_core::ledger::{split_claim_verdict, SplitClaim, SplitClaimVerdict, StoreError};
 use import_core::manifest::{RunManifest, RunStatus, Source};
@@ -48,10 +49,13 @@ pub struct SplitConfig {
     pub max_chunk_bytes: usize,
     /// Spill space (Lambda's ephemeral /tmp).
     pub scratch_dir: Option<PathBuf>,
+    /// Drops too big to split before the deadline are refused before they are read.
+    pub budget: DropBudget,
 }
 
 impl SplitConfig {
-    /// `INBOX_PREFIX` (default `inbox/`), `MAX_CHUNK_BYTES` (default 500000), `SCRATCH_DIR`;
+    /// `INBOX_PREFIX` (default `inbox/`), `MAX_CHUNK_BYTES` (default 500000), `SCRATCH_DIR`,
+    /// `MAX_DROP_BYTES` and `MAX_GZIP_DROP_BYTES` (defaults in `drop_budget`);
     /// the canary secret is set by the entry point, which has the AWS configuration.
     pub fn from_env() -> Result<Self, String> {
         let inbox_prefix =
@@ -63,12 +67,23 @@ impl SplitConfig {
             Err(_) => DEFAULT_MAX_CHUNK_BYTES,
         };
         let scratch_dir = std::env::var_os("SCRATCH_DIR").map(PathBuf::from);
+        let bytes = |name: &str, default: u64| {
+            std::env::var(name).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| format!("{name} must be a whole number of bytes, got {v:?}"))
+            })
+        };
+        let budget = DropBudget {
+            max_bytes: bytes("MAX_DROP_BYTES", DEFAULT_MAX_BYTES)?,
+            max_gzip_bytes: bytes("MAX_GZIP_DROP_BYTES", DEFAULT_MAX_GZIP_BYTES)?,
+        };
         Ok(SplitConfig {
             canary_secret: None,
             run_topic: None,
             inbox_prefix,
             max_chunk_bytes,
             scratch_dir,
+            budget,
         })
     }
 }
@@ -401,10 +416,17 @@ async fn split_claimed(
         key: key.clone(),
         reason,
     };
-    let outcome = match parse_drop_key(&config.inbox_prefix, &key) {
-        Err(e) => {
+    let refusal = match parse_drop_key(&config.inbox_prefix, &key) {
+        Err(e) => Err(format!("the drop's key does not state valid options: {e}")),
+        // Refused before reading rather than killed at the deadline halfway, three times over.
+        Ok(options) => match config.budget.refusal(&key, object.size) {
+            Some(why) => Err(why),
+            None => Ok(options),
+        },
+    };
+    let outcome = match refusal {
+        Err(reason) => {
             // The drop is answered in its run folder, where the operator looks, not only in logs.
-            let reason = format!("the drop's key does not state valid options: {e}");
             let run_id = run.id().to_string();
             tokio::task::spawn_blocking(move || reject_drop(source, &run_id, reason, &mut sink))
                 .await

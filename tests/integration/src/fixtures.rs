@@ -85,6 +85,7 @@ impl World {
                 inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
                 max_chunk_bytes: 3000,
                 scratch_dir: None,
+                budget: Default::default(),
             },
             SubmitConfig {
                 bucket: BUCKET.into(),
@@ -95,6 +96,7 @@ impl World {
                 bucket: BUCKET.into(),
                 secret_id: SECRET.into(),
                 interval: Duration::from_millis(50),
+                looks: Default::default(),
             },
         );
         World {

@@ -41,6 +41,7 @@ async fn world() -> World {
             inbox_prefix: "inbox/".into(),
             max_chunk_bytes: 4096,
             scratch_dir: Some(scratch),
+            budget: Default::default(),
         },
     }
 }
@@ -76,6 +77,22 @@ impl World {
             .await
             .ok()?;
         Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+
+    /// An object's tags, as S3 reports them.
+    async fn tags(&self, key: &str) -> Vec<(String, String)> {
+        let out = self
+            .client
+            .get_object_tagging()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("tagging");
+        out.tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
     }
 
     /// Every key under a prefix with its ETag.
@@ -201,6 +218,22 @@ async fn drop_is_split_into_run_folder_and_duplicate_event_adds_nothing() {
         let arr: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(arr.len() as u32, c.users);
         seen.extend(arr);
+        // Chunks hold password hashes: tagged from their first byte for the bucket's age rule.
+        let (k, v) = layout::IN_FLIGHT_TAG;
+        assert_eq!(
+            w.tags(&format!("{}{}", layout::run_prefix(&run_id), c.key))
+                .await,
+            vec![(k.to_string(), v.to_string())]
+        );
+    }
+    for key in [layout::REJECTS, layout::MANIFEST] {
+        let key = w
+            .list(&layout::run_prefix(&run_id))
+            .await
+            .into_keys()
+            .find(|k| k.ends_with(key))
+            .expect(key);
+        assert_eq!(w.tags(&key).await, vec![], "{key} holds no hash: untagged");
     }
     let expected: Vec<Value> = records
         .iter()
@@ -523,4 +556,52 @@ async fn a_drop_with_malformed_options_is_refused_in_its_run_folder() {
         vec![run.manifest(), run.split_claim()],
         "only the manifest (and who split it)"
     );
+}
+
+/// A drop bigger than one invocation can split before its deadline is refused from the size in
+/// its event, before a byte is read: a failed run that says what to do, not a timeout halfway
+/// (and Lambda's two retries of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_too_big_for_one_invocation_is_refused_before_it_is_read() {
+    let mut w = world().await;
+    let body = serde_json::to_vec(&users(40)).unwrap();
+    w.config.budget = import_core::drop_budget::DropBudget {
+        max_bytes: body.len() as u64 - 1,
+        max_gzip_bytes: 100,
+    };
+    let event = w
+        .drop_object("inbox/con_AbCdEf0123456789/users.json", body)
+        .await;
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled, not sent back for a retry");
+    let (run_id, status, users_in, ..) = split_outcome(&response.records);
+    assert_eq!((status, users_in), (RunStatus::Failed, 0));
+    let reason = w.manifest(&run_id).await.failure.expect("failure").reason;
+    assert!(
+        reason.contains("nothing was read") && reason.contains("into 2 or more files"),
+        "{reason}"
+    );
+    let run = layout::RunPath::new(&run_id);
+    assert_eq!(
+        w.list(&layout::run_prefix(&run_id))
+            .await
+            .into_keys()
+            .collect::<Vec<_>>(),
+        vec![run.manifest(), run.split_claim()],
+        "no chunk, no rejects: only the manifest (and who split it)"
+    );
+
+    // Gzipped drops are judged by their stored size against their own limit.
+    let gz = flate2_encode(&serde_json::to_vec(&users(40)).unwrap());
+    let event = w
+        .drop_object("inbox/con_AbCdEf0123456789/users.json.gz", gz)
+        .await;
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
+    let (run_id, status, ..) = split_outcome(&response.records);
+    assert_eq!(status, RunStatus::Failed);
+    let reason = w.manifest(&run_id).await.failure.expect("failure").reason;
+    assert!(reason.starts_with("a gzipped drop of"), "{reason}");
 }

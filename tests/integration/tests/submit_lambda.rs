@@ -98,6 +98,7 @@ impl World {
             inbox_prefix: "inbox/".into(),
             max_chunk_bytes: 2048,
             scratch_dir: None,
+            budget: Default::default(),
         };
         let invocation = split::Invocation {
             request_id: format!("split-{etag}"),

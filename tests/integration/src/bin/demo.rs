@@ -77,6 +77,7 @@ async fn main() -> Result<()> {
             inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
             max_chunk_bytes: 100_000,
             scratch_dir: None,
+            budget: Default::default(),
         },
         SubmitConfig {
             bucket: BUCKET.into(),
@@ -87,6 +88,7 @@ async fn main() -> Result<()> {
             bucket: BUCKET.into(),
             secret_id: SECRET.into(),
             interval: Duration::from_millis(200),
+            looks: Default::default(),
         },
     );
 

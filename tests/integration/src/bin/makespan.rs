@@ -203,6 +203,7 @@ async fn main() -> Result<()> {
         inbox_prefix: "inbox/".into(),
         max_chunk_bytes: MAX_CHUNK_BYTES,
         scratch_dir: None,
+        budget: Default::default(),
     };
     let mut pipeline = Pipeline::new(
         sdk,
@@ -219,6 +220,7 @@ async fn main() -> Result<()> {
             bucket: BUCKET.into(),
             secret_id: SECRET.into(),
             interval: tick_every,
+            looks: Default::default(),
         },
     );
 

@@ -67,6 +67,7 @@ async fn main() -> Result<()> {
             inbox_prefix: layout::DEFAULT_INBOX_PREFIX.into(),
             max_chunk_bytes: 24_000,
             scratch_dir: None,
+            budget: Default::default(),
         },
         SubmitConfig {
             bucket: BUCKET.into(),
@@ -77,6 +78,7 @@ async fn main() -> Result<()> {
             bucket: BUCKET.into(),
             secret_id: SECRET.into(),
             interval: Duration::from_millis(100),
+            looks: Default::default(),
         },
     );
     let inbox = format!("inbox/{DEFAULT_CONNECTION_ID}");

@@ -78,6 +78,7 @@ async fn main() -> Result<()> {
         inbox_prefix: "inbox/".into(),
         max_chunk_bytes,
         scratch_dir: None,
+        budget: Default::default(),
     };
 
     let started = Instant::now();
