@@ -142,18 +142,36 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
     /// One pass over the active runs; returns how many jobs are still in flight.
     pub async fn sweep(&self, report: &mut PollReport) -> Result<usize, PollError> {
         let mut active = 0;
+        let mut ended = Vec::new();
         for (key, _) in self.ledger.list(layout::ACTIVE_RUNS_PREFIX).await? {
             let Some(run_id) = layout::run_id_of_active_key(&key) else {
                 continue;
             };
-            active += self.poll_run(&RunPath::new(run_id), report).await?;
+            let run = RunPath::new(run_id);
+            let (in_flight, manifest) = self.poll_run(&run, report).await?;
+            active += in_flight;
+            if let Some(manifest) = manifest {
+                ended.push((run, manifest));
+            }
+        }
+        // Runs whose last chunk is reported are finalised after every run's jobs were looked
+        // at (and their slots freed): a long finalisation never holds up another run's refill.
+        for (run, manifest) in ended {
+            self.finalize(&run, &manifest).await?;
+            report.runs_finalized.push(run.id().to_string());
         }
         Ok(active)
     }
 
-    async fn poll_run(&self, run: &RunPath, report: &mut PollReport) -> Result<usize, PollError> {
+    /// Follows a run's jobs and writes their chunk reports: (jobs still in flight, the manifest
+    /// when every chunk is reported and the run is to be finalised).
+    async fn poll_run(
+        &self,
+        run: &RunPath,
+        report: &mut PollReport,
+    ) -> Result<(usize, Option<RunManifest>), PollError> {
         let Some(manifest) = self.ledger.get::<RunManifest>(&run.manifest()).await? else {
-            return Ok(0);
+            return Ok((0, None));
         };
         let manifest = manifest.value;
         let listed_reports = self.ledger.list(&run.reports()).await?;
@@ -219,11 +237,7 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
             is_final,
         )
         .await?;
-        if is_final {
-            self.finalize(run, &manifest).await?;
-            report.runs_finalized.push(run.id().to_string());
-        }
-        Ok(in_flight)
+        Ok((in_flight, is_final.then_some(manifest)))
     }
 
     /// Follows one claimed chunk. `Some(report)` once it is final; `None` while in flight.
@@ -484,15 +498,20 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
     async fn finalize(&self, run: &RunPath, manifest: &RunManifest) -> Result<(), PollError> {
         // One request per chunk: run them a few at a time, or a run of thousands of chunks
         // would not finish within one invocation.
+        // Kept without their per-user errors: the totals need only the counts, and a run with a
+        // million users failed at Auth0 would otherwise hold every error list at once. The
+        // lists are read again below, a chunk at a time, where the CSV rows are written.
         let report_keys: Vec<String> = manifest.chunks.iter().map(|c| run.report(c.seq)).collect();
         let reports: Vec<ChunkReport> = stream::iter(&report_keys)
-            .map(|key| self.ledger.get::<ChunkReport>(key))
+            .map(|key| async move {
+                let report = self.ledger.get::<ChunkReport>(key).await?;
+                Ok::<_, StoreError>(report.map(|r| without_errors(r.value)))
+            })
             .buffered(FINALIZE_REQUESTS_IN_FLIGHT)
             .try_collect::<Vec<_>>()
             .await?
             .into_iter()
             .flatten()
-            .map(|r| r.value)
             .collect();
         let mut run_report = RunReport::build(manifest, &reports);
         if let Some((bytes, _)) = self.ledger.get_bytes(&run.submit_failed()).await? {
@@ -556,6 +575,15 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
             if r.failed == 0 && r.unknown == 0 {
                 continue;
             }
+            // This chunk's report again, whole: its per-user errors name who failed.
+            let Some(r) = self
+                .ledger
+                .get::<ChunkReport>(&run.report(chunk.seq))
+                .await?
+            else {
+                continue;
+            };
+            let r = &r.value;
             let chunk_key = run.object(&chunk.key);
             let Some((bytes, _)) = self.ledger.get_bytes(&chunk_key).await? else {
                 continue;
@@ -670,6 +698,12 @@ struct Picked {
 /// The users of a chunk that were not imported, as far as its report can name them: each user
 /// of Auth0's error list, or every user of a chunk that ended without one (refused, in doubt,
 /// failed as a whole, given up). Users a partial summary leaves unnamed stay counted only.
+/// A chunk report without its per-user error list; its counts (failed, unknown, by code) stay.
+fn without_errors(mut report: ChunkReport) -> ChunkReport {
+    report.errors = Vec::new();
+    report
+}
+
 fn pick_users(r: &ChunkReport, users: &[Value]) -> Vec<Picked> {
     if !r.errors.is_empty() {
         return r
