@@ -377,10 +377,13 @@ async fn killed_run(kill: Option<(u64, KillMode)>) -> (u64, Option<String>) {
     let truth = w.check_run(&run_id, &report).await;
     assert_eq!(w.runs_of(&key).await.len(), 1, "kill {kill:?}");
     assert_eq!(truth.max_jobs_per_chunk, 1, "kill {kill:?}");
-    assert_eq!(
-        truth.tenant_users,
-        report.inserted + report.in_doubt,
-        "kill {kill:?}: {report:?}"
+    // In doubt means "maybe": a kill after the chunk was marked posting and before its request
+    // left is in doubt too (its successor cannot tell), yet Auth0 holds none of its users. So
+    // the tenant holds every user reported inserted, and at most the in-doubt ones besides.
+    assert!(
+        (report.inserted..=report.inserted + report.in_doubt).contains(&truth.tenant_users),
+        "kill {kill:?}: tenant {} against {report:?}",
+        truth.tenant_users
     );
     let killed = w.pipeline.kills.killed();
     if kill.is_some() {
