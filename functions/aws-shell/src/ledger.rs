@@ -5,7 +5,7 @@ use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 pub use import_core::ledger::{Ledger, Versioned};
-use import_core::ledger::{ObjectStore, StoreError, WriteIf};
+use import_core::storage::{ObjectStore, StoreError, WriteIf};
 
 use crate::{describe, status_of};
 

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use import_core::layout::{CHUNKS_DIR, MANIFEST};
-use import_core::split::{RunSink, SinkError};
+use import_core::storage::{RunSink, SinkError};
 
 pub struct FolderSink {
     root: PathBuf,

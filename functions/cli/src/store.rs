@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use import_core::ledger::{content_etag, ObjectStore, StoreError, WriteIf};
+use import_core::storage::{content_etag, ObjectStore, StoreError, WriteIf};
 use tokio::sync::Mutex;
 
 pub struct FolderStore {

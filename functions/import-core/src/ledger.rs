@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::storage::{content_etag, Lines, ObjectStore, StoreError, Versioned, WriteIf};
+
 /// How long a claim may stay unfinished when its holder did not say when it would die (older
 /// records, or a store used by hand). A Lambda invocation lives at most 15 minutes.
 pub const CLAIM_TIMEOUT_MS: u64 = 16 * 60 * 1000;
@@ -21,37 +23,6 @@ pub const ORPHAN_SLOT_TIMEOUT_MS: u64 = 5 * 60 * 1000;
 /// Sweeps in a row on which Auth0 refused to tell a job's state (401 after a fresh token, 403,
 /// another 4xx) before poll gives the job up: a blip passes, a missing scope does not.
 pub const FOLLOW_REFUSALS_BEFORE_GIVING_UP: u32 = 3;
-
-/// A failure of the store that holds the ledger, typed so callers decide by `match`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The object is absent where it must exist.
-    #[error("{key} does not exist")]
-    NotFound { key: String },
-    /// A conditional write (`WriteIf::Absent` / `WriteIf::At`) lost: someone else wrote first.
-    #[error("{key} was written by someone else first (the write's condition failed)")]
-    ConditionFailed { key: String },
-    /// The object exists but does not hold what this version writes.
-    #[error("{key} is not what this version writes: {reason}")]
-    Malformed { key: String, reason: String },
-    /// The store could not be read or written (network, permissions, disk).
-    #[error("{operation} {key}: {reason}")]
-    Io {
-        operation: &'static str,
-        key: String,
-        reason: String,
-    },
-}
-
-impl StoreError {
-    pub fn io(operation: &'static str, key: &str, reason: impl std::fmt::Display) -> Self {
-        StoreError::Io {
-            operation,
-            key: key.to_string(),
-            reason: reason.to_string(),
-        }
-    }
-}
 
 /// Where a chunk's submission stands. Transitions are the methods below; nothing else
 /// constructs a later state from an earlier one.
@@ -447,100 +418,6 @@ pub fn split_claim_verdict(found: Option<&SplitClaim>, me: &str, now_ms: u64) ->
     }
 }
 
-/// A condition on a write: the primitive that makes claims and leases safe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteIf<'a> {
-    /// Only if the key does not exist (`If-None-Match: *`).
-    Absent,
-    /// Only if the object is still at this ETag (`If-Match`).
-    At(&'a str),
-    Always,
-}
-
-/// Where the ledger lives: an S3 bucket in AWS, a local folder for the CLI. Keys are relative
-/// to the bucket (or folder) root; ETags are opaque version tags.
-// Only used generically (never as `dyn`) by this workspace's crates, so the futures' Send-ness
-// is known at each concrete use.
-#[allow(async_fn_in_trait)]
-pub trait ObjectStore: Sync {
-    /// The object and its ETag; `Ok(None)` when there is none.
-    async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError>;
-    /// Hands the object at `key` to `piece` a piece at a time, in order, never holding all of
-    /// it in memory or on local disk (for objects that grow with the input, such as
-    /// `rejects.ndjson`). Stops at `piece`'s first error. `Ok(false)` when there is none.
-    async fn get_pieces<E: From<StoreError> + Send>(
-        &self,
-        key: &str,
-        piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
-    ) -> Result<bool, E>;
-    /// Writes the object and returns its new ETag. A failed condition is
-    /// `Err(StoreError::ConditionFailed)`, and nothing was written.
-    async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-        condition: WriteIf<'_>,
-    ) -> Result<String, StoreError>;
-    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), StoreError>;
-    /// Deleting what does not exist is not an error.
-    async fn delete(&self, key: &str) -> Result<(), StoreError>;
-    /// Every key under `prefix` with its last-modified time (ms), in key order.
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
-    /// Marks an object holding password hashes for deletion by the store's retention rule
-    /// (`layout::PURGE_TAG`). A store without one (a local folder) does nothing.
-    async fn mark_purgeable(&self, key: &str) -> Result<(), StoreError>;
-}
-
-/// The lines of a byte stream that arrives in pieces cut anywhere (`ObjectStore::get_pieces`),
-/// each without its newline; only a line cut across pieces is copied.
-#[derive(Default)]
-pub struct Lines {
-    /// The start of a line whose end has not arrived.
-    pending: Vec<u8>,
-}
-
-impl Lines {
-    /// Gives `line` every line `piece` ends.
-    pub fn feed<E>(
-        &mut self,
-        mut piece: &[u8],
-        line: &mut impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), E> {
-        while let Some(end) = memchr::memchr(b'\n', piece) {
-            if self.pending.is_empty() {
-                line(&piece[..end])?;
-            } else {
-                self.pending.extend_from_slice(&piece[..end]);
-                line(&self.pending)?;
-                self.pending.clear();
-            }
-            piece = &piece[end + 1..];
-        }
-        self.pending.extend_from_slice(piece);
-        Ok(())
-    }
-
-    /// Gives `line` the last line, when the stream does not end with a newline.
-    pub fn finish<E>(self, line: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        line(&self.pending)
-    }
-}
-
-/// A version tag for stores that have none of their own (a local folder): the content's hash.
-pub fn content_etag(bytes: &[u8]) -> String {
-    format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(bytes))
-}
-
-/// A value and the ETag it was read at (for `WriteIf::At`).
-pub struct Versioned<T> {
-    pub value: T,
-    pub etag: String,
-}
-
 /// The submission ledger over any store: JSON objects changed by compare-and-swap, and the
 /// tenant's job-slot leases built on them. Shared by submit, poll and the CLI.
 pub struct Ledger<S> {
@@ -883,6 +760,43 @@ impl<S: ObjectStore> Ledger<S> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::storage::MemoryStore;
+
+    /// Polls a future of the memory store to its end (it never waits on anything).
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut future = std::pin::pin!(future);
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("the memory store awaited something"),
+        }
+    }
+
+    #[test]
+    fn slot_leases_are_taken_once_and_freed_only_by_their_holder() {
+        let ledger = Ledger {
+            store: MemoryStore::default(),
+        };
+        let holder = Holder {
+            name: "submit-1".into(),
+            deadline_ms: Some(10_000),
+        };
+        let take = |seq| block_on(ledger.acquire_slot(2, "r-1", seq, &holder, 1_000)).unwrap();
+        assert_eq!(take(1), Some(0));
+        assert_eq!(take(2), Some(1));
+        // The tenant's two slots are held: a third chunk waits.
+        assert_eq!(take(3), None);
+        // Only the chunk a lease names frees it.
+        assert!(!block_on(ledger.release_slot(0, "r-1", 2, 2_000)).unwrap());
+        assert!(block_on(ledger.release_slot(0, "r-1", 1, 2_000)).unwrap());
+        assert!(!block_on(ledger.release_slot(0, "r-1", 1, 2_000)).unwrap());
+        assert_eq!(take(3), Some(0));
+        // A final run frees whatever still names it.
+        assert_eq!(block_on(ledger.release_run_slots("r-1", 3_000)).unwrap(), 2);
+        assert!(block_on(ledger.any_slot_free(2)).unwrap());
+    }
+
     proptest::proptest! {
         /// Cut anywhere, a stream gives the lines `split` finds in it whole (less the empty
         /// one after a final newline).
@@ -915,8 +829,6 @@ mod tests {
             proptest::prop_assert_eq!(got, expected);
         }
     }
-
-    use super::*;
 
     fn holder(deadline_ms: Option<u64>) -> Holder {
         Holder {

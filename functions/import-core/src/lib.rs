@@ -30,4 +30,5 @@ pub mod rules;
 pub mod run_end;
 pub mod run_view;
 pub mod split;
+pub mod storage;
 pub mod violation;

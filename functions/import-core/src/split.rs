@@ -12,7 +12,7 @@ use crate::canary::{Canaries, CanaryFinder, CanaryReport};
 use crate::chunk::{Chunk, ChunkPacker};
 use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Duplicates, Occurrence};
 use crate::input::{InputError, RawRecord, RecordReader};
-use crate::layout::{attempt_dir, chunk_key, rejects_key, MANIFEST, REPORT_HTML, REPORT_JSON};
+use crate::layout::{attempt_dir, chunk_key, rejects_key, REPORT_HTML, REPORT_JSON};
 use crate::manifest::{
     ChunkEntry, DetectedFormat, Failure, Flavor, RejectEntry, RunManifest, RunStatus, Source,
     Transformations, MANIFEST_VERSION,
@@ -21,6 +21,8 @@ use crate::multipart;
 use crate::options::DropOptions;
 use crate::pipeline::{self, Batch, Verdict};
 use crate::violation::Violation;
+
+pub use crate::storage::{MemorySink, RunSink, SinkError, MIN_PART_BYTES};
 
 /// The chunk size users get unless they ask otherwise (the default; Auth0 advises
 /// staying under its 512,000-byte cap, and we leave room for the multipart envelope).
@@ -34,12 +36,6 @@ pub mod codes {
     pub const RECORD_TOO_LARGE: &str = "RECORD_TOO_LARGE";
 }
 
-pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The smallest part `RunSink::put_part` is given, but for an object's last: S3's minimum for
-/// a multipart upload's parts.
-pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
-
 /// Rejects are handed to the sink in parts of this size: over S3's minimum, and at S3's limit
 /// of 10,000 parts, room for 80 GiB of rejects.
 const REJECT_PART_BYTES: usize = 8 * 1024 * 1024;
@@ -48,35 +44,6 @@ const REJECT_PART_BYTES: usize = 8 * 1024 * 1024;
 /// filled again for each part: a buffer per part, even freed, stays with the allocator a while
 /// (a 1 GB drop of refused records peaked at 84 MB that way, against 48 MB reusing one).
 const REJECT_BUFFER_BYTES: usize = REJECT_PART_BYTES + 256 * 1024;
-
-/// Where a run folder is written. Keys are relative to the run folder.
-pub trait RunSink {
-    /// Writes (or replaces) an object. May return before it is durable: see `flush`.
-    fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError>;
-    /// Appends `part` to `key`, an object written in parts, in order, that appears whole at
-    /// `finish_parts`: a large output (rejects) that must wait neither whole in memory nor on
-    /// local disk, which in Lambda is smaller than a drop can be. Every part but the last
-    /// holds at least `MIN_PART_BYTES`. May return before the part is stored. (A slice: the
-    /// caller fills the same buffer again, and a store that must keep the part copies it.)
-    fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError>;
-    /// Makes `key` the parts put so far, in order (an empty object when there were none), and
-    /// returns once it is durable.
-    fn finish_parts(&mut self, key: &str) -> Result<(), SinkError>;
-    /// Forgets the parts put so far of `key`, which is not written.
-    fn abort_parts(&mut self, key: &str) -> Result<(), SinkError>;
-    fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError>;
-    /// Announces `get`s of these keys, in this order: a store with latency may start them now.
-    /// A `put` or `delete` of one of them cancels its announcement.
-    fn prefetch(&mut self, _keys: &[String]) -> Result<(), SinkError> {
-        Ok(())
-    }
-    fn delete(&mut self, key: &str) -> Result<(), SinkError>;
-    /// Returns once every earlier `put` is durable.
-    fn flush(&mut self) -> Result<(), SinkError>;
-    /// Creates the manifest only if there is none (the run's commit point). `Ok(false)` when
-    /// another invocation committed first.
-    fn commit_manifest(&mut self, bytes: Vec<u8>) -> Result<bool, SinkError>;
-}
 
 #[derive(Debug, Clone)]
 pub struct SplitOptions {
@@ -899,72 +866,11 @@ fn commit(manifest: RunManifest, sink: &mut dyn RunSink) -> Result<SplitOutcome,
     })
 }
 
-/// A run folder in memory, for tests and dry runs.
-#[derive(Debug, Default)]
-pub struct MemorySink {
-    pub objects: BTreeMap<String, Vec<u8>>,
-    /// Objects being written in parts: each part as given, so their sizes can be checked.
-    parts: BTreeMap<String, Vec<Vec<u8>>>,
-}
-
-impl RunSink for MemorySink {
-    fn put(&mut self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
-        self.objects.insert(key.to_string(), bytes);
-        Ok(())
-    }
-
-    fn put_part(&mut self, key: &str, part: &[u8]) -> Result<(), SinkError> {
-        let parts = self.parts.entry(key.to_string()).or_default();
-        if parts.last().is_some_and(|last| last.len() < MIN_PART_BYTES) {
-            return Err(
-                format!("{key}: a part under {MIN_PART_BYTES} bytes was not the last").into(),
-            );
-        }
-        parts.push(part.to_vec());
-        Ok(())
-    }
-
-    fn finish_parts(&mut self, key: &str) -> Result<(), SinkError> {
-        let parts = self.parts.remove(key).unwrap_or_default();
-        self.objects.insert(key.to_string(), parts.concat());
-        Ok(())
-    }
-
-    fn abort_parts(&mut self, key: &str) -> Result<(), SinkError> {
-        self.parts.remove(key);
-        Ok(())
-    }
-
-    fn get(&mut self, key: &str) -> Result<Vec<u8>, SinkError> {
-        self.objects
-            .get(key)
-            .cloned()
-            .ok_or_else(|| format!("no object {key}").into())
-    }
-
-    fn delete(&mut self, key: &str) -> Result<(), SinkError> {
-        self.objects.remove(key);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-
-    fn commit_manifest(&mut self, bytes: Vec<u8>) -> Result<bool, SinkError> {
-        if self.objects.contains_key(MANIFEST) {
-            return Ok(false);
-        }
-        self.objects.insert(MANIFEST.to_string(), bytes);
-        Ok(true)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::export;
-    use crate::layout::REJECTS;
+    use crate::layout::{MANIFEST, REJECTS};
     use serde_json::json;
 
     /// A small deterministic generator (xorshift), so failures reproduce.
