@@ -80,7 +80,7 @@ soak: deps-python
 ## for FUZZ_SECONDS (default 60) from its seeds in fuzz/corpus/<target>; not part of make test.
 ## FUZZ_TARGETS picks targets; FUZZ_ARGS goes to libFuzzer (e.g. FUZZ_ARGS=-runs=10000000).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= framing split_stage fast_path drop_key multipart
+FUZZ_TARGETS ?= framing split_stage fast_path drop_key multipart convert
 FUZZ_ARGS ?=
 # No sanitizer: the targets are safe Rust but for simd-scan, whose unsafe blocks are checked
 # by its SAFETY arguments and differential tests; ASan would cut executions several times.

@@ -257,10 +257,22 @@ fn pbkdf2_fragment(digest: Digest, iterations: u64, salt: &[u8], hash: &[u8]) ->
 }
 
 fn argon2_fragment(stored_phc: &str, format: &'static str) -> Result<Fragment, ConvertError> {
+    // Read by the PHC parser the argon2 crate verifies with (what `check` will read), not our
+    // lenient field splitter: that one took "$argon2i$v=19-m=256,…" (no `$` after the
+    // version) as parameters, which Auth0's rules refuse (found by the `convert` fuzz target).
     let ok = ["$argon2id$", "$argon2i$", "$argon2d$"]
         .iter()
         .any(|p| stored_phc.starts_with(p))
-        && crate::stored::parse_phc(stored_phc).is_some();
+        && crate::stored::parse_phc(stored_phc).is_some()
+        && argon2::password_hash::phc::PasswordHash::new(stored_phc).is_ok_and(|phc| {
+            phc.salt.is_some()
+                && phc.hash.is_some()
+                // Auth0 asks for m, t and p written out (facts §4.6), not the crate's defaults.
+                && ["m", "t", "p"]
+                    .iter()
+                    .all(|&name| phc.params.get_decimal(name).is_some())
+                && argon2::Params::try_from(&phc).is_ok()
+        });
     if !ok {
         return Err(malformed(
             format,
@@ -787,6 +799,40 @@ mod tests {
             assert_eq!(LegacyFormat::parse(format.name()), Some(format));
         }
         assert_eq!(LegacyFormat::parse("md5crypt"), None);
+    }
+
+    /// Found by the `convert` fuzz target: a version field run into the parameters (no `$`
+    /// between them), a parameter that is not a number, or no hash field at all, was converted,
+    /// and Auth0's rules refuse it.
+    #[test]
+    fn an_argon2_string_with_its_version_run_into_the_parameters_is_refused() {
+        let salt = "c2FsdHNhbHRzYWx0c2FsdA";
+        let hash = "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        let broken = format!("$argon2i$v=19-m=256,t=4,p=1${salt}${hash}");
+        for format in [LegacyFormat::Php, LegacyFormat::Passlib] {
+            assert!(
+                matches!(
+                    convert(format, &broken),
+                    Err(ConvertError::Malformed { .. })
+                ),
+                "{}",
+                format.name()
+            );
+        }
+        // Parameters the argon2 crate cannot read (p=1 run into the salt).
+        let bad_param = format!("$argon2i$v=19$m=256,t=4,p=1x{salt}${hash}");
+        assert!(matches!(
+            convert(LegacyFormat::Php, &bad_param),
+            Err(ConvertError::Malformed { .. })
+        ));
+        // And one with no hash field: the PHC format allows it, a stored password cannot.
+        let no_hash = format!("$argon2i$v=19$m=256,t=4,p=1${salt}");
+        assert!(matches!(
+            convert(LegacyFormat::Php, &no_hash),
+            Err(ConvertError::Malformed { .. })
+        ));
+        let fine = format!("$argon2i$v=19$m=256,t=4,p=1${salt}${hash}");
+        assert!(convert(LegacyFormat::Php, &fine).is_ok());
     }
 
     #[test]

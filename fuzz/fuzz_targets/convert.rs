@@ -1,0 +1,42 @@
+//! The legacy-hash converter against Auth0's rules: for any stored string in any source format,
+//! `convert` answers without panicking; what it converts is an import record Auth0's rules
+//! (import-core's `rules`, written from the schema and the facts file) accept; and what it
+//! refuses is refused without quoting the stored string (it may be a password hash).
+#![no_main]
+
+use auth0_password_hash::{convert, LegacyFormat};
+use libfuzzer_sys::fuzz_target;
+use serde_json::json;
+
+fuzz_target!(|input: (u8, &str)| {
+    let (which, stored) = input;
+    let format = LegacyFormat::ALL[usize::from(which) % LegacyFormat::ALL.len()];
+    match convert(format, stored) {
+        Ok(fragment) => {
+            let mut record = json!({"email": "fuzz@example.com", "email_verified": true});
+            let members = record.as_object_mut().expect("an object literal");
+            for (key, value) in fragment.members() {
+                members.insert(key.clone(), value.clone());
+            }
+            let violations = import_core::rules::check_serde_user(&record);
+            assert!(
+                violations.is_empty(),
+                "{}: converted, but Auth0's rules refuse it: {violations:?}",
+                format.name()
+            );
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let trimmed = stored.trim();
+            // Short strings may be words of the message itself ("bcrypt", "salt").
+            if trimmed.chars().count() >= 16 {
+                assert!(
+                    !message.contains(trimmed),
+                    "{}: the refusal quotes the stored string",
+                    format.name()
+                );
+            }
+            assert!(!message.is_empty());
+        }
+    }
+});
