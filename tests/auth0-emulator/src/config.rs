@@ -166,6 +166,8 @@ pub struct Faults {
     /// Upserts leave `user_metadata` / `app_metadata` as they were while the job still counts
     /// the user updated (an upsert that "succeeds" without changing what the operator cared about).
     pub upsert_keeps_metadata: bool,
+    /// The next N export locations minted are expired already (a client too slow to use one).
+    pub expire_next_links: u32,
 }
 
 impl Default for Faults {
@@ -185,6 +187,7 @@ impl Default for Faults {
             token_endpoint_down: false,
             job_reads_answer: None,
             upsert_keeps_metadata: false,
+            expire_next_links: 0,
         }
     }
 }

@@ -649,7 +649,15 @@ fn get_job(state: &SharedState, request: &Request<Incoming>, id: &str, errors: b
 /// `GET /api/v2/jobs/{id}` of an export job: a completed one carries a freshly minted
 /// `location`, valid for `export_url_ttl`.
 fn get_export(state: &mut State, id: &str, now: Instant) -> Option<Reply> {
-    let ttl = state.config.export_url_ttl;
+    let mut ttl = state.config.export_url_ttl;
+    let completed = state
+        .exports
+        .iter()
+        .any(|job| job.id == id && job.file.is_some());
+    if completed && state.faults.expire_next_links > 0 {
+        state.faults.expire_next_links -= 1;
+        ttl = Duration::ZERO;
+    }
     let base_url = state.base_url.clone();
     let signature = state.ids.job_id();
     let export = state.exports.iter_mut().find(|job| job.id == id)?;
