@@ -119,12 +119,20 @@ fn print_reconciliation(r: &Reconciliation) {
     }
     for chunk in &r.in_doubt_chunks {
         match chunk.verdict {
+            InDoubtVerdict::Imported if chunk.resubmitted => println!(
+                "  chunk {} (in doubt): its users were missing, so it was submitted once more; all {} found now",
+                chunk.seq, chunk.found
+            ),
             InDoubtVerdict::Imported => println!(
                 "  chunk {} (in doubt): all {} users found — imported by a job we never heard of",
                 chunk.seq, chunk.found
             ),
+            InDoubtVerdict::Resubmit if chunk.resubmitted => println!(
+                "  chunk {} (in doubt): {} users still missing after it was submitted once more (see resubmits/)",
+                chunk.seq, chunk.missing
+            ),
             InDoubtVerdict::Resubmit => println!(
-                "  chunk {} (in doubt): {} users missing — submitted once more",
+                "  chunk {} (in doubt): {} users missing, not submitted again (reconcile without resubmission)",
                 chunk.seq, chunk.missing
             ),
         }

@@ -183,7 +183,10 @@ async fn an_in_doubt_chunk_whose_users_are_missing_is_submitted_once_more_and_on
     let run = run_dir(&out);
     let reconciliation = read_json(&run.join("reconciliation.json"));
     let resubmit = &reconciliation["in_doubt_chunks"][0];
-    assert_eq!(resubmit["verdict"], "resubmit", "{}", text(&output));
+    // Read back after the resubmission: every user found, the chunk marked resubmitted.
+    assert_eq!(resubmit["verdict"], "imported", "{}", text(&output));
+    assert_eq!(resubmit["resubmitted"], true);
+    assert_eq!(reconciliation["missing"], 0);
     let seq = resubmit["seq"].as_u64().unwrap();
     let marker = read_json(&run.join(format!("resubmits/{seq:06}.json")));
     assert!(

@@ -315,6 +315,7 @@ impl Index {
                 found,
                 missing,
                 verdict,
+                resubmitted: false,
             });
         }
         r.verified_present = verified_present;
@@ -374,6 +375,9 @@ pub struct InDoubtChunk {
     pub found: u64,
     pub missing: u64,
     pub verdict: InDoubtVerdict,
+    /// The run submitted this chunk once more after an earlier reconcile found users missing.
+    #[serde(default)]
+    pub resubmitted: bool,
 }
 
 /// Users named as examples (identifier and the fields that differ), never whole records.
@@ -635,13 +639,15 @@ mod tests {
                     seq: 1,
                     found: 2,
                     missing: 0,
-                    verdict: InDoubtVerdict::Imported
+                    verdict: InDoubtVerdict::Imported,
+                    resubmitted: false,
                 },
                 InDoubtChunk {
                     seq: 2,
                     found: 1,
                     missing: 1,
-                    verdict: InDoubtVerdict::Resubmit
+                    verdict: InDoubtVerdict::Resubmit,
+                    resubmitted: false,
                 },
             ]
         );

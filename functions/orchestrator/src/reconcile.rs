@@ -344,22 +344,31 @@ impl<S: ObjectStore> Stage<'_, S> {
         resubmit: bool,
     ) -> Result<Reconciliation, StageError> {
         let facts = self.facts(run).await?;
-        let mut index = self.index(run, &facts).await?;
-        let method = self
-            .read_tenant(run, &facts, false, &mut index, |ix, user| {
-                ix.user(user);
-            })
-            .await?;
-        let mut result = index.finish(facts.report.inserted, facts.report.updated);
-        result.report.method = Some(method.to_string());
-        result.samples = self.samples(run, &facts, &index).await?;
-        if resubmit {
-            for chunk in &result.in_doubt_chunks {
-                if chunk.verdict == InDoubtVerdict::Resubmit {
-                    self.resubmit(run, &facts, chunk.seq, chunk.missing).await?;
+        let mut fresh_export = false;
+        // A second pass only after chunks were submitted once more: it reads them back too.
+        let result = loop {
+            let mut index = self.index(run, &facts).await?;
+            let method = self
+                .read_tenant(run, &facts, fresh_export, &mut index, |ix, user| {
+                    ix.user(user);
+                })
+                .await?;
+            let mut result = index.finish(facts.report.inserted, facts.report.updated);
+            result.report.method = Some(method.to_string());
+            result.samples = self.samples(run, &facts, &index).await?;
+            let mut sent = false;
+            for chunk in &mut result.in_doubt_chunks {
+                let marker = run.object(&format!("{RESUBMITS_DIR}{:06}.json", chunk.seq));
+                if resubmit && chunk.verdict == InDoubtVerdict::Resubmit {
+                    sent |= self.resubmit(run, &facts, chunk.seq, chunk.missing).await?;
                 }
+                chunk.resubmitted = self.ledger.exists(&marker).await?;
             }
-        }
+            if !sent || fresh_export {
+                break result;
+            }
+            fresh_export = true;
+        };
         self.ledger
             .put(&run.object(RECONCILIATION_JSON), &result)
             .await?;
@@ -409,7 +418,7 @@ impl<S: ObjectStore> Stage<'_, S> {
         facts: &RunFacts,
         seq: u32,
         missing: u64,
-    ) -> Result<(), StageError> {
+    ) -> Result<bool, StageError> {
         let key = run.object(&format!("{RESUBMITS_DIR}{seq:06}.json"));
         let mut marker = Resubmit {
             seq,
@@ -423,10 +432,10 @@ impl<S: ObjectStore> Stage<'_, S> {
                 seq,
                 "in-doubt chunk was submitted once more already: not again"
             );
-            return Ok(());
+            return Ok(false);
         }
         let Some(chunk) = facts.manifest.chunks.iter().find(|c| c.seq == seq) else {
-            return Ok(());
+            return Ok(false);
         };
         let bytes = self.chunk_bytes(run, &chunk.key).await?;
         let external_id = format!("{}r", layout::external_id(run.id(), seq));
@@ -453,7 +462,7 @@ impl<S: ObjectStore> Stage<'_, S> {
             Err(e) => marker.outcome = format!("not submitted again: {e}"),
         }
         self.ledger.put(&key, &marker).await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Follows a job to its end: `completed: N inserted, …` or why not.
