@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: help demo test soak fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash deps-python fmt fuzz \
+.PHONY: help demo test soak bench-reconcile fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash deps-python fmt fuzz \
 	deps-lambda deps-sam build package deploy validate-infra test-browser deps-browser
 
 # Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
@@ -65,6 +65,11 @@ deps-browser:
 bench:
 	bash tests/bench/run_bench.sh
 	bash tests/bench/makespan.sh --configs "20x1000 20x3000 20x5000"
+
+## make bench-reconcile: a 1,000,000-user connection exported by the emulator and read back the
+## way reconcile reads it: export size, time, peak memory of the reader (USERS=n to change).
+bench-reconcile:
+	bash tests/bench/reconcile.sh
 
 ## make bench-floor: on the 100 MB bench input (made by make bench), time the CLI, the baseline,
 ## `split -b` (copying the bytes into files alone) and a sonic-rs parse of each record, in turns.

@@ -15,6 +15,9 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use tokio::sync::Mutex;
 
 mod tenant;
+mod users;
+
+pub use users::{ExportField, ExportState, EXPORT_LINK_TRIES};
 
 /// Requests that never left, and GETs without an answer, are tried this many times in all.
 const MAX_SEND_ATTEMPTS: u32 = 4;
@@ -413,13 +416,35 @@ impl ManagementApi {
     /// A Management API read: (HTTP status, body) for 2xx and 404. Reads are idempotent, so
     /// unlike posts they are retried after timeouts and 5xx too, within `deadline`.
     pub async fn get(&self, path: &str, deadline: Instant) -> Result<(u16, Vec<u8>), ApiError> {
+        self.idempotent(reqwest::Method::GET, path, None, deadline)
+            .await
+    }
+
+    /// A request that may be sent twice without harm (a read, a delete, an export job — a
+    /// second export only costs a job): (HTTP status, body) for 2xx and 404, with the same
+    /// retries, rate-limit waits and token renewal as `get`. `json` is the body, if any.
+    pub async fn idempotent(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        json: Option<&serde_json::Value>,
+        deadline: Instant,
+    ) -> Result<(u16, Vec<u8>), ApiError> {
         let url = format!("{}{path}", self.base_url());
+        let verb = method.as_str().to_string();
+        let path = format!("{verb} {path}");
+        let path = path.as_str();
         let mut failures = 0;
         let mut rate_waits = 0;
         let mut renewed = false;
         loop {
             let token = self.token(false, deadline).await?;
-            let request = self.http.get(&url).bearer_auth(&token);
+            let mut request = self.http.request(method.clone(), &url).bearer_auth(&token);
+            if let Some(json) = json {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(json.to_string());
+            }
             let (wait, why) = match self.send(request, deadline).await? {
                 Sent::Answer {
                     status: status @ (200..=299 | 404),
@@ -431,7 +456,7 @@ impl ManagementApi {
                 } => {
                     if renewed || !self.can_renew() {
                         return Err(ApiError::Unauthorized {
-                            message: format!("GET {path}: {}", error_message(401, &body)),
+                            message: format!("{path}: {}", error_message(401, &body)),
                         });
                     }
                     renewed = true;
@@ -464,19 +489,19 @@ impl ManagementApi {
                     return Err(ApiError::Refused {
                         status,
                         code: error_code(&body),
-                        message: format!("GET {path}: {}", error_message(status, &body)),
+                        message: format!("{path}: {}", error_message(status, &body)),
                     })
                 }
                 Sent::Answer { status, body, .. } => {
                     failures += 1;
                     (
                         backoff(failures),
-                        format!("GET {path}: {status} {}", error_message(status, &body)),
+                        format!("{path}: {status} {}", error_message(status, &body)),
                     )
                 }
                 Sent::NotConnected(e) | Sent::Lost(e) => {
                     failures += 1;
-                    (backoff(failures), format!("GET {path}: {e}"))
+                    (backoff(failures), format!("{path}: {e}"))
                 }
             };
             if failures > 0 && failures < MAX_SEND_ATTEMPTS {

@@ -8,6 +8,7 @@ mod folder;
 mod hash;
 mod migrate;
 mod plan;
+mod readback;
 mod runs;
 mod store;
 
@@ -109,6 +110,29 @@ enum Command {
         max_chunk_bytes: usize,
         #[command(flatten)]
         canary: CanaryArgs,
+        /// Do not read the users back from the tenant once the run is final (see `reconcile`).
+        #[arg(long)]
+        no_reconcile: bool,
+    },
+    /// Read a final run's users back from the tenant (one export job): present and matching,
+    /// present with differences, missing; in-doubt chunks resolved (submitted once more when
+    /// their users are missing). Writes reconciliation.json and the report's section.
+    ///
+    /// Exit status: 0 every user present and matching, 3 some differ or are missing, 1 error.
+    Reconcile {
+        #[command(flatten)]
+        at: RunArgs,
+    },
+    /// Delete the users a run inserted (never users that existed before it or were only
+    /// updated). A dry run unless --yes; needs the delete:users scope. Writes rollback.json.
+    ///
+    /// Exit status: 0 done (a dry run included), 1 an error or a delete that failed.
+    Rollback {
+        #[command(flatten)]
+        at: RunArgs,
+        /// Delete, instead of listing what would be deleted.
+        #[arg(long)]
+        yes: bool,
     },
     /// Check a password against one record the way Auth0 will, or convert a legacy hash.
     Hash {
@@ -213,6 +237,34 @@ enum Command {
     },
 }
 
+/// Which run `reconcile` and `rollback` work on, and the tenant's credentials.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The folder `migrate` kept.
+    #[arg(long, conflicts_with = "bucket")]
+    out: Option<PathBuf>,
+    /// A deployed stack's bucket (with --run).
+    #[arg(long)]
+    bucket: Option<String>,
+    /// The run id; without it, the only run in --out.
+    #[arg(long)]
+    run: Option<String>,
+    /// JSON credentials like migrate's; without it, AUTH0_DOMAIN and friends from the environment.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+}
+
+impl RunArgs {
+    fn at(&self) -> readback::Where<'_> {
+        readback::Where {
+            out: self.out.as_deref(),
+            bucket: self.bucket.as_deref(),
+            run: self.run.as_deref(),
+            credentials: self.credentials.as_deref(),
+        }
+    }
+}
+
 /// Canaries: accounts whose password you know, checked before any chunk is submitted.
 #[derive(clap::Args)]
 struct CanaryArgs {
@@ -295,6 +347,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_jobs,
             max_chunk_bytes,
             canary,
+            no_reconcile,
         } => migrate::migrate(migrate::MigrateArgs {
             file: &file,
             out: &out,
@@ -304,7 +357,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_jobs,
             max_chunk_bytes,
             canaries: canary.load()?,
+            reconcile: !no_reconcile,
         }),
+        Command::Reconcile { at } => readback::reconcile_command(at.at()),
+        Command::Rollback { at, yes } => readback::rollback_command(at.at(), yes),
         Command::Hash {
             command: HashCommand::Check { password, file },
         } => hash::check_command(&password, &file),

@@ -39,6 +39,8 @@ pub struct MigrateArgs<'a> {
     pub max_jobs: u32,
     pub max_chunk_bytes: usize,
     pub canaries: import_core::canary::Canaries,
+    /// Read the users back from the tenant once the run is final (`--no-reconcile` clears it).
+    pub reconcile: bool,
 }
 
 pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
@@ -101,7 +103,14 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
         println!("nothing to submit: no user was accepted");
         return Ok(ExitCode::FAILURE);
     }
-    crate::runtime()?.block_on(follow(&api, args.out, &run_id, &manifest, args.max_jobs))
+    crate::runtime()?.block_on(follow(
+        &api,
+        args.out,
+        &run_id,
+        &manifest,
+        args.max_jobs,
+        args.reconcile,
+    ))
 }
 
 async fn follow(
@@ -110,6 +119,7 @@ async fn follow(
     run_id: &str,
     manifest: &RunManifest,
     slots: u32,
+    reconcile: bool,
 ) -> Result<ExitCode> {
     let ledger = Ledger::new(FolderStore::new(out));
     // This process is the folder's only user: claims an earlier process left unposted are dead
@@ -205,6 +215,12 @@ async fn follow(
             let report = report.value;
             println!("\n{}", report.summary());
             println!("reports: {}", out.join(run.prefix()).display());
+            if reconcile {
+                // A failed read-back does not undo the import: say so, keep the run's exit code.
+                if let Err(e) = crate::readback::reconcile_run(&ledger, api, run_id).await {
+                    eprintln!("reconcile failed: {e:#} (run `auth0-s3-import reconcile --out {}` to try again)", out.display());
+                }
+            }
             return Ok(if report.all_imported() {
                 ExitCode::SUCCESS
             } else if report.conservation_holds {

@@ -22,6 +22,7 @@ pub mod pace;
 pub mod pipeline;
 pub mod preflight;
 mod read_ahead;
+pub mod reconcile;
 pub mod redact;
 pub mod report;
 mod report_html;

@@ -321,6 +321,17 @@ impl RunReport {
                 }
             );
         }
+        if let Some(x) = &self.reconciliation {
+            let _ = writeln!(
+                out,
+                "reconciled: {} checked, {} present, {} present with differences, {} missing; verified identity {}",
+                x.users_checked,
+                x.present,
+                x.present_with_differences,
+                x.missing,
+                if x.verified_identity_holds { "holds" } else { "does not hold" }
+            );
+        }
         let total: f64 = self.jobs.iter().filter_map(|j| j.duration_s).sum();
         let _ = writeln!(
             out,

@@ -584,6 +584,19 @@ fn reconciliation(r: &RunReport) -> Markup {
                 tr { th { "present and matching" } td.n data-field="reconciliation_present" { (n(x.present)) } }
                 tr { th { "present with differences" } td.n data-field="reconciliation_differences" { (n(x.present_with_differences)) } }
                 tr { th { "missing" } td.n data-field="reconciliation_missing" { (n(x.missing)) } }
+                @if x.duplicates > 0 {
+                    tr { th { "found more than once" } td.n data-field="reconciliation_duplicates" { (n(x.duplicates)) } }
+                }
+                @if x.imported_by_unknown_jobs > 0 {
+                    tr { th { "in doubt, found (imported by a job we never heard of)" } td.n data-field="reconciliation_imported_by_unknown_jobs" { (n(x.imported_by_unknown_jobs)) } }
+                }
+            }
+            @if !x.verified_identity.is_empty() {
+                p.identity {
+                    code { (x.verified_identity) } ": "
+                    strong data-field="reconciliation_verified_identity_holds" { @if x.verified_identity_holds { "holds" } @else { "does not hold" } }
+                    " (" (n(x.verified_present)) " verified present)"
+                }
             }
             @if !x.differences_by_field.is_empty() {
                 table {
@@ -847,6 +860,7 @@ mod tests {
             present_with_differences: 0,
             missing: 1,
             differences_by_field: BTreeMap::new(),
+            ..ReconciliationReport::default()
         });
         let html = render_html(&r, &[]);
         assert!(html.contains("id=\"canary\"") && html.contains("id=\"reconciliation\""));

@@ -2,4 +2,5 @@
 //! them on S3, the CLI's `migrate` on a local folder. The same code, the same ledger rules.
 
 pub mod poll;
+pub mod reconcile;
 pub mod submit;

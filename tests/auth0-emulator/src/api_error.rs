@@ -16,6 +16,10 @@ use serde_json::{json, Map, Value};
 /// Scopes accepted by an endpoint, in the order the 403 message lists them.
 pub const IMPORT_SCOPES: &[&str] = &["create:users"];
 pub const READ_JOB_SCOPES: &[&str] = &["create:users", "read:users"];
+/// `POST /api/v2/jobs/users-exports` and `GET /api/v2/users-by-email` (facts §6; Auth0's reference).
+pub const READ_USER_SCOPES: &[&str] = &["read:users"];
+/// `DELETE /api/v2/users/{id}` (Auth0's reference).
+pub const DELETE_USER_SCOPES: &[&str] = &["delete:users"];
 /// `GET /api/v2/connections/{id}` and `/clients` (Auth0's reference: `read:connections`).
 pub const READ_CONNECTION_SCOPES: &[&str] = &["read:connections"];
 

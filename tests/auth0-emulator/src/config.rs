@@ -35,6 +35,16 @@ pub struct EmulatorConfig {
     pub job_timeout: Duration,
     pub rate_limit: RateLimit,
     pub faults: Faults,
+    /// Time an export job stays `pending`.
+    #[serde(rename = "export_base_time_ms", with = "millis")]
+    pub export_base_time: Duration,
+    /// Processing time of an export per user of the connection (in microseconds: exports are
+    /// fast; 1 µs makes a 1 M-user export take a second).
+    #[serde(rename = "export_time_per_user_us", with = "micros")]
+    pub export_time_per_user: Duration,
+    /// How long an export's `location` URL stays valid (Auth0: 60 s, facts §6); tests shorten it.
+    #[serde(rename = "export_url_ttl_ms", with = "millis")]
+    pub export_url_ttl: Duration,
     /// Answer `GET /api/v2/connections/{id}` without `enabled_clients` (Auth0 marks the
     /// property not recommended), so clients read `/connections/{id}/clients` instead.
     pub omit_enabled_clients: bool,
@@ -62,6 +72,9 @@ impl Default for EmulatorConfig {
             rate_limit: RateLimit::default(),
             faults: Faults::default(),
             omit_enabled_clients: false,
+            export_base_time: Duration::from_millis(50),
+            export_time_per_user: Duration::from_micros(1),
+            export_url_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -150,6 +163,11 @@ pub struct Faults {
     pub token_endpoint_down: bool,
     /// `GET /api/v2/jobs/…` answers this status (401, 403 or 404) while set, whatever the token.
     pub job_reads_answer: Option<u16>,
+    /// Upserts leave `user_metadata` / `app_metadata` as they were while the job still counts
+    /// the user updated (an upsert that "succeeds" without changing what the operator cared about).
+    pub upsert_keeps_metadata: bool,
+    /// The next N export locations minted are expired already (a client too slow to use one).
+    pub expire_next_links: u32,
 }
 
 impl Default for Faults {
@@ -168,6 +186,8 @@ impl Default for Faults {
             accept_without_id: 0,
             token_endpoint_down: false,
             job_reads_answer: None,
+            upsert_keeps_metadata: false,
+            expire_next_links: 0,
         }
     }
 }
@@ -184,6 +204,21 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+/// Durations as whole microseconds in JSON.
+mod micros {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_micros)
     }
 }
 

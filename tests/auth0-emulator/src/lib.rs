@@ -10,12 +10,17 @@
 //! Also `GET /api/v2/connections/{id}` and its `/clients` (scope `read:connections`), which
 //! `plan` reads to check a connection before any job is created.
 //!
+//! Also user exports (`POST /api/v2/jobs/users-exports`, followed through `GET /jobs/{id}` and
+//! downloaded from a presigned-style `location` served under `/__exports/`), `GET
+//! /api/v2/users-by-email` and `DELETE /api/v2/users/{id}` (see `exports`, `tenant`).
+//!
 //! Inspection API (not rate limited, not logged): `GET /__emulator/requests`, `/__emulator/users`,
 //! `/__emulator/jobs`, `/__emulator/faults`, and `PUT /__emulator/faults` with a `Faults` body.
 
 mod api_error;
 mod config;
 mod connections;
+mod exports;
 mod form;
 mod import_request;
 mod jobs;
@@ -122,6 +127,12 @@ impl Emulator {
     /// The tenant's users, secrets masked.
     pub fn users(&self) -> Vec<serde_json::Value> {
         lock(&self.state).users()
+    }
+
+    /// Adds users to a connection (the first when None) without the import rules, in O(n):
+    /// a large tenant for benchmarks. Returns how many were added.
+    pub fn seed_users(&self, connection_id: Option<&str>, users: Vec<serde_json::Value>) -> usize {
+        lock(&self.state).seed_users(connection_id, users)
     }
 
     pub fn jobs(&self) -> Vec<JobView> {

@@ -1,5 +1,6 @@
-//! `auth0-emulator [--port P] [--job-ms-per-user N] [--config FILE.json]`: runs the emulator on
-//! 127.0.0.1 for the demo, prints where it listens and the client credentials, runs until killed.
+//! `auth0-emulator [--port P] [--job-ms-per-user N] [--config FILE.json] [--seed-users N]`: runs
+//! the emulator on 127.0.0.1 for the demo and benchmarks (`--seed-users` fills the first
+//! connection with N synthetic users), prints where it listens and the credentials, runs until killed.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -7,12 +8,14 @@ use std::time::Duration;
 
 use auth0_emulator::{Emulator, EmulatorConfig};
 
-const USAGE: &str = "usage: auth0-emulator [--port P] [--job-ms-per-user N] [--config FILE.json]";
+const USAGE: &str =
+    "usage: auth0-emulator [--port P] [--job-ms-per-user N] [--config FILE.json] [--seed-users N]";
 
 struct Args {
     port: u16,
     job_ms_per_user: Option<u64>,
     config: Option<String>,
+    seed_users: usize,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -20,6 +23,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         port: 0,
         job_ms_per_user: None,
         config: None,
+        seed_users: 0,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value\n{USAGE}"));
@@ -33,6 +37,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 )
             }
             "--config" => parsed.config = Some(value()?),
+            "--seed-users" => {
+                parsed.seed_users = value()?.parse().map_err(|e| format!("--seed-users: {e}"))?
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -91,6 +98,21 @@ async fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+    if args.seed_users > 0 {
+        // `user<i>@example.com`, the records tests/bench generators make for the same count.
+        let users = (0..args.seed_users)
+            .map(|i| {
+                serde_json::json!({
+                    "email": format!("user{i}@example.com"),
+                    "email_verified": true,
+                    "given_name": format!("Given{i}"),
+                    "user_metadata": {"n": i},
+                })
+            })
+            .collect();
+        let added = emulator.seed_users(None, users);
+        println!("seeded {added} users");
+    }
     println!("listening on {}", emulator.base_url());
     for line in credentials {
         println!("client: {line} audience={}", emulator.audience());

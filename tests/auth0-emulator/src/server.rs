@@ -13,8 +13,12 @@ use import_core::multipart::AUTH0_MAX_REQUEST_BYTES;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::api_error::{ApiError, IMPORT_SCOPES, READ_CONNECTION_SCOPES, READ_JOB_SCOPES};
+use crate::api_error::{
+    ApiError, DELETE_USER_SCOPES, IMPORT_SCOPES, READ_CONNECTION_SCOPES, READ_JOB_SCOPES,
+    READ_USER_SCOPES,
+};
 use crate::config::{EmulatorConfig, Faults};
+use crate::exports::{parse_export_request, query_param, ExportJob, EXPIRED_XML};
 use crate::form::parse_urlencoded;
 use crate::import_request::{parse_import_request, peek_external_id};
 use crate::jobs::{parse_users_file, Job, JobOutcome, JobView, NewJob, Plan, Timing};
@@ -58,10 +62,12 @@ pub struct State {
     tokens: TokenStore,
     bucket: TokenBucket,
     jobs: Vec<Job>,
+    exports: Vec<ExportJob>,
     tenant: Tenant,
     log: Vec<LoggedRequest>,
     epoch: Instant,
     audience: String,
+    base_url: String,
 }
 
 pub type SharedState = Arc<Mutex<State>>;
@@ -81,10 +87,12 @@ impl State {
             tokens: TokenStore::default(),
             bucket: TokenBucket::new(config.rate_limit, now),
             jobs: Vec::new(),
+            exports: Vec::new(),
             tenant: Tenant::default(),
             log: Vec::new(),
             epoch: now,
             audience: format!("{base_url}/api/v2/"),
+            base_url: base_url.to_string(),
             config,
         }
     }
@@ -105,6 +113,22 @@ impl State {
     pub fn users(&mut self) -> Vec<Value> {
         self.settle(Instant::now());
         self.tenant.users()
+    }
+
+    /// Seeds users into a connection (the first one when `connection_id` is None) without the
+    /// import rules: a large tenant for benchmarks, in O(n).
+    pub fn seed_users(&mut self, connection_id: Option<&str>, users: Vec<Value>) -> usize {
+        let connection = match connection_id {
+            Some(id) => self.config.connections.iter().find(|c| c.id == id),
+            None => self.config.connections.first(),
+        };
+        let Some(connection) = connection.cloned() else {
+            return 0;
+        };
+        let count = users.len();
+        let now = iso8601(SystemTime::now());
+        self.tenant.seed(users, &connection, &mut self.ids, &now);
+        count
     }
 
     pub fn jobs(&mut self) -> Vec<JobView> {
@@ -136,12 +160,20 @@ impl State {
                         job.upsert,
                         &mut self.ids,
                         &iso8601(finished_at),
+                        self.faults.upsert_keeps_metadata,
                     ))
                 }
                 Some(Plan::Fail(details)) => JobOutcome::Failed(details),
                 None => JobOutcome::Failed(crate::jobs::INJECTED_FAILURE),
             };
             job.outcome = Some(outcome);
+        }
+        // Exports read the tenant after the imports that ended before them.
+        for export in &mut self.exports {
+            if export.file.is_none() && export.ends_at <= now {
+                let connection = export.request.connection.id.clone();
+                export.complete(self.tenant.records_of(&connection));
+            }
         }
     }
 
@@ -187,6 +219,8 @@ struct Reply {
     users: Option<usize>,
     /// Drop the connection instead of answering (logged with status 0).
     hang_up: bool,
+    /// A body that is not JSON (an export file, S3's XML), with its content type.
+    raw: Option<(Bytes, &'static str)>,
 }
 
 /// The connection was dropped on purpose (`Faults::reset_after_body`): hyper closes it without
@@ -211,7 +245,14 @@ impl Reply {
             external_id: None,
             users: None,
             hang_up: false,
+            raw: None,
         }
+    }
+
+    fn empty(status: u16) -> Self {
+        let mut reply = Self::json(status, Value::Null);
+        reply.body = None;
+        reply
     }
 
     fn error(error: &ApiError) -> Self {
@@ -237,12 +278,19 @@ pub async fn handle(
     }
 
     let is_management_api = path.starts_with("/api/v2/");
+    let query = request.uri().query().unwrap_or("").to_string();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let reply = match (&method, segments.as_slice()) {
         (&Method::POST, ["oauth", "token"]) => token(&state, request).await,
         (&Method::POST, ["api", "v2", "jobs", "users-imports"]) => {
             create_import(&state, request).await
         }
+        (&Method::POST, ["api", "v2", "jobs", "users-exports"]) => {
+            create_export(&state, request).await
+        }
+        (&Method::GET, ["api", "v2", "users-by-email"]) => users_by_email(&state, &request, &query),
+        (&Method::DELETE, ["api", "v2", "users", id]) => delete_user(&state, &request, id),
+        (&Method::GET, ["__exports", id, _file]) => download(&state, id, &query),
         (&Method::GET, ["api", "v2", "jobs", id]) => get_job(&state, &request, id, false),
         (&Method::GET, ["api", "v2", "jobs", id, "errors"]) => get_job(&state, &request, id, true),
         (&Method::GET, ["api", "v2", "connections", id]) => {
@@ -281,7 +329,18 @@ pub async fn handle(
         return Err(HungUp);
     }
 
-    let mut response = http_response(reply.status, reply.body.as_ref());
+    let mut response = match reply.raw {
+        Some((bytes, content_type)) => {
+            let mut response = Response::new(Full::new(bytes));
+            *response.status_mut() =
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            response
+        }
+        None => http_response(reply.status, reply.body.as_ref()),
+    };
     if let Some(limits) = rate_headers {
         let headers = response.headers_mut();
         headers.insert("x-ratelimit-limit", HeaderValue::from(limits.limit));
@@ -556,6 +615,11 @@ fn get_job(state: &SharedState, request: &Request<Incoming>, id: &str, errors: b
         return Reply::error(&error);
     }
     state.settle(now);
+    if !errors {
+        if let Some(reply) = get_export(&mut state, id, now) {
+            return reply.with_job(id);
+        }
+    }
     let Some(job) = state.jobs.iter().find(|job| job.id == id) else {
         let missing = if errors {
             ApiError::JobErrorsJobNotFound
@@ -573,12 +637,146 @@ fn get_job(state: &SharedState, request: &Request<Incoming>, id: &str, errors: b
             external_id: None,
             users: None,
             hang_up: false,
+            raw: None,
         }
     } else {
         Reply::json(200, job.status_body(now))
     };
     reply.external_id = job.external_id.clone();
     reply.with_job(id)
+}
+
+/// `GET /api/v2/jobs/{id}` of an export job: a completed one carries a freshly minted
+/// `location`, valid for `export_url_ttl`.
+fn get_export(state: &mut State, id: &str, now: Instant) -> Option<Reply> {
+    let mut ttl = state.config.export_url_ttl;
+    let completed = state
+        .exports
+        .iter()
+        .any(|job| job.id == id && job.file.is_some());
+    if completed && state.faults.expire_next_links > 0 {
+        state.faults.expire_next_links -= 1;
+        ttl = Duration::ZERO;
+    }
+    let base_url = state.base_url.clone();
+    let signature = state.ids.job_id();
+    let export = state.exports.iter_mut().find(|job| job.id == id)?;
+    let location = export.file.is_some().then(|| {
+        export.signatures.insert(signature.clone(), now + ttl);
+        let expires = SystemTime::now()
+            .checked_add(ttl)
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        format!(
+            "{base_url}/__exports/{id}/emulator.json.gz?Expires={expires}&Signature={signature}"
+        )
+    });
+    Some(Reply::json(200, export.status_body(now, location)))
+}
+
+async fn create_export(state: &SharedState, request: Request<Incoming>) -> Reply {
+    let authorization = header(&request, AUTHORIZATION).map(str::to_string);
+    let now = Instant::now();
+    {
+        let mut state = lock(state);
+        if let Err(error) = state.authorize(authorization.as_deref(), READ_USER_SCOPES, now) {
+            return Reply::error(&error);
+        }
+        if let Err(error) = state.gate(now) {
+            return Reply::error(&error);
+        }
+    }
+    let Ok(body) = read_body(request.into_body(), SMALL_BODY_LIMIT).await else {
+        return Reply::error(&ApiError::invalid_body(
+            "Payload validation error: 'Invalid JSON payload'.",
+        ));
+    };
+    let mut guard = lock(state);
+    let state = &mut *guard;
+    let export = match parse_export_request(&body, &state.config.connections) {
+        Ok(export) => export,
+        Err(error) => return Reply::error(&error),
+    };
+    let users_now = state.tenant.count_of(&export.connection.id);
+    let job = ExportJob::new(
+        state.ids.job_id(),
+        export,
+        iso8601(SystemTime::now()),
+        users_now,
+        state.config.export_base_time,
+        state.config.export_time_per_user,
+        Instant::now(),
+    );
+    // Facts §6: 200, not 202.
+    let reply = Reply::json(200, job.created_body()).with_job(&job.id);
+    state.exports.push(job);
+    reply
+}
+
+/// The presigned download of an export file (plays S3: no token, no rate-limit headers).
+fn download(state: &SharedState, id: &str, query: &str) -> Reply {
+    let now = Instant::now();
+    let state = lock(state);
+    let denied = || {
+        let mut reply = Reply::empty(403);
+        reply.raw = Some((
+            Bytes::from_static(EXPIRED_XML.as_bytes()),
+            "application/xml",
+        ));
+        reply
+    };
+    let Some(export) = state.exports.iter().find(|job| job.id == id) else {
+        return denied();
+    };
+    let valid = query_param(query, "Signature")
+        .and_then(|signature| export.signatures.get(&signature).copied())
+        .is_some_and(|expires| now < expires);
+    match (&export.file, valid) {
+        (Some(file), true) => {
+            let mut reply = Reply::empty(200);
+            reply.raw = Some((file.clone(), "application/gzip"));
+            reply.with_job(id)
+        }
+        _ => denied().with_job(id),
+    }
+}
+
+fn users_by_email(state: &SharedState, request: &Request<Incoming>, query: &str) -> Reply {
+    let now = Instant::now();
+    let mut state = lock(state);
+    if let Err(error) = state.authorize(header(request, AUTHORIZATION), READ_USER_SCOPES, now) {
+        return Reply::error(&error);
+    }
+    if let Err(error) = state.gate(now) {
+        return Reply::error(&error);
+    }
+    let Some(email) = query_param(query, "email") else {
+        return Reply::error(&ApiError::BadRequest {
+            message: "Query validation error: 'Missing required property: email' on property email (Email address to search for (case-sensitive)).".into(),
+            error_code: Some("invalid_query_string"),
+        });
+    };
+    state.settle(now);
+    Reply::json(200, Value::Array(state.tenant.by_email(&email)))
+}
+
+/// `DELETE /api/v2/users/{id}`: 204 whether or not the user existed (Auth0's reference lists
+/// no 404 for it; deleting twice is harmless, which is what makes rollback resumable).
+fn delete_user(state: &SharedState, request: &Request<Incoming>, id: &str) -> Reply {
+    let now = Instant::now();
+    let mut state = lock(state);
+    if let Err(error) = state.authorize(header(request, AUTHORIZATION), DELETE_USER_SCOPES, now) {
+        return Reply::error(&error);
+    }
+    if let Err(error) = state.gate(now) {
+        return Reply::error(&error);
+    }
+    state.settle(now);
+    let user_id = crate::form::parse_urlencoded(&format!("id={id}"))
+        .pop()
+        .map_or_else(|| id.to_string(), |(_, value)| value);
+    state.tenant.delete(&user_id);
+    Reply::empty(204)
 }
 
 fn get_connection(

@@ -96,6 +96,56 @@ impl Tenant {
             .collect()
     }
 
+    /// The stored records of one connection, in creation order, secrets included (exports
+    /// project fields out of them; hashes are never among the exportable fields we write).
+    pub fn records_of<'t>(
+        &'t self,
+        connection_id: &'t str,
+    ) -> impl Iterator<Item = &'t Value> + 't {
+        self.users
+            .iter()
+            .filter(move |stored| stored.connection_id == connection_id)
+            .map(|stored| &stored.record)
+    }
+
+    pub fn count_of(&self, connection_id: &str) -> usize {
+        self.records_of(connection_id).count()
+    }
+
+    /// `GET /api/v2/users-by-email`: every user (any connection) whose email is `email`,
+    /// compared as stored (Auth0 documents the parameter as case-sensitive; we store emails
+    /// lowercased, as Auth0 does), as profiles: no password hash or MFA secret.
+    pub fn by_email(&self, email: &str) -> Vec<Value> {
+        self.users
+            .iter()
+            .filter(|stored| stored.record.get("email").and_then(Value::as_str) == Some(email))
+            .map(|stored| profile(&stored.record))
+            .collect()
+    }
+
+    /// `DELETE /api/v2/users/{id}`: whether a user was removed.
+    pub fn delete(&mut self, user_id: &str) -> bool {
+        let before = self.users.len();
+        self.users
+            .retain(|stored| stored.record.get("user_id").and_then(Value::as_str) != Some(user_id));
+        self.users.len() != before
+    }
+
+    /// Adds users to a connection without the import rules (no duplicate search): seeding a
+    /// large tenant for benchmarks in O(n). Records get the fields an import would give them.
+    pub fn seed(
+        &mut self,
+        users: Vec<Value>,
+        connection: &ConnectionConfig,
+        ids: &mut IdMint,
+        now: &str,
+    ) {
+        self.users.reserve(users.len());
+        for user in users {
+            self.insert(&user, connection, ids, now);
+        }
+    }
+
     /// Applies a parsed users file (a JSON array of objects) to the tenant.
     pub fn import(
         &mut self,
@@ -104,6 +154,7 @@ impl Tenant {
         upsert: bool,
         ids: &mut IdMint,
         now: &str,
+        keep_metadata: bool,
     ) -> ImportOutcome {
         let mut outcome = ImportOutcome::default();
         let mut provided: Vec<Identifiers> = Vec::new();
@@ -120,7 +171,9 @@ impl Tenant {
             } else {
                 match self.find_existing(&connection.id, &identifiers) {
                     Some(_) if !upsert => Err(vec![duplicated(ALREADY_EXISTS)]),
-                    Some(index) => self.update(index, user, now).map(|()| Applied::Updated),
+                    Some(index) => self
+                        .update(index, user, now, keep_metadata)
+                        .map(|()| Applied::Updated),
                     None => {
                         self.insert(user, connection, ids, now);
                         Ok(Applied::Inserted)
@@ -196,7 +249,15 @@ impl Tenant {
 
     /// Upsert: only upsertable attributes change; metadata objects are replaced whole, and
     /// `email_verified` falls back to false when not given (facts §7.2).
-    fn update(&mut self, index: usize, user: &Value, now: &str) -> Result<(), Vec<Value>> {
+    /// `keep_metadata` (a fault switch) leaves both metadata objects as they were: the "upsert
+    /// succeeded but the field did not change" case reconciliation must catch.
+    fn update(
+        &mut self,
+        index: usize,
+        user: &Value,
+        now: &str,
+        keep_metadata: bool,
+    ) -> Result<(), Vec<Value>> {
         let Some(record) = self.users[index].record.as_object_mut() else {
             return Ok(());
         };
@@ -208,6 +269,9 @@ impl Tenant {
             ]);
         }
         for key in UPSERTABLE {
+            if keep_metadata && key.ends_with("_metadata") {
+                continue;
+            }
             match user.get(*key) {
                 Some(value) => {
                     record.insert((*key).to_string(), value.clone());
@@ -226,6 +290,17 @@ impl Tenant {
 enum Applied {
     Inserted,
     Updated,
+}
+
+/// A stored record as the Management API shows a user: no password hash, no MFA secrets.
+fn profile(record: &Value) -> Value {
+    let mut shown = record.clone();
+    if let Some(fields) = shown.as_object_mut() {
+        for secret in ["password_hash", "custom_password_hash", "mfa_factors"] {
+            fields.remove(secret);
+        }
+    }
+    shown
 }
 
 /// The value Auth0 would compare for `key` on a stored user.
@@ -298,7 +373,14 @@ mod tests {
 
     fn import(tenant: &mut Tenant, users: Value, upsert: bool) -> ImportOutcome {
         let users = users.as_array().cloned().unwrap();
-        tenant.import(&users, &connection(), upsert, &mut IdMint::new(1), "now")
+        tenant.import(
+            &users,
+            &connection(),
+            upsert,
+            &mut IdMint::new(1),
+            "now",
+            false,
+        )
     }
 
     #[test]
