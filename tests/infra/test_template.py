@@ -288,7 +288,8 @@ def main() -> int:
         ],
         "poll": [
             *[(a, obj(k)) for k in ("runs/r-1/reports/000001.report.json", "runs/r-1/report.json",
-                                    "active-runs/r-1.json", "slots/0.json")
+                                    "active-runs/r-1.json", "slots/0.json", "reconcile-runs/r-1.json",
+                                    "runs/r-1/reconciliation.json")
               for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")],
             ("s3:PutObjectTagging", obj("runs/r-1/chunks/000001.json")),
             ("s3:PutObjectTagging", obj("runs/r-1/failed-users.json")),

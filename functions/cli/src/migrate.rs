@@ -140,6 +140,7 @@ async fn follow(
         secret_id: String::new(),
         interval: TICK,
         looks: Default::default(),
+        reconcile: None,
     };
     let run = RunPath::new(run_id);
     activate_runs(

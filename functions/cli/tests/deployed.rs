@@ -106,6 +106,7 @@ fn pipeline(world: &LocalWorld) -> Pipeline {
             secret_id: SECRET.into(),
             interval: Duration::from_millis(100),
             looks: Default::default(),
+            reconcile: None,
         },
     )
 }

@@ -79,6 +79,21 @@ pub fn tagging_header((key, value): (&str, &str)) -> String {
     format!("{key}={value}")
 }
 
+/// Runs that are final and still to be read back from the tenant: `reconcile-runs/<run-id>.json`.
+/// Poll adds a run when it writes the run's report (if reconciliation is on) and removes it
+/// once `reconciliation.json` is written.
+pub const RECONCILE_RUNS_PREFIX: &str = "reconcile-runs/";
+
+pub fn reconcile_run_key(run_id: &str) -> String {
+    format!("{RECONCILE_RUNS_PREFIX}{run_id}.json")
+}
+
+/// The run id named by a `reconcile-runs/` key.
+pub fn run_id_of_reconcile_key(key: &str) -> Option<&str> {
+    key.strip_prefix(RECONCILE_RUNS_PREFIX)?
+        .strip_suffix(".json")
+}
+
 pub fn active_run_key(run_id: &str) -> String {
     format!("{ACTIVE_RUNS_PREFIX}{run_id}.json")
 }

@@ -71,7 +71,23 @@ pub struct PollConfig {
     /// When each processing job is next worth a GET; shared by the sweeps of one process (a
     /// warm Lambda container, the CLI), so a cold start costs one extra look per job at most.
     pub looks: LookSchedule,
+    /// Read each final run's users back from the tenant (the reconcile stage) in later sweeps,
+    /// `Some(wait)`: a run with a chunk in doubt waits until `wait` has passed since that
+    /// chunk was claimed, so a job Auth0 created behind a lost answer has ended (Auth0 ends
+    /// every job within 2 h, facts §1.8: `jobs::JOB_DEAD_AFTER_MS` in Lambda) and its users are
+    /// not counted missing while it still runs. `None`: off (the CLI's `migrate` reconciles by
+    /// itself).
+    pub reconcile: Option<Duration>,
 }
+
+/// Time one sweep gives the reconcile stage: an export job that is not done by then is
+/// followed again at the next sweep (its id is kept in the run folder), so polling of other
+/// runs' jobs waits at most this long.
+const RECONCILE_SLICE: Duration = Duration::from_secs(20);
+/// Kept back from the invocation's deadline when the reconcile stage starts its slice.
+const RECONCILE_MARGIN: Duration = Duration::from_secs(2);
+/// Between reads of a running export job.
+const EXPORT_POLL: Duration = Duration::from_secs(2);
 
 /// When each active job is next worth a `GET /jobs/{id}` (`jobs::next_look_after`). Kept in
 /// memory only: losing it costs a look, never a report.
@@ -111,6 +127,7 @@ pub struct PollReport {
     pub sweeps: u32,
     pub chunks_reported: Vec<String>,
     pub runs_finalized: Vec<String>,
+    pub runs_reconciled: Vec<String>,
     pub active_jobs_left: usize,
 }
 
@@ -160,7 +177,80 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
             self.finalize(&run, &manifest).await?;
             report.runs_finalized.push(run.id().to_string());
         }
+        if let Some(wait) = self.config.reconcile {
+            self.reconcile_final_runs(wait, report).await?;
+        }
         Ok(active)
+    }
+
+    /// Reads final runs' users back from the tenant, one run at a time, each within a slice of
+    /// this invocation. A run stays listed until its reconciliation is written: an export job
+    /// still running, Auth0 unavailable or the deadline near, and the next sweep goes on.
+    async fn reconcile_final_runs(
+        &self,
+        in_doubt_wait: Duration,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        for (key, _) in self.ledger.list(layout::RECONCILE_RUNS_PREFIX).await? {
+            let Some(run_id) = layout::run_id_of_reconcile_key(&key) else {
+                continue;
+            };
+            let run = RunPath::new(run_id);
+            if self.in_doubt_since(&run).await?.is_some_and(|claimed_ms| {
+                unix_now_ms() < claimed_ms.saturating_add(duration_ms(in_doubt_wait))
+            }) {
+                continue;
+            }
+            // The stage's requests are bounded by this; what follows it is one delete.
+            let Some(deadline) = self
+                .deadline
+                .checked_sub(RECONCILE_MARGIN)
+                .map(|end| end.min(Instant::now() + RECONCILE_SLICE))
+                .filter(|end| *end > Instant::now())
+            else {
+                return Ok(());
+            };
+            let stage = crate::reconcile::Stage {
+                ledger: self.ledger,
+                api: self.api,
+                deadline,
+                poll_every: EXPORT_POLL,
+            };
+            // Read back and report only: a chunk whose users are missing is named safe to submit
+            // again, and the operator's `reconcile` command sends it (and follows its job, which
+            // outlasts this slice).
+            match stage.reconcile(&run, false).await {
+                Ok(result) => {
+                    tracing::info!(
+                        run_id,
+                        present = result.report.present,
+                        missing = result.report.missing,
+                        different = result.report.present_with_differences,
+                        "run reconciled"
+                    );
+                    self.ledger.delete(&key).await?;
+                    report.runs_reconciled.push(run_id.to_string());
+                }
+                Err(crate::reconcile::StageError::Store(e)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(run_id, error = %e, "reconciliation not finished; the next sweep goes on");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// When the latest chunk of the run now in doubt was claimed, if any is.
+    async fn in_doubt_since(&self, run: &RunPath) -> Result<Option<u64>, PollError> {
+        let mut latest = None;
+        for (key, _) in self.ledger.list(&run.jobs()).await? {
+            if let Some(job) = self.ledger.get::<JobRecord>(&key).await? {
+                if matches!(job.value.state, JobState::InDoubt { .. }) {
+                    latest = latest.max(Some(job.value.claimed_at_ms));
+                }
+            }
+        }
+        Ok(latest)
     }
 
     /// Follows a run's jobs and writes their chunk reports: (jobs still in flight, the manifest
@@ -659,6 +749,18 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
         self.ledger
             .release_run_slots(run.id(), unix_now_ms())
             .await?;
+        // Listed for the reconcile step before it stops being active, so no crash between the
+        // two lines loses it. A run refused as a whole, or one that never reached Auth0 (a local
+        // rehearsal), has nothing to read back.
+        if self.config.reconcile.is_some() && run_report.submitted > 0 && manifest.options.is_some()
+        {
+            self.ledger
+                .put(
+                    &layout::reconcile_run_key(run.id()),
+                    &serde_json::json!({ "final_at_ms": unix_now_ms() }),
+                )
+                .await?;
+        }
         self.ledger.delete(&run.active_marker()).await?;
         tracing::info!(
             run_id = run.id(),
@@ -920,6 +1022,10 @@ impl<'de> serde::Deserialize<'de> for UserEmail {
         }
         deserializer.deserialize_map(Members)
     }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -21,5 +21,8 @@ pub fn config_from_env() -> Result<PollConfig, String> {
         secret_id: need("AUTH0_SECRET_ID")?,
         interval,
         looks: Default::default(),
+        reconcile: Some(std::time::Duration::from_millis(
+            import_core::jobs::JOB_DEAD_AFTER_MS,
+        )),
     })
 }

@@ -97,6 +97,7 @@ impl World {
                 secret_id: SECRET.into(),
                 interval: Duration::from_millis(50),
                 looks: Default::default(),
+                reconcile: None,
             },
         );
         World {

@@ -417,3 +417,76 @@ async fn invocations_killed_at_s3_writes_are_retried_into_a_true_report() {
     }
     eprintln!("{} kill scenarios over {total} S3 writes", points.len());
 }
+
+/// The deployed path reconciles on its own: poll lists a final run under `reconcile-runs/`,
+/// reads its users back in a later sweep (once a chunk in doubt is old enough that any job Auth0
+/// made of it has ended), and says how the chunk in doubt stands: imported by a job we never
+/// heard of when Auth0 created one behind the error, missing and safe to submit again when not.
+/// Lambda never re-posts it by itself; `auth0-s3-import reconcile` does, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poll_lambda_reconciles_final_runs_and_resolves_chunks_in_doubt() {
+    for creates in [true, false] {
+        let mut w = World::start(quick()).await;
+        // The emulator's jobs end in milliseconds; Lambda waits JOB_DEAD_AFTER_MS.
+        w.pipeline.poll.reconcile = Some(Duration::from_millis(500));
+        w.emulator.set_faults(Faults {
+            reset_after_body: 1,
+            reset_creates_job: creates,
+            ..Faults::default()
+        });
+        let run_id = w.drop_export("reconciled.json", &users(0..60)).await;
+        let report = w
+            .pipeline
+            .run_to_report(&run_id, TICK, RUN_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!((report.inserted, report.in_doubt), (48, 12), "{creates}");
+        let run = RunPath::new(&run_id);
+        let key = run.object(import_core::reconcile::RECONCILIATION_JSON);
+        let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+        let reconciliation: Value = loop {
+            w.pipeline.tick().await.unwrap();
+            if let Some(bytes) = w.get(&key).await {
+                break serde_json::from_slice(&bytes).unwrap();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{creates}: no reconciliation"
+            );
+            // The schedule's period, as in run_to_report.
+            tokio::time::sleep(TICK).await;
+        };
+        let tenant = if creates { 60 } else { 48 };
+        assert_eq!(w.emulator.users().len(), tenant, "{creates}");
+        assert!(w.jobs_per_chunk().values().all(|&n| n == 1), "{creates}");
+        let chunks = reconciliation["in_doubt_chunks"].as_array().unwrap();
+        assert_eq!(chunks.len(), 1, "{reconciliation}");
+        assert_eq!(chunks[0]["resubmitted"], false, "{reconciliation}");
+        let (found, verdict) = if creates {
+            (12, "imported")
+        } else {
+            (0, "resubmit")
+        };
+        assert_eq!(chunks[0]["found"], found, "{reconciliation}");
+        assert_eq!(chunks[0]["verdict"], verdict, "{reconciliation}");
+        assert_eq!(reconciliation["missing"], 12 - found, "{reconciliation}");
+        assert_eq!(reconciliation["verified_present"], 48, "{reconciliation}");
+        assert_eq!(
+            reconciliation["imported_by_unknown_jobs"], found,
+            "{reconciliation}"
+        );
+        // report.json carries the section; the run is listed until done, and done once.
+        let final_report: Value =
+            serde_json::from_slice(&w.get(&run.report_json()).await.unwrap()).unwrap();
+        assert_eq!(final_report["reconciliation"]["missing"], 12 - found);
+        assert!(w
+            .get(&import_core::layout::reconcile_run_key(&run_id))
+            .await
+            .is_none());
+        assert!(
+            w.pipeline.dead_letters().is_empty(),
+            "{:?}",
+            w.pipeline.dead_letters()
+        );
+    }
+}

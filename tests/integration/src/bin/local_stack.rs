@@ -89,6 +89,7 @@ async fn main() -> Result<()> {
             secret_id: SECRET.into(),
             interval: Duration::from_millis(200),
             looks: Default::default(),
+            reconcile: None,
         },
     );
     let deadline = Instant::now() + serve_for;

@@ -221,6 +221,7 @@ async fn main() -> Result<()> {
             secret_id: SECRET.into(),
             interval: tick_every,
             looks: Default::default(),
+            reconcile: None,
         },
     );
 

@@ -79,6 +79,7 @@ async fn main() -> Result<()> {
             secret_id: SECRET.into(),
             interval: Duration::from_millis(100),
             looks: Default::default(),
+            reconcile: None,
         },
     );
     let inbox = format!("inbox/{DEFAULT_CONNECTION_ID}");
