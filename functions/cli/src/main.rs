@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{ArgAction, Args, Parser, Subcommand};
@@ -122,6 +122,11 @@ enum Command {
     Reconcile {
         #[command(flatten)]
         at: RunArgs,
+        /// Seconds after a chunk went in doubt before its missing users are submitted once
+        /// more. A job Auth0 created behind the lost answer may still be importing them until
+        /// then; Auth0 ends every job within 2 h. Default 7800 (2 h 10 min).
+        #[arg(long, default_value_t = 7800)]
+        in_doubt_wait_s: u64,
     },
     /// Delete the users a run inserted (never users that existed before it or were only
     /// updated). A dry run unless --yes; needs the delete:users scope. Writes rollback.json.
@@ -359,7 +364,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             canaries: canary.load()?,
             reconcile: !no_reconcile,
         }),
-        Command::Reconcile { at } => readback::reconcile_command(at.at()),
+        Command::Reconcile {
+            at,
+            in_doubt_wait_s,
+        } => readback::reconcile_command(at.at(), Duration::from_secs(in_doubt_wait_s)),
         Command::Rollback { at, yes } => readback::rollback_command(at.at(), yes),
         Command::Hash {
             command: HashCommand::Check { password, file },

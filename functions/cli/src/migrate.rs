@@ -218,7 +218,14 @@ async fn follow(
             println!("reports: {}", out.join(run.prefix()).display());
             if reconcile {
                 // A failed read-back does not undo the import: say so, keep the run's exit code.
-                if let Err(e) = crate::readback::reconcile_run(&ledger, api, run_id).await {
+                if let Err(e) = crate::readback::reconcile_run(
+                    &ledger,
+                    api,
+                    run_id,
+                    orchestrator::reconcile::IN_DOUBT_WAIT,
+                )
+                .await
+                {
                     eprintln!("reconcile failed: {e:#} (run `auth0-s3-import reconcile --out {}` to try again)", out.display());
                 }
             }

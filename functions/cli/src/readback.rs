@@ -56,20 +56,26 @@ fn api(credentials: Option<&Path>) -> Result<ManagementApi> {
     ManagementApi::new(credentials).context("building the HTTP client")
 }
 
-pub fn reconcile_command(at: Where<'_>) -> Result<ExitCode> {
+pub fn reconcile_command(at: Where<'_>, in_doubt_wait: Duration) -> Result<ExitCode> {
     let api = api(at.credentials)?;
     crate::runtime()?.block_on(async {
         let result = match (at.out, at.bucket) {
             (Some(out), _) => {
                 let run = pick_run(out, at.run)?;
-                reconcile_run(&Ledger::new(FolderStore::new(out)), &api, &run).await?
+                reconcile_run(
+                    &Ledger::new(FolderStore::new(out)),
+                    &api,
+                    &run,
+                    in_doubt_wait,
+                )
+                .await?
             }
             (None, Some(bucket)) => {
                 let Some(run) = at.run else {
                     bail!("--bucket needs --run RUN_ID (see `auth0-s3-import runs`)")
                 };
                 let d = crate::deployed::connect(None, Some(bucket), None).await?;
-                reconcile_run(&d.ledger, &api, run).await?
+                reconcile_run(&d.ledger, &api, run, in_doubt_wait).await?
             }
             (None, None) => {
                 bail!("name the run's folder with --out DIR, or a deployed bucket with --bucket B")
@@ -84,12 +90,14 @@ pub async fn reconcile_run<S: ObjectStore>(
     ledger: &Ledger<S>,
     api: &ManagementApi,
     run_id: &str,
+    in_doubt_wait: Duration,
 ) -> Result<Reconciliation> {
     let stage = Stage {
         ledger,
         api,
         deadline: Instant::now() + STAGE_TIME,
         poll_every: EXPORT_POLL,
+        in_doubt_wait,
     };
     let run = RunPath::new(run_id);
     let result = stage.reconcile(&run, true).await?;
@@ -196,6 +204,8 @@ async fn rollback_run<S: ObjectStore>(
         api,
         deadline: Instant::now() + STAGE_TIME,
         poll_every: EXPORT_POLL,
+        // Rollback submits nothing.
+        in_doubt_wait: orchestrator::reconcile::IN_DOUBT_WAIT,
     };
     let run = RunPath::new(run_id);
     let report = stage.rollback(&run, yes).await?;

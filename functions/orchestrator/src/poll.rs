@@ -215,6 +215,7 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
                 api: self.api,
                 deadline,
                 poll_every: EXPORT_POLL,
+                in_doubt_wait,
             };
             // Read back and report only: a chunk whose users are missing is named safe to submit
             // again, and the operator's `reconcile` command sends it (and follows its job, which

@@ -79,7 +79,14 @@ pub struct Stage<'a, S> {
     pub deadline: Instant,
     /// Between reads of a running export job.
     pub poll_every: Duration,
+    /// How long after a chunk went in doubt (its claim) its missing users may be submitted once
+    /// more: a job Auth0 created behind the lost answer may still be importing them before
+    /// then. Auth0 ends every job within 2 h (facts §1.8): `IN_DOUBT_WAIT` by default.
+    pub in_doubt_wait: Duration,
 }
+
+/// `jobs::JOB_DEAD_AFTER_MS` (2 h 10 min): past it, no job of the chunk can still be running.
+pub const IN_DOUBT_WAIT: Duration = Duration::from_millis(import_core::jobs::JOB_DEAD_AFTER_MS);
 
 /// What a run is, read once for both stages.
 struct RunFacts {
@@ -420,6 +427,23 @@ impl<S: ObjectStore> Stage<'_, S> {
         missing: u64,
     ) -> Result<bool, StageError> {
         let key = run.object(&format!("{RESUBMITS_DIR}{seq:06}.json"));
+        // Not while a job Auth0 may have made of it could still be importing these users.
+        let claimed_ms = self
+            .ledger
+            .get::<JobRecord>(&run.job(seq))
+            .await?
+            .map(|job| job.value.claimed_at_ms);
+        let wait_ms = u64::try_from(self.in_doubt_wait.as_millis()).unwrap_or(u64::MAX);
+        if let Some(settled_ms) = claimed_ms.map(|at| at.saturating_add(wait_ms)) {
+            if unix_now_ms() < settled_ms {
+                tracing::info!(
+                    seq,
+                    settled_ms,
+                    "in-doubt chunk not submitted again yet: a job made of it may still be running"
+                );
+                return Ok(false);
+            }
+        }
         let mut marker = Resubmit {
             seq,
             missing,
