@@ -114,6 +114,9 @@ pub struct RecordReader {
     line_start: u64,
     next_index: u64,
     state: ArrayState,
+    /// The member of a top-level object whose array holds the records (`{"users": [...]}`),
+    /// when the input is such a wrapper rather than NDJSON.
+    wrapper: Option<String>,
     /// How this CPU computes a block's masks.
     scanner: Scanner,
     /// Tests only: frame every block byte by byte, for comparison with the masks.
@@ -174,6 +177,7 @@ impl RecordReader {
             line_start: 0,
             next_index: 0,
             state: ArrayState::Done,
+            wrapper: None,
             scanner: Scanner::detect(),
             #[cfg(any(test, feature = "fuzzing"))]
             per_byte: false,
@@ -187,10 +191,103 @@ impl RecordReader {
                 reader.layout = Layout::JsonArray;
                 reader.state = ArrayState::First;
             }
-            Some(b'{') => reader.layout = Layout::Ndjson,
+            Some(b'{') => {
+                if let Some(prefix) = reader.wrapper_prefix()? {
+                    reader.advance_counting(prefix.length);
+                    reader.wrapper = Some(prefix.key);
+                    reader.layout = Layout::JsonArray;
+                    reader.state = ArrayState::First;
+                } else {
+                    reader.layout = Layout::Ndjson;
+                }
+            }
             Some(other) => return Err(reader.syntax(not_a_start(other))),
         }
         Ok(reader)
+    }
+
+    /// The member whose array holds the records when the input is a wrapper object
+    /// (`{"users": [...]}`, Firebase's `auth:export`, Keycloak's users files).
+    pub fn wrapper(&self) -> Option<&str> {
+        self.wrapper.as_deref()
+    }
+
+    /// Whether the object the input starts with is a wrapper: its members before a records
+    /// array (`users`) are scalars, and all of it is within the first `WRAPPER_LOOK` bytes. The
+    /// bytes looked at are put back in front of the stream, so an NDJSON record is unharmed.
+    fn wrapper_prefix(&mut self) -> Result<Option<WrapperPrefix>, InputError> {
+        let mut head = Vec::new();
+        while head.len() < WRAPPER_LOOK {
+            let offset = self.offset;
+            let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len().min(WRAPPER_LOOK - head.len());
+            head.extend_from_slice(&buf[..n]);
+            // Not `advance`: the offset stays where the looked-at bytes start.
+            self.inner.consume(n);
+        }
+        let found = find_wrapper_prefix(&head);
+        let rest = std::mem::replace(&mut self.inner, Box::new(io::empty()));
+        self.inner = Box::new(io::Cursor::new(head).chain(rest));
+        Ok(found)
+    }
+
+    /// Consumes `n` bytes that are in the buffer, keeping lines counted.
+    fn advance_counting(&mut self, mut n: usize) {
+        while n > 0 {
+            let Ok(buf) = self.inner.fill_buf() else {
+                return;
+            };
+            if buf.is_empty() {
+                return;
+            }
+            let take = buf.len().min(n);
+            let base = self.offset;
+            for (i, &b) in buf[..take].iter().enumerate() {
+                if b == b'\n' {
+                    self.line += 1;
+                    self.line_start = base + i as u64 + 1;
+                }
+            }
+            self.advance(take);
+            n -= take;
+        }
+    }
+
+    /// After a wrapper's records array: its remaining members, skipped, then the closing `}`.
+    fn finish_wrapper(&mut self) -> Result<(), InputError> {
+        let mut skipped = RawRecord::default();
+        loop {
+            self.skip_whitespace()?;
+            match self.peek()? {
+                Some(b'}') => {
+                    self.advance(1);
+                    return Ok(());
+                }
+                Some(b',') => self.advance(1),
+                None => return Err(self.syntax(
+                    "the input ends inside the object around the records: the file is truncated"
+                        .into(),
+                )),
+                Some(other) => {
+                    return Err(self.syntax(format!(
+                        "expected ',' or '}}' after the records array, found {}",
+                        describe_byte(other)
+                    )))
+                }
+            }
+            // A member, skipped without being kept: the scan from its key runs over the ':'
+            // (not a byte that ends a value) and through the value, to the ',' or '}' after it.
+            self.skip_whitespace()?;
+            skipped.bytes.clear();
+            skipped.oversized = false;
+            let cap = std::mem::replace(&mut self.max_record_bytes, 0);
+            let scanned = self.scan_value(&mut skipped);
+            self.max_record_bytes = cap;
+            scanned?;
+        }
     }
 
     pub fn compression(&self) -> Compression {
@@ -325,6 +422,9 @@ impl RecordReader {
                 }
                 self.advance(1);
                 self.state = ArrayState::Done;
+                if self.wrapper.is_some() {
+                    self.finish_wrapper()?;
+                }
                 self.expect_end()?;
                 return Ok(false);
             }
@@ -342,6 +442,9 @@ impl RecordReader {
             Some(b']') => {
                 self.advance(1);
                 self.state = ArrayState::Done;
+                if self.wrapper.is_some() {
+                    self.finish_wrapper()?;
+                }
                 self.expect_end()?;
             }
             None => {
@@ -660,6 +763,87 @@ fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> InputError {
                 message: e.to_string(),
             }
         }
+    }
+}
+
+/// How far into the input a wrapper object's records array is looked for.
+const WRAPPER_LOOK: usize = 64 * 1024;
+
+/// Members whose array is taken as the records when the input is an object around them.
+const WRAPPER_KEYS: [&str; 1] = ["users"];
+
+struct WrapperPrefix {
+    key: String,
+    /// Bytes up to and including the records array's `[`.
+    length: usize,
+}
+
+/// `{` then members with scalar values, then a `WRAPPER_KEYS` member whose value is an array:
+/// where that array starts. Anything else (an ordinary user object, whose members are never
+/// named `users`) is `None`.
+fn find_wrapper_prefix(head: &[u8]) -> Option<WrapperPrefix> {
+    let ws = |at: &mut usize| {
+        while head.get(*at).is_some_and(|b| b" \t\r\n".contains(b)) {
+            *at += 1;
+        }
+    };
+    let string = |at: &mut usize| -> Option<std::ops::Range<usize>> {
+        if head.get(*at) != Some(&b'"') {
+            return None;
+        }
+        let start = *at + 1;
+        let mut i = start;
+        loop {
+            match head.get(i)? {
+                b'\\' => i += 2,
+                b'"' => break,
+                _ => i += 1,
+            }
+        }
+        *at = i + 1;
+        Some(start..i)
+    };
+    let mut at = 0;
+    ws(&mut at);
+    if head.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    loop {
+        ws(&mut at);
+        let key = string(&mut at)?;
+        ws(&mut at);
+        if head.get(at) != Some(&b':') {
+            return None;
+        }
+        at += 1;
+        ws(&mut at);
+        let key = std::str::from_utf8(&head[key]).ok()?;
+        match head.get(at)? {
+            b'[' if WRAPPER_KEYS.contains(&key) => {
+                return Some(WrapperPrefix {
+                    key: key.to_string(),
+                    length: at + 1,
+                })
+            }
+            b'"' => {
+                string(&mut at)?;
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                while head
+                    .get(at)
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b))
+                {
+                    at += 1;
+                }
+            }
+            _ => return None,
+        }
+        ws(&mut at);
+        if head.get(at) != Some(&b',') {
+            return None;
+        }
+        at += 1;
     }
 }
 
@@ -985,6 +1169,56 @@ mod tests {
             let err = frame(bad).unwrap_err();
             assert!(err.position().is_some(), "{err}");
         }
+    }
+
+    #[test]
+    fn an_object_around_a_users_array_is_that_array() {
+        let input = b"\xef\xbb\xbf{\n  \"realm\": \"r\", \"n\": 3,\n  \"users\" : [\n    {\"email\":\"a@x.io\"},\n    {\"email\":\"b@x.io\",\"users\":[1]}\n  ],\n  \"hash_config\": {\"algorithm\": \"SCRYPT\", \"x\": [1, \"]}\"]},\n  \"tail\": \"t\"\n}\n";
+        let (layout, recs) = frame(input).unwrap();
+        assert_eq!(layout, Layout::JsonArray);
+        assert_eq!(
+            texts(&recs),
+            [
+                "{\"email\":\"a@x.io\"}",
+                "{\"email\":\"b@x.io\",\"users\":[1]}"
+            ]
+        );
+        assert_eq!((recs[0].line, recs[0].column), (4, 5));
+        assert_eq!((recs[1].line, recs[1].index), (5, 1));
+        let reader = RecordReader::open(io::Cursor::new(input.to_vec()), 1 << 20).unwrap();
+        assert_eq!(reader.wrapper(), Some("users"));
+        // Read a few bytes at a time, framing is the same.
+        let (trickled, end) = looks_agree(input, &[1, 2, 3], 1 << 20).unwrap();
+        assert_eq!(end, "end");
+        assert_eq!(trickled, recs);
+    }
+
+    #[test]
+    fn ndjson_users_are_not_taken_for_a_wrapper() {
+        // A user whose first member is an array, or whose object member is named users.
+        let input = b"{\"identities\": [{\"a\":1}], \"email\":\"a@x.io\"}\n{\"app_metadata\":{\"users\":[1]}}\n";
+        let (layout, recs) = frame(input).unwrap();
+        assert_eq!(layout, Layout::Ndjson);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(
+            recs[0].bytes,
+            &input[..input.iter().position(|&b| b == b'\n').unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_broken_wrapper_names_where() {
+        for bad in [
+            &b"{\"users\": [{\"a\":1}]"[..],
+            b"{\"users\": [{\"a\":1}] x}",
+            b"{\"users\": [{\"a\":1}]} {}",
+            b"{\"users\": [{\"a\":1},]}",
+        ] {
+            let err = frame(bad).unwrap_err();
+            assert!(err.position().is_some(), "{err}");
+        }
+        let (_, recs) = frame(b"{\"users\": []}").unwrap();
+        assert!(recs.is_empty());
     }
 
     #[test]
