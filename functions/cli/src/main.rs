@@ -530,6 +530,7 @@ pub(crate) fn print_summary(m: &RunManifest, out: &Path) {
             let layout = match f.layout {
                 Layout::JsonArray => "JSON array",
                 Layout::Ndjson => "NDJSON",
+                Layout::Csv => "CSV",
             };
             let gz = if f.compression == Compression::Gzip {
                 ", gzip"

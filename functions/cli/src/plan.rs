@@ -90,6 +90,7 @@ pub fn plan(args: PlanArgs<'_>) -> Result<ExitCode> {
             let mut s = match f.layout {
                 Layout::JsonArray => "JSON array".to_string(),
                 Layout::Ndjson => "NDJSON".to_string(),
+                Layout::Csv => "CSV".to_string(),
             };
             if f.compression == Compression::Gzip {
                 s.push_str(", gzip");

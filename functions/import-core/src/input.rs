@@ -6,7 +6,9 @@ use std::io::{self, BufRead, BufReader, Read};
 use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::Flavor;
 use crate::read_ahead::ReadAhead;
+use crate::violation::Violation;
 use simd_scan::{BlockKernel, Lanes, Scanner, Strings, BLOCK};
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -27,6 +29,8 @@ pub enum Compression {
 pub enum Layout {
     JsonArray,
     Ndjson,
+    /// CSV or TSV with a header row, read through a mapping.
+    Csv,
 }
 
 /// One record's bytes as they stand in the input, and where it starts.
@@ -43,6 +47,41 @@ pub struct RawRecord {
     pub bytes: Vec<u8>,
     /// The record was longer than the framing cap: `bytes` holds only its beginning.
     pub oversized: bool,
+    /// Why a mapping could not make an import record of the source row (then `bytes` is empty).
+    pub refused: Vec<Violation>,
+    /// A mapped record with no password: the user will have to reset it.
+    pub without_password: bool,
+}
+
+/// A stream of raw records: the plain JSON framing, or a mapped source (CSV, another system's
+/// export) whose records come out as import JSON.
+pub trait Records: Send {
+    /// The next record, `Ok(false)` at the clean end. `record` is reused.
+    fn next_into(&mut self, record: &mut RawRecord) -> Result<bool, InputError>;
+    fn compression(&self) -> Compression;
+    fn layout(&self) -> Layout;
+    /// The records' flavor when the source decides it (a mapped source makes import records),
+    /// `None` to tell it from the first record that parses.
+    fn flavor(&self) -> Option<Flavor> {
+        match self.layout() {
+            Layout::JsonArray | Layout::Csv => Some(Flavor::Import),
+            Layout::Ndjson => None,
+        }
+    }
+}
+
+impl Records for RecordReader {
+    fn next_into(&mut self, record: &mut RawRecord) -> Result<bool, InputError> {
+        RecordReader::next_into(self, record)
+    }
+
+    fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    fn layout(&self) -> Layout {
+        self.layout
+    }
 }
 
 /// Where in the decompressed stream something went wrong.
@@ -65,6 +104,9 @@ pub enum InputError {
         decompressed_bytes: u64,
         message: String,
     },
+    /// The mapping does not fit the input (a column it reads is not in the header).
+    #[error("the mapping does not fit the input: {0}")]
+    Mapping(String),
     /// Reading the underlying object failed (network, disk). Not the input's fault: retry.
     #[error("reading the input failed: {0}")]
     Source(io::Error),
@@ -139,34 +181,7 @@ impl RecordReader {
         source: R,
         max_record_bytes: usize,
     ) -> Result<Self, InputError> {
-        // The magic is sniffed from the first two bytes, which a source may hand out in two
-        // reads (a stream's first chunk can be one byte): they are read whole, then put back.
-        let mut source = MarkSourceErrors(source);
-        let mut head = [0u8; GZIP_MAGIC.len()];
-        let mut got = 0;
-        while got < head.len() {
-            match source.read(&mut head[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(classify_io(0)(e)),
-            }
-        }
-        let compression = if head[..got] == GZIP_MAGIC {
-            Compression::Gzip
-        } else {
-            Compression::None
-        };
-        let head = io::Cursor::new(head).take(got as u64);
-        let raw = BufReader::with_capacity(READ_BUFFER, head.chain(source));
-        let inner: Box<dyn BufRead + Send> = match compression {
-            // Decompression is most of the framing thread's work on a gzip drop: it runs on
-            // its own thread, a few buffers ahead.
-            Compression::Gzip => {
-                Box::new(ReadAhead::new(MultiGzDecoder::new(raw)).map_err(classify_io(0))?)
-            }
-            Compression::None => Box::new(raw),
-        };
+        let (inner, compression) = open_stream(source)?;
         let mut reader = RecordReader {
             inner,
             compression,
@@ -309,6 +324,8 @@ impl RecordReader {
         match self.layout {
             Layout::JsonArray => self.next_array_element(record),
             Layout::Ndjson => self.next_line(record),
+            // Never this reader's: CSV is read by `mapping::MappedReader`.
+            Layout::Csv => Ok(false),
         }
     }
 
@@ -401,6 +418,8 @@ impl RecordReader {
         record.column = self.offset - self.line_start + 1;
         record.bytes.clear();
         record.oversized = false;
+        record.refused.clear();
+        record.without_password = false;
         self.next_index += 1;
     }
 
@@ -753,7 +772,7 @@ fn find_value_end_in<B: Lanes>(
     found
 }
 
-fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> InputError {
+pub(crate) fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> InputError {
     move |e| {
         if e.get_ref().is_some_and(|inner| inner.is::<SourceFault>()) {
             InputError::Source(e)
@@ -845,6 +864,41 @@ fn find_wrapper_prefix(head: &[u8]) -> Option<WrapperPrefix> {
         }
         at += 1;
     }
+}
+
+/// The decompressed bytes of `source` (gzip told from its magic) and how they were wrapped.
+pub(crate) fn open_stream<R: Read + Send + 'static>(
+    source: R,
+) -> Result<(Box<dyn BufRead + Send>, Compression), InputError> {
+    // The magic is sniffed from the first two bytes, which a source may hand out in two
+    // reads (a stream's first chunk can be one byte): they are read whole, then put back.
+    let mut source = MarkSourceErrors(source);
+    let mut head = [0u8; GZIP_MAGIC.len()];
+    let mut got = 0;
+    while got < head.len() {
+        match source.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(classify_io(0)(e)),
+        }
+    }
+    let compression = if head[..got] == GZIP_MAGIC {
+        Compression::Gzip
+    } else {
+        Compression::None
+    };
+    let head = io::Cursor::new(head).take(got as u64);
+    let raw = BufReader::with_capacity(READ_BUFFER, head.chain(source));
+    let inner: Box<dyn BufRead + Send> = match compression {
+        // Decompression is most of the framing thread's work on a gzip drop: it runs on
+        // its own thread, a few buffers ahead.
+        Compression::Gzip => {
+            Box::new(ReadAhead::new(MultiGzDecoder::new(raw)).map_err(classify_io(0))?)
+        }
+        Compression::None => Box::new(raw),
+    };
+    Ok((inner, compression))
 }
 
 /// Why an input that starts with `b` is refused.

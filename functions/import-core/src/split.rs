@@ -11,16 +11,18 @@ use serde_json::Value;
 use crate::canary::{Canaries, CanaryFinder, CanaryReport};
 use crate::chunk::{Chunk, ChunkPacker};
 use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Duplicates, Occurrence};
-use crate::input::{InputError, RawRecord, RecordReader};
+use crate::input::{InputError, RawRecord, RecordReader, Records};
 use crate::layout::{attempt_dir, chunk_key, rejects_key, MANIFEST, REPORT_HTML, REPORT_JSON};
 use crate::manifest::{
     ChunkEntry, DetectedFormat, Failure, Flavor, RejectEntry, RunManifest, RunStatus, Source,
     Transformations, MANIFEST_VERSION,
 };
+use crate::mapping::{MappedReader, Mapping};
 use crate::multipart;
 use crate::options::DropOptions;
 use crate::pipeline::{self, Batch, Verdict};
 use crate::violation::Violation;
+use std::sync::Arc;
 
 /// The chunk size users get unless they ask otherwise (the default; Auth0 advises
 /// staying under its 512,000-byte cap, and we leave room for the multipart envelope).
@@ -32,6 +34,12 @@ pub mod codes {
     pub const INVALID_JSON: &str = "INVALID_JSON";
     /// The record cannot fit one import request.
     pub const RECORD_TOO_LARGE: &str = "RECORD_TOO_LARGE";
+    /// A source row the mapping cannot make a user of (a cell of the wrong type, a row with
+    /// the wrong number of fields).
+    pub const MAPPING: &str = "MAPPING";
+    /// A stored password hash the converter refuses (a format Auth0 cannot import, or one
+    /// that is not what the mapping says).
+    pub const PASSWORD_FORMAT: &str = "PASSWORD_FORMAT";
 }
 
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
@@ -152,6 +160,20 @@ pub fn split_with_workers<R: Read + Send + 'static>(
     sink: &mut dyn RunSink,
     workers: usize,
 ) -> Result<SplitOutcome, SplitError> {
+    split_mapped(input, None, source, run_id, options, sink, workers)
+}
+
+/// `split_with_workers` of a source read through `mapping` (a CSV, another system's export),
+/// or as is when `None`. Mapped records meet the same rules, chunking and counts.
+pub fn split_mapped<R: Read + Send + 'static>(
+    input: R,
+    mapping: Option<Arc<Mapping>>,
+    source: Source,
+    run_id: &str,
+    options: &SplitOptions,
+    sink: &mut dyn RunSink,
+    workers: usize,
+) -> Result<SplitOutcome, SplitError> {
     let max = multipart::max_users_json_bytes();
     if options.max_chunk_bytes < 1024 || options.max_chunk_bytes > max {
         return Err(SplitError::ChunkLimit {
@@ -162,9 +184,15 @@ pub fn split_with_workers<R: Read + Send + 'static>(
     let mut run = Splitter::new(source, run_id, options)?;
     // Pretty-printed input can be several times its compact size; past this it cannot fit.
     let max_raw = options.max_chunk_bytes.saturating_mul(4);
-    let result = match RecordReader::open(input, max_raw) {
-        Ok(reader) => run.stream(reader, workers, sink),
-        Err(e) => Err(Halt::Input(e)),
+    let result = match mapping {
+        None => match RecordReader::open(input, max_raw) {
+            Ok(reader) => run.stream(reader, workers, sink),
+            Err(e) => Err(Halt::Input(e)),
+        },
+        Some(mapping) => match MappedReader::open(input, mapping, max_raw) {
+            Ok(reader) => run.stream(reader, workers, sink),
+            Err(e) => Err(Halt::Input(e)),
+        },
     };
     let rejects = run.rejects_key.clone();
     let outcome = match result {
@@ -328,9 +356,9 @@ impl Splitter {
         })
     }
 
-    fn stream(
+    fn stream<R: Records>(
         &mut self,
-        reader: RecordReader,
+        reader: R,
         workers: usize,
         sink: &mut dyn RunSink,
     ) -> Result<(), Halt> {
@@ -397,6 +425,9 @@ impl Splitter {
                         self.publish(chunk, sink)?;
                     }
                     self.users_accepted += 1;
+                    if raw.without_password {
+                        self.transformations.imported_without_password += 1;
+                    }
                     let at = Occurrence {
                         index: raw.index,
                         line: raw.line,
