@@ -6,6 +6,7 @@ mod deployed;
 mod drop;
 mod folder;
 mod hash;
+mod legacy;
 mod migrate;
 mod plan;
 mod runs;
@@ -79,6 +80,8 @@ enum Command {
         max_chunk_bytes: usize,
         #[command(flatten)]
         canary: CanaryArgs,
+        #[command(flatten)]
+        source: legacy::SourceArgs,
     },
     /// Run a whole migration against a tenant from this machine: split, submit, follow, report.
     ///
@@ -109,6 +112,14 @@ enum Command {
         max_chunk_bytes: usize,
         #[command(flatten)]
         canary: CanaryArgs,
+        #[command(flatten)]
+        source: legacy::SourceArgs,
+    },
+    /// Start a mapping for a CSV (or show a preset's): how a legacy source's columns become
+    /// Auth0 users, for split and migrate's --mapping.
+    Mapping {
+        #[command(subcommand)]
+        command: legacy::MappingCommand,
     },
     /// Check a password against one record the way Auth0 will, or convert a legacy hash.
     Hash {
@@ -285,7 +296,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             max_chunk_bytes,
             canary,
-        } => split_command(&file, &out, max_chunk_bytes, canary.load()?),
+            source,
+        } => split_command(&file, &out, max_chunk_bytes, canary.load()?, source.load()?),
         Command::Migrate {
             file,
             out,
@@ -295,7 +307,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_jobs,
             max_chunk_bytes,
             canary,
+            source,
         } => migrate::migrate(migrate::MigrateArgs {
+            mapping: source.load()?,
             file: &file,
             out: &out,
             credentials: credentials.as_deref(),
@@ -305,6 +319,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_chunk_bytes,
             canaries: canary.load()?,
         }),
+        Command::Mapping { command } => legacy::mapping_command(command),
         Command::Hash {
             command: HashCommand::Check { password, file },
         } => hash::check_command(&password, &file),
@@ -426,10 +441,19 @@ fn split_command(
     out: &Path,
     max_chunk_bytes: usize,
     canaries: Canaries,
+    mapping: Option<std::sync::Arc<import_core::mapping::Mapping>>,
 ) -> Result<ExitCode> {
     let run_id = local_run_id(file)?;
     let mut sink = FolderSink::create(out).map_err(anyhow::Error::msg)?;
-    let manifest = run_split(file, &run_id, max_chunk_bytes, None, canaries, &mut sink)?;
+    let manifest = run_split(
+        file,
+        &run_id,
+        max_chunk_bytes,
+        None,
+        canaries,
+        mapping,
+        &mut sink,
+    )?;
     print_summary(&manifest, out);
     // 3 when any record was rejected (as `migrate` does for users not imported): a CI step
     // can stop on a file that would not import whole.
@@ -464,6 +488,7 @@ pub(crate) fn run_split(
     max_chunk_bytes: usize,
     drop_options: Option<DropOptions>,
     canaries: Canaries,
+    mapping: Option<std::sync::Arc<import_core::mapping::Mapping>>,
     sink: &mut FolderSink,
 ) -> Result<RunManifest> {
     let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
@@ -482,6 +507,7 @@ pub(crate) fn run_split(
         max_chunk_bytes,
         drop_options,
         canaries,
+        mapping,
         ..SplitOptions::default()
     };
     let outcome = split(reader, source, run_id, &options, sink);

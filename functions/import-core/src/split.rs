@@ -101,6 +101,9 @@ pub struct SplitOptions {
     /// the manifest commits. A failed or missing one stops the run (no chunk stays published)
     /// unless `canaries.warn_only` or the drop option `canary_warn` is set.
     pub canaries: Canaries,
+    /// How to read the drop when it is not in Auth0's formats: a CSV's mapping, or a preset's
+    /// (`mapping::presets`). `None`: JSON array, NDJSON or an Auth0 export, as is.
+    pub mapping: Option<Arc<Mapping>>,
 }
 
 impl Default for SplitOptions {
@@ -111,6 +114,7 @@ impl Default for SplitOptions {
             drop_options: None,
             attempt: None,
             canaries: Canaries::default(),
+            mapping: None,
         }
     }
 }
@@ -160,20 +164,6 @@ pub fn split_with_workers<R: Read + Send + 'static>(
     sink: &mut dyn RunSink,
     workers: usize,
 ) -> Result<SplitOutcome, SplitError> {
-    split_mapped(input, None, source, run_id, options, sink, workers)
-}
-
-/// `split_with_workers` of a source read through `mapping` (a CSV, another system's export),
-/// or as is when `None`. Mapped records meet the same rules, chunking and counts.
-pub fn split_mapped<R: Read + Send + 'static>(
-    input: R,
-    mapping: Option<Arc<Mapping>>,
-    source: Source,
-    run_id: &str,
-    options: &SplitOptions,
-    sink: &mut dyn RunSink,
-    workers: usize,
-) -> Result<SplitOutcome, SplitError> {
     let max = multipart::max_users_json_bytes();
     if options.max_chunk_bytes < 1024 || options.max_chunk_bytes > max {
         return Err(SplitError::ChunkLimit {
@@ -184,7 +174,7 @@ pub fn split_mapped<R: Read + Send + 'static>(
     let mut run = Splitter::new(source, run_id, options)?;
     // Pretty-printed input can be several times its compact size; past this it cannot fit.
     let max_raw = options.max_chunk_bytes.saturating_mul(4);
-    let result = match mapping {
+    let result = match options.mapping.clone() {
         None => match RecordReader::open(input, max_raw) {
             Ok(reader) => run.stream(reader, workers, sink),
             Err(e) => Err(Halt::Input(e)),

@@ -6,6 +6,7 @@
 //! line, the column (or member) and the reason, never the value of the password column; a
 //! mapping error names the entry of the mapping file at fault.
 
+pub mod guess;
 pub mod presets;
 mod reader;
 

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::*;
 use crate::input::{InputError, Layout, RawRecord, Records};
 use crate::manifest::Source as RunSource;
-use crate::split::{split_mapped, MemorySink, SplitOptions};
+use crate::split::{split_with_workers, MemorySink, SplitOptions};
 
 const BASIC: &str = r#"
 version = 1
@@ -272,15 +272,18 @@ fn split_counts_users_without_a_password_and_rejects_with_lines() {
         "{HEADER}a@x.io,1,,,,,,,{BCRYPT}\nb@x.io,1,,,,,,,\nnot-an-email,1,,,,,,,\nc@x.io,perhaps,,,,,,,\n"
     );
     let mut sink = MemorySink::default();
-    let outcome = split_mapped(
+    let options = SplitOptions {
+        mapping: Some(Arc::new(Mapping::from_toml(BASIC).unwrap())),
+        ..SplitOptions::default()
+    };
+    let outcome = split_with_workers(
         Cursor::new(input.into_bytes()),
-        Some(Arc::new(Mapping::from_toml(BASIC).unwrap())),
         RunSource::Local {
             path: "users.csv".into(),
             size: None,
         },
         "run-1",
-        &SplitOptions::default(),
+        &options,
         &mut sink,
         2,
     )
