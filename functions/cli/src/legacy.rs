@@ -83,7 +83,8 @@ pub fn mapping_command(command: MappingCommand) -> Result<ExitCode> {
 
 fn init(file: &Path, out: Option<&Path>) -> Result<ExitCode> {
     let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let (format, header) = guess::read_header(input)?;
+    let head = guess::read_head(input)?;
+    let (format, header) = (head.format, head.header);
     if header.is_empty() {
         bail!("{} has no header row", file.display());
     }
@@ -102,7 +103,7 @@ fn init(file: &Path, out: Option<&Path>) -> Result<ExitCode> {
             file.with_file_name(format!("{stem}.mapping.toml"))
         }
     };
-    let text = guess::starting_mapping(format, &header);
+    let text = guess::starting_mapping(format, &header, &head.first_row);
     let mut created = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -626,6 +626,12 @@ pub(crate) fn print_summary(m: &RunManifest, out: &Path) {
             println!("  export-only field {field:<22} dropped {n}");
         }
     }
+    if t.imported_without_password > 0 {
+        println!(
+            "no password {}   (accepted without a hash: these users must reset it)",
+            t.imported_without_password
+        );
+    }
     if !m.rejects_by_code.is_empty() {
         println!("rejects by reason (a record may have several)");
         let width = m.rejects_by_code.keys().map(String::len).max().unwrap_or(0);
