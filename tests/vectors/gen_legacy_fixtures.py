@@ -6,7 +6,8 @@ django.csv, aspnet-identity.csv, cognito.csv, firebase.json, keycloak.json) and 
   {preset: {"file", "users_in", "passwords": {email: password}, "without_password": [email],
             "rejected": {email: code}}}
 Every hash is computed here with hashlib (PBKDF2, ASP.NET Identity's byte layout, Keycloak's
-credential JSON) or the bcrypt package: never by the code under test. Deterministic (seeded).
+credential JSON) or the bcrypt package: never by the code under test. Seeded, but for bcrypt's
+salts (the bcrypt package draws its own).
 The passwords are test fixtures' only.
 """
 
