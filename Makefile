@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: help demo test soak bench-reconcile fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash deps-python fmt fuzz \
+.PHONY: help demo test soak bench-reconcile fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash bench-csv deps-python fmt fuzz \
 	deps-lambda deps-sam build package deploy validate-infra test-browser deps-browser
 
 # Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
@@ -85,7 +85,7 @@ soak: deps-python
 ## for FUZZ_SECONDS (default 60) from its seeds in fuzz/corpus/<target>; not part of make test.
 ## FUZZ_TARGETS picks targets; FUZZ_ARGS goes to libFuzzer (e.g. FUZZ_ARGS=-runs=10000000).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= framing split_stage fast_path drop_key multipart convert
+FUZZ_TARGETS ?= framing split_stage fast_path drop_key multipart convert csv_mapping
 FUZZ_ARGS ?=
 # No sanitizer: the targets are safe Rust but for simd-scan, whose unsafe blocks are checked
 # by its SAFETY arguments and differential tests; ASan would cut executions several times.
@@ -104,6 +104,11 @@ fuzz:
 ## added time on a ~100 MB drop (passing and failing canaries).
 bench-hash: deps-python
 	PYTHON=$(VENV_PY) bash tests/bench/hash_bench.sh
+
+## make bench-csv: CSV split through a mapping next to the JSON path on the same users (MB/s,
+## users/s) and peak RSS at two sizes; figures in BENCHMARKS.md. Not in make test.
+bench-csv: deps-python
+	PYTHON=$(VENV_PY) bash tests/bench/csv_bench.sh $(BENCH_CSV_USERS)
 
 build-cli:
 	$(CARGO) build --release -p auth0-s3-import

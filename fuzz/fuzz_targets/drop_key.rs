@@ -33,6 +33,7 @@ fuzz_target!(|key: &str| {
             }
         }
         Some(DropOptions {
+            source: None,
             connection_id: caps[1].to_string(),
             upsert: upsert.unwrap_or(false),
             send_completion_email: email.unwrap_or(false),

@@ -83,6 +83,7 @@ async fn run(args: DropArgs<'_>) -> Result<ExitCode> {
         upsert: args.upsert,
         send_completion_email: args.send_completion_email,
         canary_warn: args.canary_warn,
+        source: None,
     };
     let key = drop_key(&d.target.inbox_prefix, &options, &name)?;
     let bar = crate::bytes_bar(size, "uploading");

@@ -6,6 +6,7 @@ mod deployed;
 mod drop;
 mod folder;
 mod hash;
+mod legacy;
 mod migrate;
 mod plan;
 mod readback;
@@ -80,6 +81,8 @@ enum Command {
         max_chunk_bytes: usize,
         #[command(flatten)]
         canary: CanaryArgs,
+        #[command(flatten)]
+        source: legacy::SourceArgs,
     },
     /// Run a whole migration against a tenant from this machine: split, submit, follow, report.
     ///
@@ -113,6 +116,14 @@ enum Command {
         /// Do not read the users back from the tenant once the run is final (see `reconcile`).
         #[arg(long)]
         no_reconcile: bool,
+        #[command(flatten)]
+        source: legacy::SourceArgs,
+    },
+    /// Start a mapping for a CSV (or show a preset's): how a legacy source's columns become
+    /// Auth0 users, for split and migrate's --mapping.
+    Mapping {
+        #[command(subcommand)]
+        command: legacy::MappingCommand,
     },
     /// Read a final run's users back from the tenant (one export job): present and matching,
     /// present with differences, missing; in-doubt chunks resolved (submitted once more when
@@ -342,7 +353,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             max_chunk_bytes,
             canary,
-        } => split_command(&file, &out, max_chunk_bytes, canary.load()?),
+            source,
+        } => split_command(&file, &out, max_chunk_bytes, canary.load()?, source.load()?),
         Command::Migrate {
             file,
             out,
@@ -353,7 +365,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_chunk_bytes,
             canary,
             no_reconcile,
+            source,
         } => migrate::migrate(migrate::MigrateArgs {
+            mapping: source.load()?,
             file: &file,
             out: &out,
             credentials: credentials.as_deref(),
@@ -369,6 +383,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             in_doubt_wait_s,
         } => readback::reconcile_command(at.at(), Duration::from_secs(in_doubt_wait_s)),
         Command::Rollback { at, yes } => readback::rollback_command(at.at(), yes),
+        Command::Mapping { command } => legacy::mapping_command(command),
         Command::Hash {
             command: HashCommand::Check { password, file },
         } => hash::check_command(&password, &file),
@@ -490,10 +505,19 @@ fn split_command(
     out: &Path,
     max_chunk_bytes: usize,
     canaries: Canaries,
+    mapping: Option<std::sync::Arc<import_core::mapping::Mapping>>,
 ) -> Result<ExitCode> {
     let run_id = local_run_id(file)?;
     let mut sink = FolderSink::create(out).map_err(anyhow::Error::msg)?;
-    let manifest = run_split(file, &run_id, max_chunk_bytes, None, canaries, &mut sink)?;
+    let manifest = run_split(
+        file,
+        &run_id,
+        max_chunk_bytes,
+        None,
+        canaries,
+        mapping,
+        &mut sink,
+    )?;
     print_summary(&manifest, out);
     // 3 when any record was rejected (as `migrate` does for users not imported): a CI step
     // can stop on a file that would not import whole.
@@ -528,6 +552,7 @@ pub(crate) fn run_split(
     max_chunk_bytes: usize,
     drop_options: Option<DropOptions>,
     canaries: Canaries,
+    mapping: Option<std::sync::Arc<import_core::mapping::Mapping>>,
     sink: &mut FolderSink,
 ) -> Result<RunManifest> {
     let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
@@ -546,6 +571,7 @@ pub(crate) fn run_split(
         max_chunk_bytes,
         drop_options,
         canaries,
+        mapping,
         ..SplitOptions::default()
     };
     let outcome = split(reader, source, run_id, &options, sink);
@@ -594,6 +620,7 @@ pub(crate) fn print_summary(m: &RunManifest, out: &Path) {
             let layout = match f.layout {
                 Layout::JsonArray => "JSON array",
                 Layout::Ndjson => "NDJSON",
+                Layout::Csv => "CSV",
             };
             let gz = if f.compression == Compression::Gzip {
                 ", gzip"
@@ -662,6 +689,12 @@ pub(crate) fn print_summary(m: &RunManifest, out: &Path) {
         for (field, n) in &t.fields_dropped {
             println!("  export-only field {field:<22} dropped {n}");
         }
+    }
+    if t.imported_without_password > 0 {
+        println!(
+            "no password {}   (accepted without a hash: these users must reset it)",
+            t.imported_without_password
+        );
     }
     if !m.rejects_by_code.is_empty() {
         println!("rejects by reason (a record may have several)");

@@ -41,6 +41,8 @@ pub struct MigrateArgs<'a> {
     pub canaries: import_core::canary::Canaries,
     /// Read the users back from the tenant once the run is final (`--no-reconcile` clears it).
     pub reconcile: bool,
+    /// How to read the file when it is not in Auth0's formats (`--mapping`, `--from`).
+    pub mapping: Option<std::sync::Arc<import_core::mapping::Mapping>>,
 }
 
 pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
@@ -64,6 +66,7 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
             upsert: args.upsert,
             send_completion_email: false,
             canary_warn: args.canaries.warn_only,
+            source: None,
         };
         let mut sink = FolderSink::create(&run_dir).map_err(anyhow::Error::msg)?;
         let manifest = crate::run_split(
@@ -72,6 +75,7 @@ pub fn migrate(args: MigrateArgs<'_>) -> Result<ExitCode> {
             args.max_chunk_bytes,
             Some(options),
             args.canaries,
+            args.mapping,
             &mut sink,
         )?;
         crate::print_summary(&manifest, &run_dir);

@@ -60,6 +60,7 @@ pub fn plan(args: PlanArgs<'_>) -> Result<ExitCode> {
         upsert: args.upsert,
         send_completion_email: false,
         canary_warn: false,
+        source: None,
     };
     // Canaries are the pipeline's check; a plan reports what the file holds.
     let manifest = crate::run_split(
@@ -68,6 +69,7 @@ pub fn plan(args: PlanArgs<'_>) -> Result<ExitCode> {
         max_chunk_bytes,
         Some(options),
         Canaries::default(),
+        None,
         &mut sink,
     )?;
 
@@ -90,6 +92,7 @@ pub fn plan(args: PlanArgs<'_>) -> Result<ExitCode> {
             let mut s = match f.layout {
                 Layout::JsonArray => "JSON array".to_string(),
                 Layout::Ndjson => "NDJSON".to_string(),
+                Layout::Csv => "CSV".to_string(),
             };
             if f.compression == Compression::Gzip {
                 s.push_str(", gzip");

@@ -6,7 +6,9 @@ use std::io::{self, BufRead, BufReader, Read};
 use flate2::bufread::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::Flavor;
 use crate::read_ahead::ReadAhead;
+use crate::violation::Violation;
 use simd_scan::{BlockKernel, Lanes, Scanner, Strings, BLOCK};
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -27,6 +29,8 @@ pub enum Compression {
 pub enum Layout {
     JsonArray,
     Ndjson,
+    /// CSV or TSV with a header row, read through a mapping.
+    Csv,
 }
 
 /// One record's bytes as they stand in the input, and where it starts.
@@ -43,6 +47,41 @@ pub struct RawRecord {
     pub bytes: Vec<u8>,
     /// The record was longer than the framing cap: `bytes` holds only its beginning.
     pub oversized: bool,
+    /// Why a mapping could not make an import record of the source row (then `bytes` is empty).
+    pub refused: Vec<Violation>,
+    /// A mapped record with no password: the user will have to reset it.
+    pub without_password: bool,
+}
+
+/// A stream of raw records: the plain JSON framing, or a mapped source (CSV, another system's
+/// export) whose records come out as import JSON.
+pub trait Records: Send {
+    /// The next record, `Ok(false)` at the clean end. `record` is reused.
+    fn next_into(&mut self, record: &mut RawRecord) -> Result<bool, InputError>;
+    fn compression(&self) -> Compression;
+    fn layout(&self) -> Layout;
+    /// The records' flavor when the source decides it (a mapped source makes import records),
+    /// `None` to tell it from the first record that parses.
+    fn flavor(&self) -> Option<Flavor> {
+        match self.layout() {
+            Layout::JsonArray | Layout::Csv => Some(Flavor::Import),
+            Layout::Ndjson => None,
+        }
+    }
+}
+
+impl Records for RecordReader {
+    fn next_into(&mut self, record: &mut RawRecord) -> Result<bool, InputError> {
+        RecordReader::next_into(self, record)
+    }
+
+    fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    fn layout(&self) -> Layout {
+        self.layout
+    }
 }
 
 /// Where in the decompressed stream something went wrong.
@@ -65,6 +104,9 @@ pub enum InputError {
         decompressed_bytes: u64,
         message: String,
     },
+    /// The mapping does not fit the input (a column it reads is not in the header).
+    #[error("the mapping does not fit the input: {0}")]
+    Mapping(String),
     /// Reading the underlying object failed (network, disk). Not the input's fault: retry.
     #[error("reading the input failed: {0}")]
     Source(io::Error),
@@ -114,6 +156,9 @@ pub struct RecordReader {
     line_start: u64,
     next_index: u64,
     state: ArrayState,
+    /// The member of a top-level object whose array holds the records (`{"users": [...]}`),
+    /// when the input is such a wrapper rather than NDJSON.
+    wrapper: Option<String>,
     /// How this CPU computes a block's masks.
     scanner: Scanner,
     /// Tests only: frame every block byte by byte, for comparison with the masks.
@@ -136,34 +181,7 @@ impl RecordReader {
         source: R,
         max_record_bytes: usize,
     ) -> Result<Self, InputError> {
-        // The magic is sniffed from the first two bytes, which a source may hand out in two
-        // reads (a stream's first chunk can be one byte): they are read whole, then put back.
-        let mut source = MarkSourceErrors(source);
-        let mut head = [0u8; GZIP_MAGIC.len()];
-        let mut got = 0;
-        while got < head.len() {
-            match source.read(&mut head[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(classify_io(0)(e)),
-            }
-        }
-        let compression = if head[..got] == GZIP_MAGIC {
-            Compression::Gzip
-        } else {
-            Compression::None
-        };
-        let head = io::Cursor::new(head).take(got as u64);
-        let raw = BufReader::with_capacity(READ_BUFFER, head.chain(source));
-        let inner: Box<dyn BufRead + Send> = match compression {
-            // Decompression is most of the framing thread's work on a gzip drop: it runs on
-            // its own thread, a few buffers ahead.
-            Compression::Gzip => {
-                Box::new(ReadAhead::new(MultiGzDecoder::new(raw)).map_err(classify_io(0))?)
-            }
-            Compression::None => Box::new(raw),
-        };
+        let (inner, compression) = open_stream(source)?;
         let mut reader = RecordReader {
             inner,
             compression,
@@ -174,6 +192,7 @@ impl RecordReader {
             line_start: 0,
             next_index: 0,
             state: ArrayState::Done,
+            wrapper: None,
             scanner: Scanner::detect(),
             #[cfg(any(test, feature = "fuzzing"))]
             per_byte: false,
@@ -187,10 +206,103 @@ impl RecordReader {
                 reader.layout = Layout::JsonArray;
                 reader.state = ArrayState::First;
             }
-            Some(b'{') => reader.layout = Layout::Ndjson,
+            Some(b'{') => {
+                if let Some(prefix) = reader.wrapper_prefix()? {
+                    reader.advance_counting(prefix.length);
+                    reader.wrapper = Some(prefix.key);
+                    reader.layout = Layout::JsonArray;
+                    reader.state = ArrayState::First;
+                } else {
+                    reader.layout = Layout::Ndjson;
+                }
+            }
             Some(other) => return Err(reader.syntax(not_a_start(other))),
         }
         Ok(reader)
+    }
+
+    /// The member whose array holds the records when the input is a wrapper object
+    /// (`{"users": [...]}`, Firebase's `auth:export`, Keycloak's users files).
+    pub fn wrapper(&self) -> Option<&str> {
+        self.wrapper.as_deref()
+    }
+
+    /// Whether the object the input starts with is a wrapper: its members before a records
+    /// array (`users`) are scalars, and all of it is within the first `WRAPPER_LOOK` bytes. The
+    /// bytes looked at are put back in front of the stream, so an NDJSON record is unharmed.
+    fn wrapper_prefix(&mut self) -> Result<Option<WrapperPrefix>, InputError> {
+        let mut head = Vec::new();
+        while head.len() < WRAPPER_LOOK {
+            let offset = self.offset;
+            let buf = self.inner.fill_buf().map_err(classify_io(offset))?;
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len().min(WRAPPER_LOOK - head.len());
+            head.extend_from_slice(&buf[..n]);
+            // Not `advance`: the offset stays where the looked-at bytes start.
+            self.inner.consume(n);
+        }
+        let found = find_wrapper_prefix(&head);
+        let rest = std::mem::replace(&mut self.inner, Box::new(io::empty()));
+        self.inner = Box::new(io::Cursor::new(head).chain(rest));
+        Ok(found)
+    }
+
+    /// Consumes `n` bytes that are in the buffer, keeping lines counted.
+    fn advance_counting(&mut self, mut n: usize) {
+        while n > 0 {
+            let Ok(buf) = self.inner.fill_buf() else {
+                return;
+            };
+            if buf.is_empty() {
+                return;
+            }
+            let take = buf.len().min(n);
+            let base = self.offset;
+            for (i, &b) in buf[..take].iter().enumerate() {
+                if b == b'\n' {
+                    self.line += 1;
+                    self.line_start = base + i as u64 + 1;
+                }
+            }
+            self.advance(take);
+            n -= take;
+        }
+    }
+
+    /// After a wrapper's records array: its remaining members, skipped, then the closing `}`.
+    fn finish_wrapper(&mut self) -> Result<(), InputError> {
+        let mut skipped = RawRecord::default();
+        loop {
+            self.skip_whitespace()?;
+            match self.peek()? {
+                Some(b'}') => {
+                    self.advance(1);
+                    return Ok(());
+                }
+                Some(b',') => self.advance(1),
+                None => return Err(self.syntax(
+                    "the input ends inside the object around the records: the file is truncated"
+                        .into(),
+                )),
+                Some(other) => {
+                    return Err(self.syntax(format!(
+                        "expected ',' or '}}' after the records array, found {}",
+                        describe_byte(other)
+                    )))
+                }
+            }
+            // A member, skipped without being kept: the scan from its key runs over the ':'
+            // (not a byte that ends a value) and through the value, to the ',' or '}' after it.
+            self.skip_whitespace()?;
+            skipped.bytes.clear();
+            skipped.oversized = false;
+            let cap = std::mem::replace(&mut self.max_record_bytes, 0);
+            let scanned = self.scan_value(&mut skipped);
+            self.max_record_bytes = cap;
+            scanned?;
+        }
     }
 
     pub fn compression(&self) -> Compression {
@@ -212,6 +324,8 @@ impl RecordReader {
         match self.layout {
             Layout::JsonArray => self.next_array_element(record),
             Layout::Ndjson => self.next_line(record),
+            // Never this reader's: CSV is read by `mapping::MappedReader`.
+            Layout::Csv => Ok(false),
         }
     }
 
@@ -304,6 +418,8 @@ impl RecordReader {
         record.column = self.offset - self.line_start + 1;
         record.bytes.clear();
         record.oversized = false;
+        record.refused.clear();
+        record.without_password = false;
         self.next_index += 1;
     }
 
@@ -325,6 +441,9 @@ impl RecordReader {
                 }
                 self.advance(1);
                 self.state = ArrayState::Done;
+                if self.wrapper.is_some() {
+                    self.finish_wrapper()?;
+                }
                 self.expect_end()?;
                 return Ok(false);
             }
@@ -342,6 +461,9 @@ impl RecordReader {
             Some(b']') => {
                 self.advance(1);
                 self.state = ArrayState::Done;
+                if self.wrapper.is_some() {
+                    self.finish_wrapper()?;
+                }
                 self.expect_end()?;
             }
             None => {
@@ -650,7 +772,7 @@ fn find_value_end_in<B: Lanes>(
     found
 }
 
-fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> InputError {
+pub(crate) fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> InputError {
     move |e| {
         if e.get_ref().is_some_and(|inner| inner.is::<SourceFault>()) {
             InputError::Source(e)
@@ -661,6 +783,122 @@ fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> InputError {
             }
         }
     }
+}
+
+/// How far into the input a wrapper object's records array is looked for.
+const WRAPPER_LOOK: usize = 64 * 1024;
+
+/// Members whose array is taken as the records when the input is an object around them.
+const WRAPPER_KEYS: [&str; 1] = ["users"];
+
+struct WrapperPrefix {
+    key: String,
+    /// Bytes up to and including the records array's `[`.
+    length: usize,
+}
+
+/// `{` then members with scalar values, then a `WRAPPER_KEYS` member whose value is an array:
+/// where that array starts. Anything else (an ordinary user object, whose members are never
+/// named `users`) is `None`.
+fn find_wrapper_prefix(head: &[u8]) -> Option<WrapperPrefix> {
+    let ws = |at: &mut usize| {
+        while head.get(*at).is_some_and(|b| b" \t\r\n".contains(b)) {
+            *at += 1;
+        }
+    };
+    let string = |at: &mut usize| -> Option<std::ops::Range<usize>> {
+        if head.get(*at) != Some(&b'"') {
+            return None;
+        }
+        let start = *at + 1;
+        let mut i = start;
+        loop {
+            match head.get(i)? {
+                b'\\' => i += 2,
+                b'"' => break,
+                _ => i += 1,
+            }
+        }
+        *at = i + 1;
+        Some(start..i)
+    };
+    let mut at = 0;
+    ws(&mut at);
+    if head.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    loop {
+        ws(&mut at);
+        let key = string(&mut at)?;
+        ws(&mut at);
+        if head.get(at) != Some(&b':') {
+            return None;
+        }
+        at += 1;
+        ws(&mut at);
+        let key = std::str::from_utf8(&head[key]).ok()?;
+        match head.get(at)? {
+            b'[' if WRAPPER_KEYS.contains(&key) => {
+                return Some(WrapperPrefix {
+                    key: key.to_string(),
+                    length: at + 1,
+                })
+            }
+            b'"' => {
+                string(&mut at)?;
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                while head
+                    .get(at)
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b))
+                {
+                    at += 1;
+                }
+            }
+            _ => return None,
+        }
+        ws(&mut at);
+        if head.get(at) != Some(&b',') {
+            return None;
+        }
+        at += 1;
+    }
+}
+
+/// The decompressed bytes of `source` (gzip told from its magic) and how they were wrapped.
+pub(crate) fn open_stream<R: Read + Send + 'static>(
+    source: R,
+) -> Result<(Box<dyn BufRead + Send>, Compression), InputError> {
+    // The magic is sniffed from the first two bytes, which a source may hand out in two
+    // reads (a stream's first chunk can be one byte): they are read whole, then put back.
+    let mut source = MarkSourceErrors(source);
+    let mut head = [0u8; GZIP_MAGIC.len()];
+    let mut got = 0;
+    while got < head.len() {
+        match source.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(classify_io(0)(e)),
+        }
+    }
+    let compression = if head[..got] == GZIP_MAGIC {
+        Compression::Gzip
+    } else {
+        Compression::None
+    };
+    let head = io::Cursor::new(head).take(got as u64);
+    let raw = BufReader::with_capacity(READ_BUFFER, head.chain(source));
+    let inner: Box<dyn BufRead + Send> = match compression {
+        // Decompression is most of the framing thread's work on a gzip drop: it runs on
+        // its own thread, a few buffers ahead.
+        Compression::Gzip => {
+            Box::new(ReadAhead::new(MultiGzDecoder::new(raw)).map_err(classify_io(0))?)
+        }
+        Compression::None => Box::new(raw),
+    };
+    Ok((inner, compression))
 }
 
 /// Why an input that starts with `b` is refused.
@@ -985,6 +1223,56 @@ mod tests {
             let err = frame(bad).unwrap_err();
             assert!(err.position().is_some(), "{err}");
         }
+    }
+
+    #[test]
+    fn an_object_around_a_users_array_is_that_array() {
+        let input = b"\xef\xbb\xbf{\n  \"realm\": \"r\", \"n\": 3,\n  \"users\" : [\n    {\"email\":\"a@x.io\"},\n    {\"email\":\"b@x.io\",\"users\":[1]}\n  ],\n  \"hash_config\": {\"algorithm\": \"SCRYPT\", \"x\": [1, \"]}\"]},\n  \"tail\": \"t\"\n}\n";
+        let (layout, recs) = frame(input).unwrap();
+        assert_eq!(layout, Layout::JsonArray);
+        assert_eq!(
+            texts(&recs),
+            [
+                "{\"email\":\"a@x.io\"}",
+                "{\"email\":\"b@x.io\",\"users\":[1]}"
+            ]
+        );
+        assert_eq!((recs[0].line, recs[0].column), (4, 5));
+        assert_eq!((recs[1].line, recs[1].index), (5, 1));
+        let reader = RecordReader::open(io::Cursor::new(input.to_vec()), 1 << 20).unwrap();
+        assert_eq!(reader.wrapper(), Some("users"));
+        // Read a few bytes at a time, framing is the same.
+        let (trickled, end) = looks_agree(input, &[1, 2, 3], 1 << 20).unwrap();
+        assert_eq!(end, "end");
+        assert_eq!(trickled, recs);
+    }
+
+    #[test]
+    fn ndjson_users_are_not_taken_for_a_wrapper() {
+        // A user whose first member is an array, or whose object member is named users.
+        let input = b"{\"identities\": [{\"a\":1}], \"email\":\"a@x.io\"}\n{\"app_metadata\":{\"users\":[1]}}\n";
+        let (layout, recs) = frame(input).unwrap();
+        assert_eq!(layout, Layout::Ndjson);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(
+            recs[0].bytes,
+            &input[..input.iter().position(|&b| b == b'\n').unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_broken_wrapper_names_where() {
+        for bad in [
+            &b"{\"users\": [{\"a\":1}]"[..],
+            b"{\"users\": [{\"a\":1}] x}",
+            b"{\"users\": [{\"a\":1}]} {}",
+            b"{\"users\": [{\"a\":1},]}",
+        ] {
+            let err = frame(bad).unwrap_err();
+            assert!(err.position().is_some(), "{err}");
+        }
+        let (_, recs) = frame(b"{\"users\": []}").unwrap();
+        assert!(recs.is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod layout;
 pub mod ledger;
 pub mod manifest;
+pub mod mapping;
 pub mod multipart;
 pub mod options;
 pub mod pace;

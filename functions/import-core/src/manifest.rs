@@ -101,6 +101,14 @@ pub struct Transformations {
     pub user_id_prefix_stripped: u64,
     /// Export-only fields dropped, by field name.
     pub fields_dropped: BTreeMap<String, u64>,
+    /// Users of a mapped source (CSV, another system's export) accepted with no password:
+    /// they will have to reset it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub imported_without_password: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,7 @@
 //! Per-drop import options, stated in the object key so they travel atomically with the file:
-//! `inbox/<connection_id>/[upsert=true/][send_completion_email=true/][canary=warn/]<file>`.
+//! `inbox/<connection_id>/[upsert=true/][send_completion_email=true/][canary=warn/]`
+//! `[from=<preset>/ | mapping=<name>/]<file>`; a mapping named so is the bucket's
+//! `mappings/<name>.toml` (`mapping_key`).
 //!
 //! Why the key: object metadata is awkward to set from most upload tools and invisible in the
 //! console listing, and a sidecar file races with its export. A key is set once, by the same
@@ -21,6 +23,37 @@ pub struct DropOptions {
     /// Default false: a canary that fails stops the run before any chunk is submitted.
     #[serde(default)]
     pub canary_warn: bool,
+    /// How to read a drop that is not in Auth0's formats (`from=<preset>/` or
+    /// `mapping=<name>/`). Absent: JSON array, NDJSON or an Auth0 export, as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<DropSource>,
+}
+
+/// A drop's legacy source, as its key names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropSource {
+    /// A preset shipped with the tool (`mapping::presets`).
+    Preset(String),
+    /// A mapping the operator put in the bucket, by name: the object `mapping_key(name)`.
+    Mapping(String),
+}
+
+/// Where in the bucket the mapping a drop names (`mapping=<name>/`) is read: outside the inbox,
+/// so that uploading one starts no run.
+pub const MAPPINGS_PREFIX: &str = "mappings/";
+
+pub fn mapping_key(name: &str) -> String {
+    format!("{MAPPINGS_PREFIX}{name}.toml")
+}
+
+fn is_mapping_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +68,12 @@ pub enum OptionsError {
     UnknownOption { segment: String },
     #[error("option {name} is given twice")]
     Repeated { name: String },
+    #[error("from={found}: not a preset; one of {names}", names = crate::mapping::presets::names().join(", "))]
+    UnknownPreset { found: String },
+    #[error("mapping={found}: a mapping's name is letters, digits, '.', '_' or '-' (the object mappings/<name>.toml)")]
+    BadMappingName { found: String },
+    #[error("from= and mapping= both name how to read the drop: give one")]
+    TwoSources,
 }
 
 pub fn is_connection_id(s: &str) -> bool {
@@ -64,7 +103,33 @@ pub fn parse_drop_key(inbox_prefix: &str, key: &str) -> Result<DropOptions, Opti
     let mut upsert = None;
     let mut email = None;
     let mut canary_warn = None;
+    let mut source = None;
     for segment in flags {
+        let named = match segment.split_once('=') {
+            Some(("from", preset)) => {
+                if crate::mapping::presets::find(preset).is_none() {
+                    return Err(OptionsError::UnknownPreset {
+                        found: preset.to_string(),
+                    });
+                }
+                Some(DropSource::Preset(preset.to_string()))
+            }
+            Some(("mapping", name)) => {
+                if !is_mapping_name(name) {
+                    return Err(OptionsError::BadMappingName {
+                        found: name.to_string(),
+                    });
+                }
+                Some(DropSource::Mapping(name.to_string()))
+            }
+            _ => None,
+        };
+        if let Some(named) = named {
+            if source.replace(named).is_some() {
+                return Err(OptionsError::TwoSources);
+            }
+            continue;
+        }
         let parsed = segment.split_once('=').and_then(|(name, value)| {
             let value = match (name, value) {
                 ("canary", "warn") => true,
@@ -97,6 +162,7 @@ pub fn parse_drop_key(inbox_prefix: &str, key: &str) -> Result<DropOptions, Opti
         upsert: upsert.unwrap_or(false),
         send_completion_email: email.unwrap_or(false),
         canary_warn: canary_warn.unwrap_or(false),
+        source,
     })
 }
 
@@ -143,6 +209,11 @@ pub fn drop_key(
     if options.canary_warn {
         key.push_str("canary=warn/");
     }
+    match &options.source {
+        Some(DropSource::Preset(name)) => key.push_str(&format!("from={name}/")),
+        Some(DropSource::Mapping(name)) => key.push_str(&format!("mapping={name}/")),
+        None => {}
+    }
     key.push_str(file_name);
     Ok(key)
 }
@@ -163,7 +234,7 @@ mod tests {
             file in "[^/]{1,40}",
             inbox in "[a-z0-9][a-z0-9._-]{0,10}/([a-z0-9]{1,5}/)?",
         ) {
-            let options = DropOptions { connection_id: connection, upsert, send_completion_email: email, canary_warn };
+            let options = DropOptions { connection_id: connection, upsert, send_completion_email: email, canary_warn, source: None };
             let key = drop_key(&inbox, &options, &file).unwrap();
             let tail = format!("/{file}");
             prop_assert!(key.ends_with(&tail));
@@ -197,12 +268,48 @@ mod tests {
     }
 
     #[test]
+    fn a_drop_names_a_preset_or_a_mapping_in_the_bucket() {
+        let o =
+            parse_drop_key("inbox/", "inbox/con_AbCdEf0123456789/from=django/users.csv").unwrap();
+        assert_eq!(o.source, Some(DropSource::Preset("django".into())));
+        assert_eq!(
+            drop_key("inbox/", &o, "users.csv").unwrap(),
+            "inbox/con_AbCdEf0123456789/from=django/users.csv"
+        );
+        let o = parse_drop_key(
+            "inbox/",
+            "inbox/con_AbCdEf0123456789/upsert=true/mapping=crm-v2/u.csv",
+        )
+        .unwrap();
+        assert_eq!(o.source, Some(DropSource::Mapping("crm-v2".into())));
+        assert_eq!(mapping_key("crm-v2"), "mappings/crm-v2.toml");
+        for (key, expected) in [
+            (
+                "inbox/con_AbCdEf0123456789/from=okta/u.csv",
+                "from=okta: not a preset; one of auth0-export",
+            ),
+            (
+                "inbox/con_AbCdEf0123456789/mapping=../x/u.csv",
+                "mapping=..: a mapping's name is",
+            ),
+            (
+                "inbox/con_AbCdEf0123456789/from=django/mapping=m/u.csv",
+                "from= and mapping= both",
+            ),
+        ] {
+            let e = parse_drop_key("inbox/", key).unwrap_err().to_string();
+            assert!(e.starts_with(expected), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn drop_keys_refuse_what_the_parser_would_misread() {
         let o = DropOptions {
             connection_id: CON.into(),
             upsert: false,
             send_completion_email: false,
             canary_warn: false,
+            source: None,
         };
         assert_eq!(
             drop_key("inbox/", &o, "users.json").unwrap(),

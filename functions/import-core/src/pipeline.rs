@@ -17,7 +17,7 @@ use crate::chunk;
 use crate::compact;
 use crate::duplicates::{self, Fingerprints};
 use crate::export::{self, Reshaped, EXPORT_ONLY_FIELDS};
-use crate::input::{InputError, Layout, Position, RawRecord, RecordReader};
+use crate::input::{InputError, Layout, Position, RawRecord, Records};
 use crate::manifest::{Flavor, RejectEntry, Transformations};
 use crate::rules::{self, check_user, Members};
 use crate::split::codes;
@@ -131,8 +131,8 @@ type Done = Result<Batch, Box<dyn std::any::Any + Send>>;
 /// to `sequence` (which stops the run by returning an error). `Ok(true)` once the batch that
 /// ends the input was sequenced; `Ok(false)` if the threads stopped before it (only a panic
 /// does that, and the scope re-raises it).
-pub(crate) fn run<E>(
-    reader: RecordReader,
+pub(crate) fn run<E, R: Records>(
+    reader: R,
     context: Context,
     workers: usize,
     mut sequence: impl FnMut(&mut Batch) -> Result<(), E>,
@@ -197,12 +197,9 @@ fn order<E>(
     }
 }
 
-fn frame(mut reader: RecordReader, free: Receiver<Batch>, work: SyncSender<Batch>) {
-    let mut flavor = match reader.layout() {
-        Layout::JsonArray => Some(Flavor::Import),
-        // NDJSON could be Auth0's own export: the first record that parses tells.
-        Layout::Ndjson => None,
-    };
+fn frame<R: Records>(mut reader: R, free: Receiver<Batch>, work: SyncSender<Batch>) {
+    // NDJSON could be Auth0's own export: then the first record that parses tells.
+    let mut flavor = reader.flavor();
     let mut seq = 0;
     while let Ok(mut batch) = free.recv() {
         batch.seq = seq;
@@ -354,6 +351,19 @@ fn check(
     compact: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
 ) -> Checked {
+    if !raw.refused.is_empty() {
+        // The mapping made no record of the source row: its reasons are the verdict.
+        return Checked {
+            verdict: Verdict::Rejected {
+                reasons: raw.refused.clone(),
+                user: None,
+            },
+            parsed: false,
+            prefix_stripped: false,
+            fields_dropped: 0,
+            entry: None,
+        };
+    }
     if !raw.oversized {
         match judge_as_written(raw, flavor, context, compact, scratch) {
             AsWritten::Accepted(accepted) => return accepted,
@@ -773,6 +783,7 @@ pub(crate) mod differential {
             byte_offset: 100,
             bytes: text.as_ref().to_vec(),
             oversized: false,
+            ..RawRecord::default()
         }
     }
 

@@ -169,6 +169,14 @@ pub struct RunReport {
     /// Users read back from the tenant after the last job, when the run was reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciliation: Option<ReconciliationReport>,
+    /// Users split accepted without a password (a mapped source's empty hash column, or a
+    /// system that exports none): they will have to reset it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub imported_without_password: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunReport {
@@ -198,6 +206,7 @@ impl RunReport {
             started_at_ms: None,
             finished_at_ms: None,
             reconciliation: None,
+            imported_without_password: manifest.transformations.imported_without_password,
         };
         // A run a canary stopped publishes no chunk: its accepted users were held back before
         // submission, and are counted there so the identity still accounts for them.

@@ -759,6 +759,7 @@ mod tests {
                 upsert: false,
                 send_completion_email: false,
                 canary_warn: false,
+                source: None,
             });
             r.started_at_ms = Some(1_700_000_000_000);
             r.finished_at_ms = Some(1_700_000_360_000);

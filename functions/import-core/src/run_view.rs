@@ -229,6 +229,7 @@ mod tests {
                 upsert,
                 send_completion_email: false,
                 canary_warn: false,
+                source: None,
             }),
             format: None,
             failure: None,

@@ -11,16 +11,18 @@ use serde_json::Value;
 use crate::canary::{Canaries, CanaryFinder, CanaryReport};
 use crate::chunk::{Chunk, ChunkPacker};
 use crate::duplicates::{Duplicate, DuplicateError, DuplicateFinder, Duplicates, Occurrence};
-use crate::input::{InputError, RawRecord, RecordReader};
+use crate::input::{InputError, RawRecord, RecordReader, Records};
 use crate::layout::{attempt_dir, chunk_key, rejects_key, REPORT_HTML, REPORT_JSON};
 use crate::manifest::{
     ChunkEntry, DetectedFormat, Failure, Flavor, RejectEntry, RunManifest, RunStatus, Source,
     Transformations, MANIFEST_VERSION,
 };
+use crate::mapping::{MappedReader, Mapping};
 use crate::multipart;
 use crate::options::DropOptions;
 use crate::pipeline::{self, Batch, Verdict};
 use crate::violation::Violation;
+use std::sync::Arc;
 
 pub use crate::storage::{MemorySink, RunSink, SinkError, MIN_PART_BYTES};
 
@@ -34,6 +36,12 @@ pub mod codes {
     pub const INVALID_JSON: &str = "INVALID_JSON";
     /// The record cannot fit one import request.
     pub const RECORD_TOO_LARGE: &str = "RECORD_TOO_LARGE";
+    /// A source row the mapping cannot make a user of (a cell of the wrong type, a row with
+    /// the wrong number of fields).
+    pub const MAPPING: &str = "MAPPING";
+    /// A stored password hash the converter refuses (a format Auth0 cannot import, or one
+    /// that is not what the mapping says).
+    pub const PASSWORD_FORMAT: &str = "PASSWORD_FORMAT";
 }
 
 /// Rejects are handed to the sink in parts of this size: over S3's minimum, and at S3's limit
@@ -60,6 +68,9 @@ pub struct SplitOptions {
     /// the manifest commits. A failed or missing one stops the run (no chunk stays published)
     /// unless `canaries.warn_only` or the drop option `canary_warn` is set.
     pub canaries: Canaries,
+    /// How to read the drop when it is not in Auth0's formats: a CSV's mapping, or a preset's
+    /// (`mapping::presets`). `None`: JSON array, NDJSON or an Auth0 export, as is.
+    pub mapping: Option<Arc<Mapping>>,
 }
 
 impl Default for SplitOptions {
@@ -70,6 +81,7 @@ impl Default for SplitOptions {
             drop_options: None,
             attempt: None,
             canaries: Canaries::default(),
+            mapping: None,
         }
     }
 }
@@ -129,9 +141,15 @@ pub fn split_with_workers<R: Read + Send + 'static>(
     let mut run = Splitter::new(source, run_id, options)?;
     // Pretty-printed input can be several times its compact size; past this it cannot fit.
     let max_raw = options.max_chunk_bytes.saturating_mul(4);
-    let result = match RecordReader::open(input, max_raw) {
-        Ok(reader) => run.stream(reader, workers, sink),
-        Err(e) => Err(Halt::Input(e)),
+    let result = match options.mapping.clone() {
+        None => match RecordReader::open(input, max_raw) {
+            Ok(reader) => run.stream(reader, workers, sink),
+            Err(e) => Err(Halt::Input(e)),
+        },
+        Some(mapping) => match MappedReader::open(input, mapping, max_raw) {
+            Ok(reader) => run.stream(reader, workers, sink),
+            Err(e) => Err(Halt::Input(e)),
+        },
     };
     let rejects = run.rejects_key.clone();
     let outcome = match result {
@@ -295,9 +313,9 @@ impl Splitter {
         })
     }
 
-    fn stream(
+    fn stream<R: Records>(
         &mut self,
-        reader: RecordReader,
+        reader: R,
         workers: usize,
         sink: &mut dyn RunSink,
     ) -> Result<(), Halt> {
@@ -364,6 +382,9 @@ impl Splitter {
                         self.publish(chunk, sink)?;
                     }
                     self.users_accepted += 1;
+                    if raw.without_password {
+                        self.transformations.imported_without_password += 1;
+                    }
                     let at = Occurrence {
                         index: raw.index,
                         line: raw.line,

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use aws_sdk_s3::Client;
@@ -19,7 +20,8 @@ use import_core::drop_budget::{DropBudget, DEFAULT_MAX_BYTES, DEFAULT_MAX_GZIP_B
 use import_core::layout::{self, RunPath, DEFAULT_INBOX_PREFIX};
 use import_core::ledger::{split_claim_verdict, SplitClaim, SplitClaimVerdict, StoreError};
 use import_core::manifest::{RunManifest, RunStatus, Source};
-use import_core::options::parse_drop_key;
+use import_core::mapping::{presets, Mapping};
+use import_core::options::{mapping_key, parse_drop_key, DropSource};
 use import_core::run_end::{RunEndMessage, RunNotifier};
 use import_core::split::{reject_drop, split, SplitOptions, SplitOutcome, DEFAULT_MAX_CHUNK_BYTES};
 use percent_encoding::percent_decode_str;
@@ -433,33 +435,49 @@ async fn split_claimed(
                 .map_err(|e| failed(e.to_string()))?
                 .map_err(|e| failed(e.to_string()))?
         }
-        Ok(drop_options) => {
-            let Some(body) = read_version(client, object).await? else {
-                return Ok(ignored(
-                    key,
-                    "this version of the object no longer exists (deleted, or overwritten in an unversioned bucket); a newer upload has an event of its own"
-                        .into(),
-                ));
-            };
-            let canaries = read_canaries(config, object).await?;
-            let reader = SyncReader::new(body.into_async_read(), handle);
-            let options = SplitOptions {
-                max_chunk_bytes: config.max_chunk_bytes,
-                scratch_dir: config.scratch_dir.clone(),
-                drop_options: Some(drop_options),
-                attempt: Some(claim.attempt.clone()),
-                canaries: Canaries {
-                    list: canaries,
-                    // The drop's `canary=warn/` option is read by split itself.
-                    warn_only: false,
-                },
-            };
-            let run_id = run.id().to_string();
-            tokio::task::spawn_blocking(move || split(reader, source, &run_id, &options, &mut sink))
+        Ok(drop_options) => match read_mapping(client, &bucket, drop_options.source.as_ref())
+            .await?
+        {
+            Err(reason) => {
+                // A mapping that is missing or does not check fails the drop, answered in its
+                // run folder like malformed options.
+                let run_id = run.id().to_string();
+                tokio::task::spawn_blocking(move || reject_drop(source, &run_id, reason, &mut sink))
+                    .await
+                    .map_err(|e| failed(e.to_string()))?
+                    .map_err(|e| failed(e.to_string()))?
+            }
+            Ok(mapping) => {
+                let Some(body) = read_version(client, object).await? else {
+                    return Ok(ignored(
+                        key,
+                        "this version of the object no longer exists (deleted, or overwritten in an unversioned bucket); a newer upload has an event of its own"
+                            .into(),
+                    ));
+                };
+                let canaries = read_canaries(config, object).await?;
+                let reader = SyncReader::new(body.into_async_read(), handle);
+                let options = SplitOptions {
+                    max_chunk_bytes: config.max_chunk_bytes,
+                    scratch_dir: config.scratch_dir.clone(),
+                    drop_options: Some(drop_options),
+                    attempt: Some(claim.attempt.clone()),
+                    canaries: Canaries {
+                        list: canaries,
+                        // The drop's `canary=warn/` option is read by split itself.
+                        warn_only: false,
+                    },
+                    mapping,
+                };
+                let run_id = run.id().to_string();
+                tokio::task::spawn_blocking(move || {
+                    split(reader, source, &run_id, &options, &mut sink)
+                })
                 .await
                 .map_err(|e| failed(format!("the split task stopped: {e}")))?
                 .map_err(|e| failed(e.to_string()))?
-        }
+            }
+        },
     };
     let store_failed = |error: StoreError| SplitFailure::Ledger {
         key: key.clone(),
@@ -523,6 +541,51 @@ async fn read_canaries(
         .await
         .map_err(failed)?;
     canaries_from_secret(&text).map_err(|e| failed(format!("secret {}: {e}", secret.secret_id)))
+}
+
+/// The mapping a drop's key names: `Ok(Ok(None))` for none (or `from=auth0-export`),
+/// `Ok(Err(reason))` when it is missing or does not check (the drop fails with that reason),
+/// `Err` when the bucket could not be read (retried).
+async fn read_mapping(
+    client: &Client,
+    bucket: &str,
+    source: Option<&DropSource>,
+) -> Result<Result<Option<Arc<Mapping>>, String>, SplitFailure> {
+    match source {
+        None => Ok(Ok(None)),
+        Some(DropSource::Preset(name)) => Ok(presets::mapping(name)
+            .map(|m| m.map(Arc::new))
+            .map_err(|e| e.to_string())),
+        Some(DropSource::Mapping(name)) => {
+            let key = mapping_key(name);
+            let body = match client.get_object().bucket(bucket).key(&key).send().await {
+                Ok(o) => o.body.collect().await.map_err(|e| SplitFailure::Source {
+                    bucket: bucket.to_string(),
+                    key: key.clone(),
+                    reason: format!("reading the mapping: {e}"),
+                })?,
+                Err(e) if status_of(&e) == Some(404) => {
+                    return Ok(Err(format!(
+                        "the drop names mapping={name}, and the bucket has no {key}: upload the mapping there, then drop the file again"
+                    )))
+                }
+                Err(e) => {
+                    return Err(SplitFailure::Source {
+                        bucket: bucket.to_string(),
+                        key,
+                        reason: format!("GET: {}", describe(&e)),
+                    })
+                }
+            };
+            let text = match String::from_utf8(body.into_bytes().to_vec()) {
+                Ok(text) => text,
+                Err(_) => return Ok(Err(format!("{key} is not UTF-8 text"))),
+            };
+            Ok(Mapping::from_toml(&text)
+                .map(|m| Some(Arc::new(m)))
+                .map_err(|e| format!("{key}: {e}")))
+        }
+    }
 }
 
 /// The dropped version's body: by `versionId` when the event has one, else pinned to its ETag.

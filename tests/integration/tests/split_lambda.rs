@@ -605,3 +605,95 @@ async fn a_drop_too_big_for_one_invocation_is_refused_before_it_is_read() {
     let reason = w.manifest(&run_id).await.failure.expect("failure").reason;
     assert!(reason.starts_with("a gzipped drop of"), "{reason}");
 }
+
+/// A CSV whose key names a mapping in the bucket (`mapping=<name>/`), or a preset (`from=`).
+const CRM_MAPPING: &str = r#"
+version = 1
+format = "csv"
+[[field]]
+from = "Mail"
+to = "email"
+lowercase = true
+[[field]]
+from = "Ok"
+to = "email_verified"
+type = "bool"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_drop_is_read_through_the_mapping_its_key_names() {
+    let w = world().await;
+    w.client
+        .put_object()
+        .bucket(BUCKET)
+        .key("mappings/crm.toml")
+        .body(ByteStream::from(CRM_MAPPING.as_bytes().to_vec()))
+        .send()
+        .await
+        .expect("put mapping");
+    let csv = "Mail,Ok\nA@x.io,yes\nb@x.io,perhaps\n";
+    let key = "inbox/con_AbCdEf0123456789/mapping=crm/users.csv";
+    let event = w.drop_object(key, csv.as_bytes().to_vec()).await;
+    let response = handle(&w.client, &w.config, &invocation(), event)
+        .await
+        .expect("handled");
+    let (run_id, status, users_in, accepted, rejected) = split_outcome(&response.records);
+    assert_eq!(
+        (status, users_in, accepted, rejected),
+        (RunStatus::Split, 2, 1, 1)
+    );
+    let m = w.manifest(&run_id).await;
+    assert_eq!(m.transformations.imported_without_password, 1);
+    let rejects = w.rejects(&run_id).await;
+    assert!(rejects[0].reasons[0]
+        .message
+        .starts_with("line 3, column \"Ok\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_naming_a_missing_or_broken_mapping_fails_saying_why() {
+    let w = world().await;
+    for (key, mapping, expected) in [
+        (
+            "inbox/con_AbCdEf0123456789/mapping=absent/u.csv",
+            None,
+            "the bucket has no mappings/absent.toml",
+        ),
+        (
+            "inbox/con_AbCdEf0123456789/mapping=broken/u.csv",
+            Some("version = 1\nformat = \"csv\"\n"),
+            "mappings/broken.toml: no entry maps to email",
+        ),
+        (
+            "inbox/con_AbCdEf0123456789/from=okta/u.csv",
+            None,
+            "from=okta: not a preset",
+        ),
+    ] {
+        if let Some(text) = mapping {
+            let name = key
+                .split("mapping=")
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap();
+            w.client
+                .put_object()
+                .bucket(BUCKET)
+                .key(format!("mappings/{name}.toml"))
+                .body(ByteStream::from(text.as_bytes().to_vec()))
+                .send()
+                .await
+                .expect("put mapping");
+        }
+        let event = w.drop_object(key, b"Mail\na@x.io\n".to_vec()).await;
+        let response = handle(&w.client, &w.config, &invocation(), event)
+            .await
+            .expect("handled");
+        let (run_id, status, users_in, ..) = split_outcome(&response.records);
+        assert_eq!((status, users_in), (RunStatus::Failed, 0), "{key}");
+        let reason = w.manifest(&run_id).await.failure.expect("failure").reason;
+        assert!(reason.contains(expected), "{key}: {reason}");
+    }
+}

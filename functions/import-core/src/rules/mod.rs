@@ -144,6 +144,11 @@ pub(crate) fn check_record_rules<'v, N: node::Node<'v>>(
 
 /// Error codes. Auth0's own codes (z-schema's, see facts §3.1) wherever one fits, so our pre-submit
 /// rejects read like Auth0's job errors; the list is kept deliberately small.
+/// The top-level fields of Auth0's user import (what a mapping may write).
+pub(crate) fn user_fields() -> impl Iterator<Item = &'static str> {
+    schema::USER.properties.iter().map(|p| p.name)
+}
+
 pub(crate) mod code {
     pub const INVALID_TYPE: &str = "INVALID_TYPE";
     pub const ENUM_MISMATCH: &str = "ENUM_MISMATCH";
