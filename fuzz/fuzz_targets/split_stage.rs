@@ -79,6 +79,7 @@ fn split(
             .is_dir()
             .then(|| "/dev/shm".into()),
         drop_options: None,
+        ..SplitOptions::default()
     };
     let source = Source::Local {
         path: "fuzz.json".into(),

@@ -245,7 +245,21 @@ fn custom_utf8(algorithm: &str, value: &str) -> Fragment {
 
 // ---- PHC builders ---------------------------------------------------------------------------
 
-fn pbkdf2_fragment(digest: Digest, iterations: u64, salt: &[u8], hash: &[u8]) -> Fragment {
+fn pbkdf2_fragment(
+    format: &'static str,
+    digest: Digest,
+    iterations: u64,
+    salt: &[u8],
+    hash: &[u8],
+) -> Result<Fragment, ConvertError> {
+    // An empty salt or hash makes an empty PHC field, which Auth0's rules refuse (found by the
+    // `convert` fuzz target: passlib's "$pbkdf2-sha256$1$$…").
+    if salt.is_empty() {
+        return Err(malformed(format, "the salt is empty"));
+    }
+    if hash.is_empty() {
+        return Err(malformed(format, "the hash is empty"));
+    }
     let value = format!(
         "$pbkdf2-{}$i={iterations},l={}${}${}",
         digest.name(),
@@ -253,7 +267,7 @@ fn pbkdf2_fragment(digest: Digest, iterations: u64, salt: &[u8], hash: &[u8]) ->
         to_phc_b64(salt),
         to_phc_b64(hash)
     );
-    custom_utf8("pbkdf2", &value)
+    Ok(custom_utf8("pbkdf2", &value))
 }
 
 fn argon2_fragment(stored_phc: &str, format: &'static str) -> Result<Fragment, ConvertError> {
@@ -350,12 +364,11 @@ fn django(stored: &str) -> Result<Fragment, ConvertError> {
                 .decode(hash)
                 .map_err(|_| malformed(F, "the hash field is not base64"))?;
             // Django feeds the salt's text to PBKDF2 as its UTF-8 bytes.
-            Ok(pbkdf2_fragment(
-                digest,
+            pbkdf2_fragment(F, digest,
                 number(iterations, F, "iteration count")?,
                 salt.as_bytes(),
                 &hash,
-            ))
+            )
         }
         // Django writes "argon2" then argon2-cffi's PHC string without its leading "$".
         "argon2" => argon2_fragment(&format!("${rest}"), F),
@@ -426,7 +439,7 @@ fn aspnet_identity(stored: &str) -> Result<Fragment, ConvertError> {
         // v2: PBKDF2-HMAC-SHA1, 1000 iterations, 16-byte salt, 32-byte subkey.
         Some((0x00, rest)) if rest.len() == 48 => {
             let (salt, subkey) = rest.split_at(16);
-            Ok(pbkdf2_fragment(Digest::Sha1, 1000, salt, subkey))
+            pbkdf2_fragment(F, Digest::Sha1, 1000, salt, subkey)
         }
         Some((0x00, _)) => Err(malformed(F, "a v2 blob (first byte 0) is 49 bytes")),
         // v3: PRF, iterations and salt length as big-endian u32s, then salt and subkey.
@@ -454,7 +467,7 @@ fn aspnet_identity(stored: &str) -> Result<Fragment, ConvertError> {
                 ));
             }
             let (salt, subkey) = body.split_at(salt_len);
-            Ok(pbkdf2_fragment(digest, iterations, salt, subkey))
+            pbkdf2_fragment(F, digest, iterations, salt, subkey)
         }
         _ => Err(malformed(F, "the first byte is neither 0 (v2) nor 1 (v3)")),
     }
@@ -500,12 +513,7 @@ fn keycloak(stored: &str) -> Result<Fragment, ConvertError> {
         _ => None,
     };
     if let Some(digest) = digest {
-        return Ok(pbkdf2_fragment(
-            digest,
-            iterations,
-            &b64("salt")?,
-            &b64("value")?,
-        ));
+        return pbkdf2_fragment(F, digest, iterations, &b64("salt")?, &b64("value")?);
     }
     if algorithm != "argon2" {
         return Err(malformed(
@@ -568,12 +576,11 @@ fn werkzeug(stored: &str) -> Result<Fragment, ConvertError> {
                 "md5" => Digest::Md5,
                 _ => return Err(malformed(F, "the pbkdf2 digest is not one Werkzeug offers")),
             };
-            Ok(pbkdf2_fragment(
-                digest,
+            pbkdf2_fragment(F, digest,
                 number(iterations, F, "iteration count")?,
                 salt.as_bytes(),
                 &hash,
-            ))
+            )
         }
         ["pbkdf2", _] | ["pbkdf2"] => Err(malformed(
             F,
@@ -618,12 +625,7 @@ fn passlib(stored: &str) -> Result<Fragment, ConvertError> {
                 fields::<3>(rest, F, "$pbkdf2-sha256$<rounds>$<salt>$<hash>")?;
             let salt = ab64(salt).map_err(|_| malformed(F, "the salt is not adapted base64"))?;
             let hash = ab64(hash).map_err(|_| malformed(F, "the hash is not adapted base64"))?;
-            return Ok(pbkdf2_fragment(
-                digest,
-                number(rounds, F, "rounds")?,
-                &salt,
-                &hash,
-            ));
+            return pbkdf2_fragment(F, digest, number(rounds, F, "rounds")?, &salt, &hash);
         }
     }
     if let Some(rest) = stored.strip_prefix("$scrypt$") {
@@ -833,6 +835,35 @@ mod tests {
         ));
         let fine = format!("$argon2i$v=19$m=256,t=4,p=1${salt}${hash}");
         assert!(convert(LegacyFormat::Php, &fine).is_ok());
+    }
+
+    /// Found by the `convert` fuzz target: an empty salt made an empty PHC field.
+    #[test]
+    fn a_pbkdf2_hash_with_an_empty_salt_or_hash_is_refused() {
+        let hash = "Ks5xsG0HyVJyUZqXjOVgkN8bAXDk0rWMP9BgHdgCu9U";
+        for (format, stored) in [
+            (
+                LegacyFormat::Passlib,
+                format!("$pbkdf2-sha256$1000$${hash}"),
+            ),
+            (
+                LegacyFormat::Passlib,
+                "$pbkdf2-sha256$1000$c2FsdA$".to_string(),
+            ),
+            (
+                LegacyFormat::Werkzeug,
+                "pbkdf2:sha256:1000$$00ff".to_string(),
+            ),
+        ] {
+            assert!(
+                matches!(
+                    convert(format, &stored),
+                    Err(ConvertError::Malformed { .. })
+                ),
+                "{}: {stored}",
+                format.name()
+            );
+        }
     }
 
     #[test]

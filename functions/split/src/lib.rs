@@ -418,15 +418,19 @@ async fn split_claimed(
         key: key.clone(),
         reason,
     };
-    let refusal = match parse_drop_key(&config.inbox_prefix, &key) {
+    // Every reason to refuse the drop before reading it: its options, its size, its mapping.
+    let admitted = match parse_drop_key(&config.inbox_prefix, &key) {
         Err(e) => Err(format!("the drop's key does not state valid options: {e}")),
         // Refused before reading rather than killed at the deadline halfway, three times over.
         Ok(options) => match config.budget.refusal(&key, object.size) {
             Some(why) => Err(why),
-            None => Ok(options),
+            // A mapping that is missing or does not check fails the drop the same way.
+            None => read_mapping(client, &bucket, options.source.as_ref())
+                .await?
+                .map(|mapping| (options, mapping)),
         },
     };
-    let outcome = match refusal {
+    let outcome = match admitted {
         Err(reason) => {
             // The drop is answered in its run folder, where the operator looks, not only in logs.
             let run_id = run.id().to_string();
@@ -435,49 +439,34 @@ async fn split_claimed(
                 .map_err(|e| failed(e.to_string()))?
                 .map_err(|e| failed(e.to_string()))?
         }
-        Ok(drop_options) => match read_mapping(client, &bucket, drop_options.source.as_ref())
-            .await?
-        {
-            Err(reason) => {
-                // A mapping that is missing or does not check fails the drop, answered in its
-                // run folder like malformed options.
-                let run_id = run.id().to_string();
-                tokio::task::spawn_blocking(move || reject_drop(source, &run_id, reason, &mut sink))
-                    .await
-                    .map_err(|e| failed(e.to_string()))?
-                    .map_err(|e| failed(e.to_string()))?
-            }
-            Ok(mapping) => {
-                let Some(body) = read_version(client, object).await? else {
-                    return Ok(ignored(
-                        key,
-                        "this version of the object no longer exists (deleted, or overwritten in an unversioned bucket); a newer upload has an event of its own"
-                            .into(),
-                    ));
-                };
-                let canaries = read_canaries(config, object).await?;
-                let reader = SyncReader::new(body.into_async_read(), handle);
-                let options = SplitOptions {
-                    max_chunk_bytes: config.max_chunk_bytes,
-                    scratch_dir: config.scratch_dir.clone(),
-                    drop_options: Some(drop_options),
-                    attempt: Some(claim.attempt.clone()),
-                    canaries: Canaries {
-                        list: canaries,
-                        // The drop's `canary=warn/` option is read by split itself.
-                        warn_only: false,
-                    },
-                    mapping,
-                };
-                let run_id = run.id().to_string();
-                tokio::task::spawn_blocking(move || {
-                    split(reader, source, &run_id, &options, &mut sink)
-                })
+        Ok((drop_options, mapping)) => {
+            let Some(body) = read_version(client, object).await? else {
+                return Ok(ignored(
+                    key,
+                    "this version of the object no longer exists (deleted, or overwritten in an unversioned bucket); a newer upload has an event of its own"
+                        .into(),
+                ));
+            };
+            let canaries = read_canaries(config, object).await?;
+            let reader = SyncReader::new(body.into_async_read(), handle);
+            let options = SplitOptions {
+                max_chunk_bytes: config.max_chunk_bytes,
+                scratch_dir: config.scratch_dir.clone(),
+                drop_options: Some(drop_options),
+                attempt: Some(claim.attempt.clone()),
+                canaries: Canaries {
+                    list: canaries,
+                    // The drop's `canary=warn/` option is read by split itself.
+                    warn_only: false,
+                },
+                mapping,
+            };
+            let run_id = run.id().to_string();
+            tokio::task::spawn_blocking(move || split(reader, source, &run_id, &options, &mut sink))
                 .await
                 .map_err(|e| failed(format!("the split task stopped: {e}")))?
                 .map_err(|e| failed(e.to_string()))?
-            }
-        },
+        }
     };
     let store_failed = |error: StoreError| SplitFailure::Ledger {
         key: key.clone(),
