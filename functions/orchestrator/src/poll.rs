@@ -84,6 +84,9 @@ pub struct PollConfig {
 /// followed again at the next sweep (its id is kept in the run folder), so polling of other
 /// runs' jobs waits at most this long.
 const RECONCILE_SLICE: Duration = Duration::from_secs(20);
+/// The reconcile stage holds `reconcile::BYTES_PER_USER` (64) per accepted user: runs above
+/// 4 M users (256 MB, half the poll function's 512 MB) are left to the CLI's `reconcile`.
+const RECONCILE_MAX_INDEX_BYTES: u64 = 256 << 20;
 /// Kept back from the invocation's deadline when the reconcile stage starts its slice.
 const RECONCILE_MARGIN: Duration = Duration::from_secs(2);
 /// Between reads of a running export job.
@@ -753,7 +756,22 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
         // Listed for the reconcile step before it stops being active, so no crash between the
         // two lines loses it. A run refused as a whole, or one that never reached Auth0 (a local
         // rehearsal), has nothing to read back.
-        if self.config.reconcile.is_some() && run_report.submitted > 0 && manifest.options.is_some()
+        let index_bytes = run_report
+            .submitted
+            .saturating_mul(import_core::reconcile::BYTES_PER_USER as u64);
+        if self.config.reconcile.is_some()
+            && run_report.submitted > 0
+            && manifest.options.is_some()
+            && index_bytes > RECONCILE_MAX_INDEX_BYTES
+        {
+            tracing::warn!(
+                run_id = run.id(),
+                users = run_report.submitted,
+                "too many users to read back within this function's memory: run `auth0-s3-import reconcile --bucket … --run …`"
+            );
+        } else if self.config.reconcile.is_some()
+            && run_report.submitted > 0
+            && manifest.options.is_some()
         {
             self.ledger
                 .put(
