@@ -227,8 +227,8 @@ impl RecordReader {
         self.wrapper.as_deref()
     }
 
-    /// Whether the object the input starts with is a wrapper: its members before a records
-    /// array (`users`) are scalars, and all of it is within the first `WRAPPER_LOOK` bytes. The
+    /// Whether the object the input starts with is a wrapper: a records array (`users`) among
+    /// its top-level members, starting within the first `WRAPPER_LOOK` bytes. The
     /// bytes looked at are put back in front of the stream, so an NDJSON record is unharmed.
     fn wrapper_prefix(&mut self) -> Result<Option<WrapperPrefix>, InputError> {
         let mut head = Vec::new();
@@ -785,8 +785,10 @@ pub(crate) fn classify_io(decompressed_bytes: u64) -> impl Fn(io::Error) -> Inpu
     }
 }
 
-/// How far into the input a wrapper object's records array is looked for.
-const WRAPPER_LOOK: usize = 64 * 1024;
+/// How far into the input a wrapper object's records array is looked for: a Keycloak realm
+/// export puts its users after the realm's settings, roles and clients (hundreds of KB for a
+/// large realm). The bytes looked at are put back, so only this much is held once per drop.
+const WRAPPER_LOOK: usize = 8 * 1024 * 1024;
 
 /// Members whose array is taken as the records when the input is an object around them.
 const WRAPPER_KEYS: [&str; 1] = ["users"];
@@ -797,9 +799,9 @@ struct WrapperPrefix {
     length: usize,
 }
 
-/// `{` then members with scalar values, then a `WRAPPER_KEYS` member whose value is an array:
+/// `{` then members with any values, then a `WRAPPER_KEYS` member whose value is an array:
 /// where that array starts. Anything else (an ordinary user object, whose members are never
-/// named `users`) is `None`.
+/// named `users` at its top level) is `None`.
 fn find_wrapper_prefix(head: &[u8]) -> Option<WrapperPrefix> {
     let ws = |at: &mut usize| {
         while head.get(*at).is_some_and(|b| b" \t\r\n".contains(b)) {
@@ -853,6 +855,29 @@ fn find_wrapper_prefix(head: &[u8]) -> Option<WrapperPrefix> {
                     .get(at)
                     .is_some_and(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b))
                 {
+                    at += 1;
+                }
+            }
+            // An object or array before the records (a Keycloak realm export's roles, clients,
+            // …): skipped whole, brackets counted outside strings.
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match head.get(at)? {
+                        b'"' => {
+                            string(&mut at)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                at += 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
                     at += 1;
                 }
             }
@@ -1243,6 +1268,31 @@ mod tests {
         assert_eq!(reader.wrapper(), Some("users"));
         // Read a few bytes at a time, framing is the same.
         let (trickled, end) = looks_agree(input, &[1, 2, 3], 1 << 20).unwrap();
+        assert_eq!(end, "end");
+        assert_eq!(trickled, recs);
+    }
+
+    #[test]
+    fn a_keycloak_realm_export_is_read_through_its_settings_to_its_users() {
+        // Keycloak's layout (kc.sh export --users same_file): realm settings, objects and
+        // arrays of roles and clients, then the users, then more settings.
+        let mut input = String::from(
+            "{\n  \"id\": \"r\", \"realm\": \"r\", \"enabled\": true,\n  \"roles\": {\"realm\": [{\"name\": \"a]}\"}], \"client\": {}},\n  \"clients\": [",
+        );
+        // Enough settings to need more than one read.
+        for i in 0..2_000 {
+            input.push_str(&format!(
+                "{{\"clientId\": \"c{i}\", \"redirectUris\": [\"https://x/{i}\"], \"attributes\": {{\"users\": \"[\"}}}},"
+            ));
+        }
+        input.push_str("{}],\n  \"users\": [{\"username\": \"u1\"}, {\"username\": \"u2\"}],\n  \"smtpServer\": {}\n}\n");
+        let (layout, recs) = frame(input.as_bytes()).unwrap();
+        assert_eq!(layout, Layout::JsonArray);
+        assert_eq!(
+            texts(&recs),
+            ["{\"username\": \"u1\"}", "{\"username\": \"u2\"}"]
+        );
+        let (trickled, end) = looks_agree(input.as_bytes(), &[1, 7, 4096], 1 << 20).unwrap();
         assert_eq!(end, "end");
         assert_eq!(trickled, recs);
     }
