@@ -298,6 +298,7 @@ fn argon2_fragment(stored_phc: &str, format: &'static str) -> Result<Fragment, C
 
 #[allow(clippy::too_many_arguments)]
 fn scrypt_fragment(
+    format: &'static str,
     salt_value: &str,
     salt_encoding: &str,
     hash_value: &str,
@@ -306,8 +307,16 @@ fn scrypt_fragment(
     cost: u64,
     block_size: u64,
     parallelization: u64,
-) -> Fragment {
-    Fragment::custom(json!({
+) -> Result<Fragment, ConvertError> {
+    // As for pbkdf2: Auth0 refuses an empty salt, and a keylen of 0 (found by the fuzz target:
+    // passlib's "$scrypt$ln=6,r=8,p=1$<salt>$" with no hash).
+    if salt_value.is_empty() {
+        return Err(malformed(format, "the salt is empty"));
+    }
+    if hash_value.is_empty() || keylen == 0 {
+        return Err(malformed(format, "the hash is empty"));
+    }
+    Ok(Fragment::custom(json!({
         "algorithm": "scrypt",
         "hash": {"value": hash_value, "encoding": hash_encoding},
         "salt": {"value": salt_value, "encoding": salt_encoding},
@@ -315,7 +324,7 @@ fn scrypt_fragment(
         "cost": cost,
         "blockSize": block_size,
         "parallelization": parallelization,
-    }))
+    })))
 }
 
 fn number(text: &str, format: &'static str, what: &str) -> Result<u64, ConvertError> {
@@ -383,8 +392,7 @@ fn django(stored: &str) -> Result<Fragment, ConvertError> {
                 .decode(hash)
                 .map_err(|_| malformed(F, "the hash field is not base64"))?
                 .len();
-            Ok(scrypt_fragment(
-                salt,
+            scrypt_fragment(F, salt,
                 "utf8",
                 hash,
                 "base64",
@@ -392,7 +400,7 @@ fn django(stored: &str) -> Result<Fragment, ConvertError> {
                 scrypt_cost(number(n, F, "scrypt N")?, F)?,
                 number(r, F, "scrypt r")?,
                 number(p, F, "scrypt p")?,
-            ))
+            )
         }
         "md5" | "sha1" => {
             let [salt, hex] = fields::<2>(rest, F, "md5$<salt>$<hex digest>")?;
@@ -586,8 +594,7 @@ fn werkzeug(stored: &str) -> Result<Fragment, ConvertError> {
             F,
             "the method does not state its iteration count (pbkdf2:sha256:<iterations>); the Werkzeug version that made it decides it: add it",
         )),
-        ["scrypt", n, r, p] => Ok(scrypt_fragment(
-            salt,
+        ["scrypt", n, r, p] => scrypt_fragment(F, salt,
             "utf8",
             hex,
             "hex",
@@ -595,7 +602,7 @@ fn werkzeug(stored: &str) -> Result<Fragment, ConvertError> {
             scrypt_cost(number(n, F, "scrypt N")?, F)?,
             number(r, F, "scrypt r")?,
             number(p, F, "scrypt p")?,
-        )),
+        ),
         _ => Err(malformed(
             F,
             "the method is not pbkdf2:<digest>:<iterations> or scrypt:<N>:<r>:<p>",
@@ -647,7 +654,8 @@ fn passlib(stored: &str) -> Result<Fragment, ConvertError> {
         };
         let salt_bytes = from_phc_b64(salt).map_err(|_| malformed(F, "the salt is not base64"))?;
         let hash_bytes = from_phc_b64(hash).map_err(|_| malformed(F, "the hash is not base64"))?;
-        return Ok(scrypt_fragment(
+        return scrypt_fragment(
+            F,
             &to_hex(&salt_bytes),
             "hex",
             &to_hex(&hash_bytes),
@@ -656,7 +664,7 @@ fn passlib(stored: &str) -> Result<Fragment, ConvertError> {
             1u64 << ln,
             r,
             p,
-        ));
+        );
     }
     if stored.starts_with("$2") {
         return bcrypt(stored, F);
@@ -837,9 +845,10 @@ mod tests {
         assert!(convert(LegacyFormat::Php, &fine).is_ok());
     }
 
-    /// Found by the `convert` fuzz target: an empty salt made an empty PHC field.
+    /// Found by the `convert` fuzz target: an empty salt made an empty PHC field (pbkdf2), an
+    /// empty hash a keylen of 0 (scrypt).
     #[test]
-    fn a_pbkdf2_hash_with_an_empty_salt_or_hash_is_refused() {
+    fn a_pbkdf2_or_scrypt_hash_with_an_empty_salt_or_hash_is_refused() {
         let hash = "Ks5xsG0HyVJyUZqXjOVgkN8bAXDk0rWMP9BgHdgCu9U";
         for (format, stored) in [
             (
@@ -853,6 +862,14 @@ mod tests {
             (
                 LegacyFormat::Werkzeug,
                 "pbkdf2:sha256:1000$$00ff".to_string(),
+            ),
+            (
+                LegacyFormat::Passlib,
+                "$scrypt$ln=6,r=8,p=1$c2FsdHNhbHQ$".to_string(),
+            ),
+            (
+                LegacyFormat::Passlib,
+                format!("$scrypt$ln=6,r=8,p=1$${hash}"),
             ),
         ] {
             assert!(
