@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::encoding::{from_phc_b64, to_hex, to_phc_b64, BinaryEncoding};
+use crate::encoding::{from_phc_b64, to_base64, to_hex, to_phc_b64, BinaryEncoding};
 use crate::facts::{self, Digest};
 use crate::stored::SaltPosition;
 
@@ -388,10 +388,12 @@ fn django(stored: &str) -> Result<Fragment, ConvertError> {
         }),
         "scrypt" => {
             let [n, salt, r, p, hash] = fields::<5>(rest, F, "scrypt$<N>$<salt>$<r>$<p>$<base64 hash>")?;
-            let keylen = BinaryEncoding::Base64
+            let hash_bytes = BinaryEncoding::Base64
                 .decode(hash)
-                .map_err(|_| malformed(F, "the hash field is not base64"))?
-                .len();
+                .map_err(|_| malformed(F, "the hash field is not base64"))?;
+            let keylen = hash_bytes.len();
+            // Canonical base64, whatever padding the stored text had.
+            let hash = &to_base64(&hash_bytes);
             scrypt_fragment(F, salt,
                 "utf8",
                 hash,
@@ -761,7 +763,12 @@ fn ldap(stored: &str) -> Result<Fragment, ConvertError> {
     if bytes.len() < digest || (!known.salted && bytes.len() != digest) {
         return Err(malformed(F, "the value is the wrong length for its scheme"));
     }
-    Ok(custom_utf8("ldap", &format!("{{{}}}{payload}", known.name)))
+    // Written again in canonical base64: the stored text may pad where a strict reader (and
+    // Auth0's rules) will not take it (found by the `convert` fuzz target).
+    Ok(custom_utf8(
+        "ldap",
+        &format!("{{{}}}{}", known.name, to_base64(&bytes)),
+    ))
 }
 
 // ---- Formats Auth0 cannot import ------------------------------------------------------------
@@ -843,6 +850,21 @@ mod tests {
         ));
         let fine = format!("$argon2i$v=19$m=256,t=4,p=1${salt}${hash}");
         assert!(convert(LegacyFormat::Php, &fine).is_ok());
+    }
+
+    /// Found by the `convert` fuzz target: base64 padded where its length does not allow it was
+    /// passed through; it is written again canonically, the same bytes.
+    #[test]
+    fn an_ldap_value_is_written_in_canonical_base64() {
+        let digest = [7u8; 64];
+        let canonical = to_base64(&digest);
+        let odd = format!("{}=", canonical.trim_end_matches('='));
+        assert_ne!(odd, canonical);
+        let fragment = convert(LegacyFormat::Ldap, &format!("{{SHA512}}{odd}")).unwrap();
+        assert_eq!(
+            fragment.members()["custom_password_hash"]["hash"]["value"],
+            format!("{{SHA512}}{canonical}")
+        );
     }
 
     /// Found by the `convert` fuzz target: an empty salt made an empty PHC field (pbkdf2), an
