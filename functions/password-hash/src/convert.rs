@@ -646,8 +646,9 @@ fn passlib(stored: &str) -> Result<Fragment, ConvertError> {
         for pair in params.split(',') {
             match pair.split_once('=') {
                 Some(("ln", v)) => ln = v.parse::<u32>().ok().filter(|&v| (1..64).contains(&v)),
-                Some(("r", v)) => r = v.parse::<u64>().ok(),
-                Some(("p", v)) => p = v.parse::<u64>().ok(),
+                // Auth0 takes a blockSize and parallelization of at least 1 (schema minimum).
+                Some(("r", v)) => r = v.parse::<u64>().ok().filter(|&v| v > 0),
+                Some(("p", v)) => p = v.parse::<u64>().ok().filter(|&v| v > 0),
                 _ => return Err(malformed(F, "scrypt parameters are ln=, r= and p=")),
             }
         }
@@ -868,7 +869,7 @@ mod tests {
     }
 
     /// Found by the `convert` fuzz target: an empty salt made an empty PHC field (pbkdf2), an
-    /// empty hash a keylen of 0 (scrypt).
+    /// empty hash a keylen of 0, and r=0 or p=0 a blockSize or parallelization of 0 (scrypt).
     #[test]
     fn a_pbkdf2_or_scrypt_hash_with_an_empty_salt_or_hash_is_refused() {
         let hash = "Ks5xsG0HyVJyUZqXjOVgkN8bAXDk0rWMP9BgHdgCu9U";
@@ -892,6 +893,14 @@ mod tests {
             (
                 LegacyFormat::Passlib,
                 format!("$scrypt$ln=6,r=8,p=1$${hash}"),
+            ),
+            (
+                LegacyFormat::Passlib,
+                format!("$scrypt$ln=6,r=8,p=0$c2FsdHNhbHQ${hash}"),
+            ),
+            (
+                LegacyFormat::Passlib,
+                format!("$scrypt$ln=6,r=0,p=1$c2FsdHNhbHQ${hash}"),
             ),
         ] {
             assert!(
