@@ -645,7 +645,8 @@ fn passlib(stored: &str) -> Result<Fragment, ConvertError> {
         let mut p = None;
         for pair in params.split(',') {
             match pair.split_once('=') {
-                Some(("ln", v)) => ln = v.parse::<u32>().ok().filter(|&v| (1..64).contains(&v)),
+                // N = 2^ln must stay a number Auth0 reads exactly (a double: at most 2^53 - 1).
+                Some(("ln", v)) => ln = v.parse::<u32>().ok().filter(|&v| (1..=52).contains(&v)),
                 // Auth0 takes a blockSize and parallelization of at least 1 (schema minimum).
                 Some(("r", v)) => r = v.parse::<u64>().ok().filter(|&v| v > 0),
                 Some(("p", v)) => p = v.parse::<u64>().ok().filter(|&v| v > 0),
@@ -869,7 +870,8 @@ mod tests {
     }
 
     /// Found by the `convert` fuzz target: an empty salt made an empty PHC field (pbkdf2), an
-    /// empty hash a keylen of 0, and r=0 or p=0 a blockSize or parallelization of 0 (scrypt).
+    /// empty hash a keylen of 0, r=0 or p=0 a blockSize or parallelization of 0, and ln=53 a
+    /// cost beyond what a double holds exactly (scrypt).
     #[test]
     fn a_pbkdf2_or_scrypt_hash_with_an_empty_salt_or_hash_is_refused() {
         let hash = "Ks5xsG0HyVJyUZqXjOVgkN8bAXDk0rWMP9BgHdgCu9U";
@@ -901,6 +903,10 @@ mod tests {
             (
                 LegacyFormat::Passlib,
                 format!("$scrypt$ln=6,r=0,p=1$c2FsdHNhbHQ${hash}"),
+            ),
+            (
+                LegacyFormat::Passlib,
+                format!("$scrypt$ln=53,r=8,p=1$c2FsdHNhbHQ${hash}"),
             ),
         ] {
             assert!(
