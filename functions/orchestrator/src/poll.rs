@@ -759,20 +759,16 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
         let index_bytes = run_report
             .submitted
             .saturating_mul(import_core::reconcile::BYTES_PER_USER as u64);
-        if self.config.reconcile.is_some()
+        let to_read_back = self.config.reconcile.is_some()
             && run_report.submitted > 0
-            && manifest.options.is_some()
-            && index_bytes > RECONCILE_MAX_INDEX_BYTES
-        {
+            && manifest.options.is_some();
+        if to_read_back && index_bytes > RECONCILE_MAX_INDEX_BYTES {
             tracing::warn!(
                 run_id = run.id(),
                 users = run_report.submitted,
                 "too many users to read back within this function's memory: run `auth0-s3-import reconcile --bucket … --run …`"
             );
-        } else if self.config.reconcile.is_some()
-            && run_report.submitted > 0
-            && manifest.options.is_some()
-        {
+        } else if to_read_back {
             self.ledger
                 .put(
                     &layout::reconcile_run_key(run.id()),
