@@ -3,9 +3,10 @@
 
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 pub use import_core::ledger::{Ledger, Versioned};
-use import_core::storage::{ObjectStore, StoreError, WriteIf};
+use import_core::storage::{ObjectStore, StoreError, UploadedPart, WriteIf};
 
 use crate::{describe, status_of};
 
@@ -162,6 +163,114 @@ impl ObjectStore for S3Store {
             .await
             .map(|_| ())
             .map_err(|e| self.failed("tagging", key, describe(&e)))
+    }
+
+    async fn get_pieces_from<E: From<StoreError> + Send>(
+        &self,
+        key: &str,
+        from: u64,
+        mut on_piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
+    ) -> Result<bool, E> {
+        let sent = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={from}-"))
+            .send()
+            .await;
+        let mut out = match sent {
+            Ok(out) => out,
+            Err(e) if status_of(&e) == Some(404) => return Ok(false),
+            // 416: the range starts at or past the end; nothing is left to read.
+            Err(e) if status_of(&e) == Some(416) => return Ok(true),
+            Err(e) => return Err(self.failed("GET", key, describe(&e)).into()),
+        };
+        while let Some(piece) = out
+            .body
+            .try_next()
+            .await
+            .map_err(|e| self.failed("GET", key, e))?
+        {
+            on_piece(&piece)?;
+        }
+        Ok(true)
+    }
+
+    async fn start_upload(&self, key: &str, content_type: &str) -> Result<String, StoreError> {
+        self.client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_tagging(crate::hash_tagging(key))
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| self.failed("starting an upload to", key, describe(&e)))?
+            .upload_id
+            .ok_or_else(|| self.failed("starting an upload to", key, "S3 gave no upload id"))
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let number = i32::try_from(number)
+            .map_err(|_| self.failed("PUT part", key, "part number out of range"))?;
+        let stored = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| self.failed("PUT part", key, describe(&e)))?;
+        Ok(stored.e_tag.unwrap_or_default())
+    }
+
+    async fn finish_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<(), StoreError> {
+        let parts = parts
+            .iter()
+            .map(|p| {
+                Ok(CompletedPart::builder()
+                    .part_number(
+                        i32::try_from(p.number)
+                            .map_err(|_| self.failed("completing", key, "part number"))?,
+                    )
+                    .e_tag(&p.etag)
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let done = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        match self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(done)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Finished already by an invocation that died before it could record so: the
+            // upload is gone and the object is there.
+            Err(e) if status_of(&e) == Some(404) && self.get_object(key).await?.is_some() => Ok(()),
+            Err(e) => Err(self.failed("completing the upload of", key, describe(&e))),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {

@@ -445,6 +445,38 @@ impl<S: ObjectStore> Ledger<S> {
         self.store.get_pieces(key, piece).await
     }
 
+    pub async fn get_pieces_from<E: From<StoreError> + Send>(
+        &self,
+        key: &str,
+        from: u64,
+        piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
+    ) -> Result<bool, E> {
+        self.store.get_pieces_from(key, from, piece).await
+    }
+
+    pub async fn start_upload(&self, key: &str, content_type: &str) -> Result<String, StoreError> {
+        self.store.start_upload(key, content_type).await
+    }
+
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        self.store.upload_part(key, upload_id, number, bytes).await
+    }
+
+    pub async fn finish_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[crate::storage::UploadedPart],
+    ) -> Result<(), StoreError> {
+        self.store.finish_upload(key, upload_id, parts).await
+    }
+
     pub async fn get<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,

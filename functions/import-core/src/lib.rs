@@ -9,6 +9,7 @@ pub mod compact;
 pub mod drop_budget;
 pub mod duplicates;
 pub mod export;
+pub mod finalize;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod input;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::canary::{CanaryOutcome, CanaryReport, CanaryResult};
 use crate::jobs::{ChunkReport, JobEnd};
-use crate::manifest::{RunManifest, Source};
+use crate::manifest::{ChunkEntry, RunManifest, Source};
 use crate::options::DropOptions;
 pub use crate::report_html::render_html;
 pub use crate::report_sections::ReconciliationReport;
@@ -180,7 +180,21 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl RunReport {
+    /// The report of every chunk at once (a run of a few chunks; finalisation folds instead:
+    /// `start`, `add_chunk` for each chunk in order, `close`).
     pub fn build(manifest: &RunManifest, chunk_reports: &[ChunkReport]) -> Self {
+        let reported: BTreeMap<u32, &ChunkReport> =
+            chunk_reports.iter().map(|c| (c.seq, c)).collect();
+        let mut r = RunReport::start(manifest);
+        for chunk in &manifest.chunks {
+            r.add_chunk(chunk, reported.get(&chunk.seq).copied());
+        }
+        r.close();
+        r
+    }
+
+    /// The totals before any chunk is counted: what the manifest says.
+    pub fn start(manifest: &RunManifest) -> Self {
         let mut r = RunReport {
             run_id: manifest.run_id.clone(),
             source: manifest.source.clone(),
@@ -218,69 +232,75 @@ impl RunReport {
                     .or_default() += manifest.users_accepted;
             }
         }
-        // Chunks without a report count as unknown: the identity never hides a user.
-        let reported: BTreeMap<u32, &ChunkReport> =
-            chunk_reports.iter().map(|c| (c.seq, c)).collect();
-        for chunk in &manifest.chunks {
-            let Some(c) = reported.get(&chunk.seq) else {
-                r.unknown += u64::from(chunk.users);
-                continue;
-            };
-            if !c.job_id.is_empty() {
-                r.submitted += c.users;
-            }
-            r.inserted += c.inserted;
-            r.updated += c.updated;
-            r.failed_at_auth0 += c.failed;
-            r.unknown += c.unknown;
-            if c.in_doubt() {
-                r.in_doubt += c.unknown;
-            }
-            for (code, n) in &c.failed_by_code {
-                *r.failed_by_code.entry(code.clone()).or_default() += n;
-            }
-            // Failures the error list did not name still count, under an honest code.
-            let named: u64 = c.failed_by_code.values().sum();
-            if c.failed > named {
-                *r.failed_by_code.entry("UNLISTED".into()).or_default() += c.failed - named;
-            }
-            let duration_s = (c.submitted_at_ms > 0 && c.finished_at_ms >= c.submitted_at_ms)
-                .then(|| (c.finished_at_ms - c.submitted_at_ms) as f64 / 1000.0);
-            r.jobs.push(JobLine {
-                seq: c.seq,
-                job_id: c.job_id.clone(),
-                status: c.end.status.clone(),
-                users: c.users,
-                inserted: c.inserted,
-                updated: c.updated,
-                failed: c.failed,
-                unknown: c.unknown,
-                duration_s,
-                details: c.end.details.clone(),
-                submitted_at_ms: (c.submitted_at_ms > 0).then_some(c.submitted_at_ms),
-                finished_at_ms: (c.finished_at_ms > 0).then_some(c.finished_at_ms),
-                slot: c.slot,
-            });
-            if c.submitted_at_ms > 0 {
-                r.started_at_ms = Some(
-                    r.started_at_ms
-                        .map_or(c.submitted_at_ms, |t| t.min(c.submitted_at_ms)),
-                );
-            }
-            if c.finished_at_ms > 0 {
-                r.finished_at_ms = Some(
-                    r.finished_at_ms
-                        .map_or(c.finished_at_ms, |t| t.max(c.finished_at_ms)),
-                );
-            }
+        r
+    }
+
+    /// Counts one chunk of the manifest, with its report when it has one. Chunks without a
+    /// report count as unknown: the identity never hides a user.
+    pub fn add_chunk(&mut self, chunk: &ChunkEntry, report: Option<&ChunkReport>) {
+        let r = self;
+        let Some(c) = report else {
+            r.unknown += u64::from(chunk.users);
+            return;
+        };
+        if !c.job_id.is_empty() {
+            r.submitted += c.users;
         }
+        r.inserted += c.inserted;
+        r.updated += c.updated;
+        r.failed_at_auth0 += c.failed;
+        r.unknown += c.unknown;
+        if c.in_doubt() {
+            r.in_doubt += c.unknown;
+        }
+        for (code, n) in &c.failed_by_code {
+            *r.failed_by_code.entry(code.clone()).or_default() += n;
+        }
+        // Failures the error list did not name still count, under an honest code.
+        let named: u64 = c.failed_by_code.values().sum();
+        if c.failed > named {
+            *r.failed_by_code.entry("UNLISTED".into()).or_default() += c.failed - named;
+        }
+        let duration_s = (c.submitted_at_ms > 0 && c.finished_at_ms >= c.submitted_at_ms)
+            .then(|| (c.finished_at_ms - c.submitted_at_ms) as f64 / 1000.0);
+        r.jobs.push(JobLine {
+            seq: c.seq,
+            job_id: c.job_id.clone(),
+            status: c.end.status.clone(),
+            users: c.users,
+            inserted: c.inserted,
+            updated: c.updated,
+            failed: c.failed,
+            unknown: c.unknown,
+            duration_s,
+            details: c.end.details.clone(),
+            submitted_at_ms: (c.submitted_at_ms > 0).then_some(c.submitted_at_ms),
+            finished_at_ms: (c.finished_at_ms > 0).then_some(c.finished_at_ms),
+            slot: c.slot,
+        });
+        if c.submitted_at_ms > 0 {
+            r.started_at_ms = Some(
+                r.started_at_ms
+                    .map_or(c.submitted_at_ms, |t| t.min(c.submitted_at_ms)),
+            );
+        }
+        if c.finished_at_ms > 0 {
+            r.finished_at_ms = Some(
+                r.finished_at_ms
+                    .map_or(c.finished_at_ms, |t| t.max(c.finished_at_ms)),
+            );
+        }
+    }
+
+    /// Settles the identity once every chunk is counted.
+    pub fn close(&mut self) {
+        let r = self;
         r.conservation_holds = r.users_in
             == r.rejected_before_submission
                 + r.inserted
                 + r.updated
                 + r.failed_at_auth0
                 + r.unknown;
-        r
     }
 
     /// The refusal of a whole drop, as the report states it.
@@ -398,7 +418,7 @@ fn refused_as_a_whole(manifest: &RunManifest) -> Option<String> {
 }
 
 /// One row of `report.csv`: a user that was not imported.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CsvRow {
     /// `split` (rejected before submission) or `auth0`.
     pub stage: &'static str,
@@ -406,6 +426,38 @@ pub struct CsvRow {
     pub email: String,
     pub code: String,
     pub message: String,
+}
+
+/// The stages a `report.csv` row names.
+pub const CSV_STAGES: [&str; 2] = ["split", "auth0"];
+
+/// A `CsvRow` as stored (in a finalisation checkpoint), its stage one of `CSV_STAGES`.
+#[derive(Deserialize)]
+struct StoredRow {
+    stage: String,
+    index: Option<u64>,
+    email: String,
+    code: String,
+    message: String,
+}
+
+impl<'de> Deserialize<'de> for CsvRow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = StoredRow::deserialize(d)?;
+        let stage = CSV_STAGES
+            .into_iter()
+            .find(|s| *s == r.stage)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("unknown report stage {:?}", r.stage))
+            })?;
+        Ok(CsvRow {
+            stage,
+            index: r.index,
+            email: r.email,
+            code: r.code,
+            message: r.message,
+        })
+    }
 }
 
 pub const CSV_HEADER: &str = "stage,input_index,email,code,message\n";

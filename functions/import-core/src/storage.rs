@@ -84,6 +84,93 @@ pub trait ObjectStore: Sync {
     /// Marks an object holding password hashes for deletion by the store's retention rule
     /// (`layout::PURGE_TAG`). A store without one (a local folder) does nothing.
     async fn mark_purgeable(&self, key: &str) -> Result<(), StoreError>;
+
+    /// `get_pieces` from byte `from` on (S3: a ranged GET). At or past the end: no piece, and
+    /// `Ok(true)`. This default reads from the start and skips, for stores that read locally.
+    async fn get_pieces_from<E: From<StoreError> + Send>(
+        &self,
+        key: &str,
+        from: u64,
+        mut piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
+    ) -> Result<bool, E> {
+        let mut skip = from;
+        self.get_pieces(key, |p: &[u8]| {
+            let cut = usize::try_from(skip).unwrap_or(usize::MAX).min(p.len());
+            skip -= cut as u64;
+            if cut < p.len() {
+                piece(&p[cut..])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Starts an object written in numbered parts that may span invocations (S3: a multipart
+    /// upload): its id, to be kept by the caller with the parts' ETags until `finish_upload`.
+    /// Every part but the last must hold at least `MIN_PART_BYTES`. This default keeps the
+    /// parts as objects under `UPLOADS_PREFIX`, for stores without uploads of their own.
+    async fn start_upload(&self, key: &str, _content_type: &str) -> Result<String, StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Ok(format!(
+            "{:032x}",
+            xxhash_rust::xxh3::xxh3_128(format!("{key}@{nanos}").as_bytes())
+        ))
+    }
+
+    /// Stores part `number` (from 1) of an upload; storing a number again replaces that part.
+    /// Returns the part's ETag.
+    async fn upload_part(
+        &self,
+        _key: &str,
+        upload_id: &str,
+        number: u32,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        self.put_bytes(
+            &format!("{UPLOADS_PREFIX}{upload_id}/{number:05}"),
+            bytes,
+            "",
+            WriteIf::Always,
+        )
+        .await
+    }
+
+    /// Makes `key` the given parts, in order. Finishing an upload already finished (an
+    /// invocation that died before it could record so) succeeds when `key` exists.
+    async fn finish_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<(), StoreError> {
+        let mut whole = Vec::new();
+        for part in parts {
+            let part_key = format!("{UPLOADS_PREFIX}{upload_id}/{:05}", part.number);
+            match self.get_bytes(&part_key).await? {
+                Some((bytes, _)) => whole.extend_from_slice(&bytes),
+                None if self.get_bytes(key).await?.is_some() => return Ok(()),
+                None => return Err(StoreError::NotFound { key: part_key }),
+            }
+        }
+        self.put_bytes(key, whole, "", WriteIf::Always).await?;
+        for part in parts {
+            self.delete(&format!("{UPLOADS_PREFIX}{upload_id}/{:05}", part.number))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Where `ObjectStore`'s default uploads keep their parts.
+pub const UPLOADS_PREFIX: &str = ".uploads/";
+
+/// A stored part of an upload (`ObjectStore::upload_part`), as `finish_upload` needs it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UploadedPart {
+    pub number: u32,
+    pub etag: String,
 }
 
 /// The lines of a byte stream that arrives in pieces cut anywhere (`ObjectStore::get_pieces`),
