@@ -168,17 +168,18 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
         }
         // Runs whose last chunk is reported are finalised after every run's jobs were looked
         // at (and their slots freed): a long finalisation never holds up another run's refill.
-        let stop_at = self.deadline.checked_sub(SAFETY_MARGIN).map(|end| {
-            if active > 0 {
-                end.min(Instant::now() + FINALIZE_SLICE)
-            } else {
-                end
-            }
-        });
+        // Kept back for the last unit of work and the checkpoint's save: the sweep's margin, or
+        // a third of what is left for a short invocation (every call makes some progress).
+        let now = Instant::now();
+        let left = self.deadline.saturating_duration_since(now);
+        let mut stop_at = self.deadline - SAFETY_MARGIN.min(left / 3);
+        if active > 0 {
+            stop_at = stop_at.min(now + FINALIZE_SLICE);
+        }
         for (run, manifest) in ended {
-            let Some(stop_at) = stop_at.filter(|at| *at > Instant::now()) else {
+            if Instant::now() >= stop_at {
                 break;
-            };
+            }
             let finalizer = crate::finalize::Finalizer {
                 ledger: self.ledger,
                 config: self.config,
