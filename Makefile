@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: help demo test soak bench-reconcile fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash bench-csv deps-python fmt fuzz \
+.PHONY: help demo test soak bench-reconcile bench-split-1cpu fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash bench-csv deps-python fmt fuzz \
 	deps-lambda deps-sam build package deploy validate-infra test-browser deps-browser
 
 # Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
@@ -70,6 +70,11 @@ bench:
 ## way reconcile reads it: export size, time, peak memory of the reader (USERS=n to change).
 bench-reconcile:
 	bash tests/bench/reconcile.sh
+
+## make bench-split-1cpu: the split handler on one core (taskset, Lambda's share at the template's
+## memory) reading a generated drop from moto on the other core (SPLIT_USERS, default 2,000,000).
+bench-split-1cpu: deps-python
+	PYTHON=$(VENV_PY) bash tests/bench/split_taskset.sh
 
 ## make bench-floor: on the 100 MB bench input (made by make bench), time the CLI, the baseline,
 ## `split -b` (copying the bytes into files alone) and a sonic-rs parse of each record, in turns.

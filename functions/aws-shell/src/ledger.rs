@@ -44,6 +44,24 @@ impl S3Store {
         }
     }
 
+    /// Hands an object's body to `on_piece` as it arrives; `Ok(true)`: the object was there.
+    async fn pour<E: From<StoreError>>(
+        &self,
+        key: &str,
+        mut out: GetObjectOutput,
+        mut on_piece: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        while let Some(piece) = out
+            .body
+            .try_next()
+            .await
+            .map_err(|e| self.failed("GET", key, e))?
+        {
+            on_piece(&piece)?;
+        }
+        Ok(true)
+    }
+
     fn failed(
         &self,
         operation: &'static str,
@@ -71,20 +89,12 @@ impl ObjectStore for S3Store {
     async fn get_pieces<E: From<StoreError> + Send>(
         &self,
         key: &str,
-        mut on_piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
+        on_piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
     ) -> Result<bool, E> {
-        let Some(mut out) = self.get_object(key).await? else {
+        let Some(out) = self.get_object(key).await? else {
             return Ok(false);
         };
-        while let Some(piece) = out
-            .body
-            .try_next()
-            .await
-            .map_err(|e| self.failed("GET", key, e))?
-        {
-            on_piece(&piece)?;
-        }
-        Ok(true)
+        self.pour(key, out, on_piece).await
     }
 
     async fn put_bytes(
@@ -169,7 +179,7 @@ impl ObjectStore for S3Store {
         &self,
         key: &str,
         from: u64,
-        mut on_piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
+        on_piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
     ) -> Result<bool, E> {
         let sent = self
             .client
@@ -179,22 +189,14 @@ impl ObjectStore for S3Store {
             .range(format!("bytes={from}-"))
             .send()
             .await;
-        let mut out = match sent {
+        let out = match sent {
             Ok(out) => out,
             Err(e) if status_of(&e) == Some(404) => return Ok(false),
             // 416: the range starts at or past the end; nothing is left to read.
             Err(e) if status_of(&e) == Some(416) => return Ok(true),
             Err(e) => return Err(self.failed("GET", key, describe(&e)).into()),
         };
-        while let Some(piece) = out
-            .body
-            .try_next()
-            .await
-            .map_err(|e| self.failed("GET", key, e))?
-        {
-            on_piece(&piece)?;
-        }
-        Ok(true)
+        self.pour(key, out, on_piece).await
     }
 
     async fn start_upload(&self, key: &str, content_type: &str) -> Result<String, StoreError> {

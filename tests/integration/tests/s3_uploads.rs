@@ -55,7 +55,10 @@ async fn an_upload_spans_calls_and_reads_go_on_from_an_offset() {
     assert_eq!(from(len).await, (true, Vec::new()));
     assert_eq!(from(len + 10).await, (true, Vec::new()));
     // An empty object read from its start (split's rejects when nothing was rejected).
-    ledger.put_raw("runs/r/empty", Vec::new(), "").await.unwrap();
+    ledger
+        .put_raw("runs/r/empty", Vec::new(), "")
+        .await
+        .unwrap();
     let mut pieces = 0;
     let found = ledger
         .get_pieces_from::<StoreError>("runs/r/empty", 0, |_| {
