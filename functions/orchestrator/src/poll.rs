@@ -210,11 +210,6 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
                 continue;
             };
             let run = RunPath::new(run_id);
-            if self.in_doubt_since(&run).await?.is_some_and(|claimed_ms| {
-                unix_now_ms() < claimed_ms.saturating_add(duration_ms(in_doubt_wait))
-            }) {
-                continue;
-            }
             // The stage's requests are bounded by this; what follows it is one delete.
             let Some(deadline) = self
                 .deadline
@@ -234,8 +229,10 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
             // Read back and report only: a chunk whose users are missing is named safe to submit
             // again, and the operator's `reconcile` command sends it (and follows its job, which
             // outlasts this slice).
-            match stage.reconcile(&run, false).await {
-                Ok(result) => {
+            match stage.reconcile_when_settled(&run).await {
+                // A chunk in doubt may still be importing: read back in a later sweep.
+                Ok(None) => continue,
+                Ok(Some(result)) => {
                     tracing::info!(
                         run_id,
                         present = result.report.present,
@@ -253,19 +250,6 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
             }
         }
         Ok(())
-    }
-
-    /// When the latest chunk of the run now in doubt was claimed, if any is.
-    async fn in_doubt_since(&self, run: &RunPath) -> Result<Option<u64>, PollError> {
-        let mut latest = None;
-        for (key, _) in self.ledger.list(&run.jobs()).await? {
-            if let Some(job) = self.ledger.get::<JobRecord>(&key).await? {
-                if matches!(job.value.state, JobState::InDoubt { .. }) {
-                    latest = latest.max(Some(job.value.claimed_at_ms));
-                }
-            }
-        }
-        Ok(latest)
     }
 
     /// Follows a run's jobs and writes their chunk reports: (jobs still in flight, the manifest
@@ -604,8 +588,4 @@ pub(crate) fn refusal_message(marker: &[u8]) -> String {
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| "Auth0 refused the run".to_string())
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

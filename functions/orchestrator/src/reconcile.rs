@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use auth0_api::{unix_now_ms, ApiError, ExportField, ManagementApi};
 use import_core::jobs::{classify_job, parse_errors, ChunkReport, JobProgress};
 use import_core::layout::{self, RunPath};
-use import_core::ledger::{JobRecord, Ledger, Lines, ObjectStore, StoreError};
+use import_core::ledger::{JobRecord, JobState, Ledger, Lines, ObjectStore, StoreError};
 use import_core::manifest::RunManifest;
 use import_core::multipart::ImportFields;
 use import_core::reconcile::{
@@ -96,6 +96,8 @@ struct RunFacts {
     upsert: bool,
     /// The earliest moment any of the run's requests could have left (its first claim).
     started_ms: Option<u64>,
+    /// When the latest chunk of the run now in doubt was claimed, if any is.
+    in_doubt_since_ms: Option<u64>,
 }
 
 impl<S: ObjectStore> Stage<'_, S> {
@@ -120,11 +122,14 @@ impl<S: ObjectStore> Stage<'_, S> {
             .options
             .clone()
             .ok_or_else(|| fail("was a local rehearsal: it has no connection to read back"))?;
-        let mut started_ms: Option<u64> = None;
+        let (mut started_ms, mut in_doubt_since_ms) = (None::<u64>, None::<u64>);
         for (key, _) in self.ledger.list(&run.jobs()).await? {
             if let Some(record) = self.ledger.get::<JobRecord>(&key).await? {
                 let at = record.value.claimed_at_ms;
                 started_ms = Some(started_ms.map_or(at, |s| s.min(at)));
+                if matches!(record.value.state, JobState::InDoubt { .. }) {
+                    in_doubt_since_ms = in_doubt_since_ms.max(Some(at));
+                }
             }
         }
         Ok(RunFacts {
@@ -133,6 +138,7 @@ impl<S: ObjectStore> Stage<'_, S> {
             connection_id: options.connection_id,
             upsert: options.upsert,
             started_ms,
+            in_doubt_since_ms,
         })
     }
 
@@ -351,6 +357,33 @@ impl<S: ObjectStore> Stage<'_, S> {
         resubmit: bool,
     ) -> Result<Reconciliation, StageError> {
         let facts = self.facts(run).await?;
+        self.reconcile_with(run, facts, resubmit).await
+    }
+
+    /// Reads a final run back and reports only, once its chunks in doubt have settled
+    /// (`in_doubt_wait` since the latest was claimed: a job Auth0 made behind a lost answer has
+    /// ended, so its users are not counted missing while it still runs). `Ok(None)`: not yet.
+    pub async fn reconcile_when_settled(
+        &self,
+        run: &RunPath,
+    ) -> Result<Option<Reconciliation>, StageError> {
+        let facts = self.facts(run).await?;
+        let wait_ms = u64::try_from(self.in_doubt_wait.as_millis()).unwrap_or(u64::MAX);
+        if facts
+            .in_doubt_since_ms
+            .is_some_and(|claimed_ms| unix_now_ms() < claimed_ms.saturating_add(wait_ms))
+        {
+            return Ok(None);
+        }
+        self.reconcile_with(run, facts, false).await.map(Some)
+    }
+
+    async fn reconcile_with(
+        &self,
+        run: &RunPath,
+        facts: RunFacts,
+        resubmit: bool,
+    ) -> Result<Reconciliation, StageError> {
         let mut fresh_export = false;
         // A second pass only after chunks were submitted once more: it reads them back too.
         let result = loop {
