@@ -7,17 +7,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
+#[path = "../../../tests/support/python.rs"]
+mod python_support;
+use python_support::python;
 
 fn generate(dir: &Path) -> Value {
     let out = dir.join("vectors.json");

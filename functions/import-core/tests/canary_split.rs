@@ -14,17 +14,9 @@ use import_core::report::RunReport;
 use import_core::split::{split, MemorySink, SplitOptions};
 use serde_json::{json, Value};
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
+#[path = "../../../tests/support/python.rs"]
+mod python_support;
+use python_support::python;
 
 /// One correct record (and its password) per algorithm family, at a cheap work factor.
 fn correct_records() -> Vec<(Value, String)> {

@@ -17,17 +17,9 @@ use auth0_password_hash::{
 use serde_json::{json, Value};
 
 /// The project venv's Python (`make deps-python`), $PYTHON, or python3.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
+#[path = "../../../tests/support/python.rs"]
+mod python_support;
+use python_support::python;
 
 fn vectors() -> &'static Value {
     static VECTORS: OnceLock<Value> = OnceLock::new();

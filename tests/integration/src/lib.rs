@@ -132,19 +132,9 @@ impl LocalWorld {
     }
 }
 
-/// The Python with the project's tools (moto's server, the hash libraries): `$PYTHON` when set
-/// (the Makefile sets it), else the project venv that `make deps-python` makes, else `python3`.
-pub fn python() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("PYTHON") {
-        return p.into();
-    }
-    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
+#[path = "../../support/python.rs"]
+mod python_support;
+pub use python_support::python;
 
 /// A port the OS just handed out on loopback (released for the server to bind).
 pub fn free_port() -> std::io::Result<u16> {
