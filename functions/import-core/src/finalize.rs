@@ -464,6 +464,135 @@ mod tests {
             })
         );
     }
+    fn chunk_report(
+        users: u64,
+        end: crate::jobs::JobEnd,
+        errors: Vec<crate::jobs::UserError>,
+    ) -> ChunkReport {
+        ChunkReport::new(1, "job".into(), "x".into(), users, end, errors, 1, 2)
+    }
+
+    #[test]
+    fn the_users_not_imported_are_those_the_report_names_or_the_whole_chunk() {
+        let users: Vec<Value> = (0..4)
+            .map(|i| json!({"email": format!("u{i}@x.io")}))
+            .collect();
+        let indexes = [10, 11, 13, 14];
+        // Named by Auth0's error list: those users only, with their codes and input indexes.
+        let named = chunk_report(
+            4,
+            crate::jobs::JobEnd {
+                status: "completed".into(),
+                summary: None,
+                details: None,
+            },
+            vec![crate::jobs::UserError {
+                user: json!({"email": "U2@X.IO"}),
+                errors: vec![
+                    Violation::new("DUPLICATED_USER", "", "exists"),
+                    Violation::new("OTHER", "", "and more"),
+                ],
+            }],
+        );
+        let picked = not_imported(&named, &users, &indexes);
+        assert_eq!(picked.len(), 1);
+        assert_eq!((picked[0].position, picked[0].unknown), (2, false));
+        assert_eq!(
+            picked[0].row.to_line(),
+            "auth0,13,u2@x.io,DUPLICATED_USER,exists; and more\n"
+        );
+        // A job that failed as a whole, without a list: every user, unknown.
+        let whole = chunk_report(
+            4,
+            crate::jobs::JobEnd {
+                status: "failed".into(),
+                summary: None,
+                details: Some("boom".into()),
+            },
+            vec![],
+        );
+        let picked = not_imported(&whole, &users, &indexes);
+        assert_eq!(
+            picked.iter().map(|p| p.position).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        assert!(picked.iter().all(|p| p.unknown && p.row.message == "boom"));
+        assert_eq!(picked[3].row.index, Some(14));
+        // A summary that counts failures the list does not name: nobody can be named.
+        let partial = chunk_report(
+            4,
+            crate::jobs::JobEnd {
+                status: "completed".into(),
+                summary: Some(crate::jobs::Summary {
+                    inserted: 3,
+                    updated: 0,
+                    failed: 1,
+                    total: 4,
+                }),
+                details: None,
+            },
+            vec![],
+        );
+        assert!(not_imported(&partial, &users, &indexes).is_empty());
+    }
+
+    #[test]
+    fn a_users_file_built_in_pieces_is_one_json_array() {
+        let mut output = Output::default();
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        push_user(&mut output, &json!({"email": "a@x.io"}), &mut first);
+        push_user(
+            &mut output,
+            &json!({"email": "b@x.io", "n": [1, 2]}),
+            &mut second,
+        );
+        push_user(&mut output, &json!({"email": "c@x.io"}), &mut second);
+        close_users(&mut second);
+        let whole: Vec<Value> = serde_json::from_slice(&[first, second].concat()).unwrap();
+        assert_eq!(whole.len(), 3);
+        assert_eq!(output.records, 3);
+        assert_eq!(whole[1]["n"], json!([1, 2]));
+    }
+
+    proptest! {
+        #[test]
+        fn rejected_indexes_survive_their_bytes(indexes in proptest::collection::vec(any::<u64>(), 0..50)) {
+            let bytes = rejected_bytes(&indexes);
+            prop_assert_eq!(rejected_from_bytes(&bytes).collect::<Vec<_>>(), indexes);
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_as_written_and_refuses_an_unknown_stage() {
+        let report: RunReport = serde_json::from_value(json!({
+            "run_id": "r", "source": {"kind": "local", "path": "x"}, "users_in": 1,
+            "rejected_before_submission": 1, "rejected_by_code": {}, "submitted": 0, "inserted": 0,
+            "updated": 0, "failed_at_auth0": 0, "failed_by_code": {}, "unknown": 0,
+            "identity": "i", "conservation_holds": true, "jobs": [], "chunks": 0,
+            "failed_users_key": null
+        }))
+        .unwrap();
+        let mut cp = Checkpoint::start(report);
+        let mut buffer = Vec::new();
+        cp.push_row(reject_row(br#"{"index":0,"line":1,"byte_offset":0,"reasons":[{"code":"A","path":"","message":"m"}]}"#).unwrap(), &mut buffer);
+        cp.step = Step::Rejects { offset: 90 };
+        cp.csv.parts.push(UploadedPart {
+            number: 1,
+            etag: "\"e\"".into(),
+        });
+        let text = serde_json::to_string(&cp).unwrap();
+        assert_eq!(serde_json::from_str::<Checkpoint>(&text).unwrap(), cp);
+        // The header comes with the first row, once.
+        assert_eq!(
+            String::from_utf8(buffer).unwrap(),
+            format!("{CSV_HEADER}split,0,,A,m\n")
+        );
+        assert!(
+            serde_json::from_str::<Checkpoint>(&text.replace("\"split\"", "\"elsewhere\""))
+                .is_err()
+        );
+    }
+
     #[test]
     fn reported_users_are_found_in_their_chunk() {
         let users = vec![
