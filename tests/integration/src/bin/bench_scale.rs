@@ -2,7 +2,8 @@
 //! invocation on moto and the Auth0 emulator, invocation after invocation until the run is final.
 //!
 //! ```text
-//! bench_scale run    [--users N] [--reject-rate 0.2] [--fail-rate 0.1] [--deadline-s 90] [--no-kill]
+//! bench_scale run    [--users N] [--reject-rate 0.2] [--fail-rate 0.1] [--deadline-s 90]
+//!                    [--no-kill] [--max-invocations 60]
 //! bench_scale seed   --s3 URL [--bucket B] [--users N] [--reject-rate R] [--fail-rate F]
 //! bench_scale invoke --s3 URL --auth0 URL [--bucket B] [--deadline-s 90]
 //! ```
@@ -63,7 +64,7 @@ const REJECT_PART_BYTES: usize = 8 << 20;
 const DUPLICATE_EVERY: u64 = 50;
 /// Slots of the tenant (submit's default).
 const SLOTS: u32 = 2;
-/// Invocations before the driver gives up on a run that does not end.
+/// Invocations before the driver gives up on a run that does not end (`--max-invocations`).
 const MAX_INVOCATIONS: usize = 60;
 /// How often the driver samples an invocation's /tmp use and memory.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -833,6 +834,7 @@ async fn drive(flags: &Flags) -> Result<()> {
     let plan = Plan::new(flags)?;
     let deadline_s: f64 = flags.number("--deadline-s", 90.0)?;
     let kill = !flags.switch("--no-kill");
+    let max_invocations: usize = flags.number("--max-invocations", MAX_INVOCATIONS)?;
     let bucket = flags.bucket();
     let moto = MotoServer::start()?;
     let direct = s3_ledger(s3_client(&moto.endpoint()).await, &bucket);
@@ -855,7 +857,7 @@ async fn drive(flags: &Flags) -> Result<()> {
     let exe = std::env::current_exe()?;
     let mut invocations = Vec::new();
     let mut finalized = false;
-    for n in 1..=MAX_INVOCATIONS {
+    for n in 1..=max_invocations {
         let tmp = scratch.join(format!("invocation-{n}"));
         std::fs::create_dir_all(&tmp)?;
         let log = scratch.join(format!("invocation-{n}.log"));
