@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: help demo test soak bench-reconcile bench-split-1cpu fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash bench-csv deps-python fmt fuzz \
+.PHONY: help demo test soak bench-reconcile bench-split-1cpu bench-scale fmt-check clippy test-rust lint-infra test-infra bench bench-floor build-cli bench-hash bench-csv deps-python fmt fuzz \
 	deps-lambda deps-sam build package deploy validate-infra test-browser deps-browser
 
 # Python tools (moto's server, cfn-lint, the independent hash implementations the test vectors
@@ -75,6 +75,13 @@ bench-reconcile:
 ## memory) reading a generated drop from moto on the other core (SPLIT_USERS, default 2,000,000).
 bench-split-1cpu: deps-python
 	PYTHON=$(VENV_PY) bash tests/bench/split_taskset.sh
+
+## make bench-scale: poll's finalisation of one run of SCALE_USERS users (default 10,000,000;
+## 100000 and 1000000 work too) on moto + the emulator, per Lambda invocation until the run is
+## final: wall, peak RSS, /tmp, S3 requests by type, Auth0 requests; checks the reports. Not in make test.
+SCALE_USERS ?= 10000000
+bench-scale: deps-python
+	PYTHON=$(VENV_PY) SCALE_USERS=$(SCALE_USERS) bash tests/bench/scale.sh
 
 ## make bench-floor: on the 100 MB bench input (made by make bench), time the CLI, the baseline,
 ## `split -b` (copying the bytes into files alone) and a sonic-rs parse of each record, in turns.

@@ -1,6 +1,7 @@
 //! Test support: real services on loopback. `MotoServer` runs moto's server (S3 and Secrets
 //! Manager) on a free port for one test and stops it when dropped.
 
+pub mod counting_proxy;
 pub mod fixtures;
 pub mod pipeline;
 pub mod s3_proxy;
