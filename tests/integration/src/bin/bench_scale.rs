@@ -819,8 +819,11 @@ struct Invocation {
     auth0: BTreeMap<String, KindCount>,
 }
 
+/// Whether a counted kind of request belongs to a column of the table.
+type Sums = fn(&str) -> bool;
+
 /// The S3 request types of the table, and which counted kinds each sums.
-const S3_COLUMNS: &[(&str, fn(&str) -> bool)] = &[
+const S3_COLUMNS: &[(&str, Sums)] = &[
     ("GET", |k| k.starts_with("GET ")),
     ("PUT", |k| k.starts_with("PUT ") && k != "PUT tagging"),
     ("PUT tagging", |k| k == "PUT tagging"),
