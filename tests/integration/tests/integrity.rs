@@ -386,7 +386,10 @@ async fn killed_run(kill: Option<(u64, KillMode)>) -> (u64, Option<String>) {
         truth.tenant_users
     );
     let killed = w.pipeline.kills.killed();
-    if kill.is_some() {
+    // How many writes a run makes varies a little with timing (poll's sweeps, a finalisation
+    // cut by a short invocation's deadline saves once more): a kill planned past this run's
+    // last write has nothing to kill.
+    if kill.is_some_and(|(nth, _)| w.pipeline.kills.writes() >= nth) {
         assert!(
             w.pipeline
                 .invocations()
