@@ -296,6 +296,9 @@ fn argon2_fragment(stored_phc: &str, format: &'static str) -> Result<Fragment, C
     Ok(custom_utf8("argon2", stored_phc))
 }
 
+/// The largest integer a JavaScript double holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_EXACT_NUMBER: u64 = (1 << 53) - 1;
+
 #[allow(clippy::too_many_arguments)]
 fn scrypt_fragment(
     format: &'static str,
@@ -315,6 +318,17 @@ fn scrypt_fragment(
     }
     if hash_value.is_empty() || keylen == 0 {
         return Err(malformed(format, "the hash is empty"));
+    }
+    // Auth0 reads numbers as JavaScript doubles: a parameter above 2^53 - 1 would not be the
+    // one the hash was made with (found by the fuzz target: Django's scrypt with p=10^16+2).
+    if [cost, block_size, parallelization]
+        .iter()
+        .any(|&n| n > MAX_EXACT_NUMBER)
+    {
+        return Err(malformed(
+            format,
+            "an scrypt parameter is above 2^53 - 1, more than Auth0 reads exactly",
+        ));
     }
     Ok(Fragment::custom(json!({
         "algorithm": "scrypt",
@@ -870,8 +884,8 @@ mod tests {
     }
 
     /// Found by the `convert` fuzz target: an empty salt made an empty PHC field (pbkdf2), an
-    /// empty hash a keylen of 0, r=0 or p=0 a blockSize or parallelization of 0, and ln=53 a
-    /// cost beyond what a double holds exactly (scrypt).
+    /// empty hash a keylen of 0, r=0 or p=0 a blockSize or parallelization of 0, and ln=53 or
+    /// a p above 2^53 - 1 a number beyond what a double holds exactly (scrypt).
     #[test]
     fn a_pbkdf2_or_scrypt_hash_with_an_empty_salt_or_hash_is_refused() {
         let hash = "Ks5xsG0HyVJyUZqXjOVgkN8bAXDk0rWMP9BgHdgCu9U";
@@ -908,12 +922,51 @@ mod tests {
                 LegacyFormat::Passlib,
                 format!("$scrypt$ln=53,r=8,p=1$c2FsdHNhbHQ${hash}"),
             ),
+            // After 1,071,698 executions: a parallelization (or blockSize) past 2^53 - 1.
+            (
+                LegacyFormat::Django,
+                format!("scrypt$16384$c2FsdA$8$10000000010000002${hash}="),
+            ),
+            (
+                LegacyFormat::Passlib,
+                format!("$scrypt$ln=6,r=9007199254740992,p=1$c2FsdHNhbHQ${hash}"),
+            ),
+            (
+                LegacyFormat::Werkzeug,
+                "scrypt:16384:8:9007199254740992$salt$00ff".to_string(),
+            ),
         ] {
             assert!(
                 matches!(
                     convert(format, &stored),
                     Err(ConvertError::Malformed { .. })
                 ),
+                "{}: {stored}",
+                format.name()
+            );
+        }
+    }
+
+    /// The refusals above are for the parameter alone: the same strings with p=1 or r=8 convert.
+    #[test]
+    fn the_same_scrypt_strings_with_exact_parameters_convert() {
+        let hash = "Ks5xsG0HyVJyUZqXjOVgkN8bAXDk0rWMP9BgHdgCu9U";
+        for (format, stored) in [
+            (
+                LegacyFormat::Django,
+                format!("scrypt$16384$c2FsdA$8$1${hash}="),
+            ),
+            (
+                LegacyFormat::Passlib,
+                format!("$scrypt$ln=6,r=8,p=1$c2FsdHNhbHQ${hash}"),
+            ),
+            (
+                LegacyFormat::Werkzeug,
+                "scrypt:16384:8:1$salt$00ff".to_string(),
+            ),
+        ] {
+            assert!(
+                convert(format, &stored).is_ok(),
                 "{}: {stored}",
                 format.name()
             );
