@@ -294,7 +294,7 @@ fn user(i: u64) -> Value {
     let locale = ["en-GB", "pt-BR", "de-DE", "ja-JP"][(i % 4) as usize];
     json!({
         "email": format!("user{i}@example.com"),
-        "email_verified": i % 3 != 0,
+        "email_verified": !i.is_multiple_of(3),
         "user_id": format!("legacy-{i}"),
         "given_name": format!("Given{i}"),
         "family_name": format!("Family{}", i % 9973),
@@ -303,7 +303,7 @@ fn user(i: u64) -> Value {
         "user_metadata": {
             "locale": locale,
             "signed_up": format!("20{:02}-{:02}-{:02}", 10 + i % 15, 1 + i % 12, 1 + i % 28),
-            "newsletter": i % 2 == 0,
+            "newsletter": i.is_multiple_of(2),
             "referrer": format!("campaign-{}", i % 211),
         },
         "password_hash": bcrypt_shaped(i),
@@ -643,7 +643,7 @@ async fn seed_rejects(
             continue;
         }
         ordinal += 1;
-        if ordinal % DUPLICATE_EVERY == 0 {
+        if ordinal.is_multiple_of(DUPLICATE_EVERY) {
             duplicates.push(i);
             continue;
         }
@@ -819,8 +819,11 @@ struct Invocation {
     auth0: BTreeMap<String, KindCount>,
 }
 
+/// Whether a counted kind of request belongs to a column of the table.
+type KindFilter = fn(&str) -> bool;
+
 /// The S3 request types of the table, and which counted kinds each sums.
-const S3_COLUMNS: &[(&str, fn(&str) -> bool)] = &[
+const S3_COLUMNS: &[(&str, KindFilter)] = &[
     ("GET", |k| k.starts_with("GET ")),
     ("PUT", |k| k.starts_with("PUT ") && k != "PUT tagging"),
     ("PUT tagging", |k| k == "PUT tagging"),
