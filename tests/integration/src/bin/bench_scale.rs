@@ -925,7 +925,7 @@ async fn drive(flags: &Flags) -> Result<()> {
         };
         println!("{}", invocation_json(n, &invocation));
         eprintln!(
-            "invocation {n}: {:.1} s, {} , peak RSS {:.0} MB, log {}",
+            "invocation {n}: {:.1} s, {}, peak RSS {:.0} MB, log {}",
             wall.as_secs_f64(),
             invocation.outcome,
             rss as f64 / 1024.0,
