@@ -820,10 +820,10 @@ struct Invocation {
 }
 
 /// Whether a counted kind of request belongs to a column of the table.
-type Sums = fn(&str) -> bool;
+type KindFilter = fn(&str) -> bool;
 
 /// The S3 request types of the table, and which counted kinds each sums.
-const S3_COLUMNS: &[(&str, Sums)] = &[
+const S3_COLUMNS: &[(&str, KindFilter)] = &[
     ("GET", |k| k.starts_with("GET ")),
     ("PUT", |k| k.starts_with("PUT ") && k != "PUT tagging"),
     ("PUT tagging", |k| k == "PUT tagging"),
@@ -925,7 +925,7 @@ async fn drive(flags: &Flags) -> Result<()> {
         };
         println!("{}", invocation_json(n, &invocation));
         eprintln!(
-            "invocation {n}: {:.1} s, {} , peak RSS {:.0} MB, log {}",
+            "invocation {n}: {:.1} s, {}, peak RSS {:.0} MB, log {}",
             wall.as_secs_f64(),
             invocation.outcome,
             rss as f64 / 1024.0,
