@@ -179,3 +179,39 @@ pub fn encode_event_key(key: &str) -> String {
     }
     out
 }
+
+/// Serves HTTP/1 on `listener`, each request answered by `forward` with the server's `shared`
+/// state, until the returned task is aborted (dropping it drops every open connection): the
+/// loop of the test proxies in front of moto.
+pub(crate) fn serve<S, B, E, Fut>(
+    listener: tokio::net::TcpListener,
+    shared: std::sync::Arc<S>,
+    forward: fn(std::sync::Arc<S>, hyper::Request<hyper::body::Incoming>) -> Fut,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, E>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let shared = shared.clone();
+                    connections.spawn(async move {
+                        let service = hyper::service::service_fn(move |request| forward(shared.clone(), request));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+    })
+}

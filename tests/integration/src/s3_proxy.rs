@@ -13,13 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// Whether the write at the kill point reaches S3 before the invocation dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,25 +115,7 @@ impl S3Proxy {
             dead: dead.clone(),
             died: died.clone(),
         });
-        let server = tokio::spawn(async move {
-            // Dropping the set when the server is aborted drops every open connection.
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let shared = shared.clone();
-                        connections.spawn(async move {
-                            let service = service_fn(move |request| forward(shared.clone(), request));
-                            let _ = http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-        });
+        let server = crate::serve(listener, shared, forward);
         Ok(S3Proxy {
             endpoint,
             dead,
