@@ -45,7 +45,7 @@ const LINES_PER_LOOK: u32 = 1024;
 /// How a finalisation call ended.
 pub enum Finalized {
     /// The reports are written and the run is no longer active.
-    Done(Box<RunReport>),
+    Done,
     /// Stopped before its deadline (or another invocation holds the run); the next sweep goes on.
     Paused,
 }
@@ -133,7 +133,7 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                 }
                 Step::Told => {
                     self.leave(run, manifest, &st.cp.report).await?;
-                    return Ok(Finalized::Done(Box::new(st.cp.report)));
+                    return Ok(Finalized::Done);
                 }
             };
             if !self.save(run, &mut st).await? || !step_done || Instant::now() >= self.stop_at {
@@ -861,7 +861,7 @@ mod tests {
                 stop_at: Instant::now() + stop_after,
                 part_bytes,
             };
-            if let Finalized::Done(_) = finalizer.run(run, manifest).await.unwrap() {
+            if let Finalized::Done = finalizer.run(run, manifest).await.unwrap() {
                 return call;
             }
         }

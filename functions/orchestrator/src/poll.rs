@@ -187,7 +187,7 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
                 stop_at,
                 part_bytes: import_core::finalize::PART_BYTES,
             };
-            if let crate::finalize::Finalized::Done(_) = finalizer.run(&run, &manifest).await? {
+            if let crate::finalize::Finalized::Done = finalizer.run(&run, &manifest).await? {
                 report.runs_finalized.push(run.id().to_string());
             }
         }

@@ -163,18 +163,7 @@ async fn forward(
         .unwrap_or_else(|| "/".into());
     let kind = (shared.classify)(&parts.method, &path);
     shared.counts.request(&kind, body.len() as u64);
-    let mut upstream = shared
-        .http
-        .request(parts.method.clone(), format!("{}{path}", shared.upstream));
-    for (name, value) in &parts.headers {
-        // Hop-by-hop and framing headers are the client library's to set again.
-        if !matches!(
-            name.as_str(),
-            "connection" | "content-length" | "transfer-encoding" | "expect" | "keep-alive"
-        ) {
-            upstream = upstream.header(name, value);
-        }
-    }
+    let upstream = crate::upstream_request(&shared.http, &shared.upstream, &parts, &path);
     let answer = upstream.body(body).send().await?;
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {

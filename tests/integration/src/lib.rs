@@ -215,3 +215,23 @@ where
         }
     })
 }
+
+/// The request a test proxy sends on to `upstream` for the one it received: same method, path
+/// and headers, less the hop-by-hop and framing ones the client library sets again.
+pub(crate) fn upstream_request(
+    http: &reqwest::Client,
+    upstream: &str,
+    parts: &hyper::http::request::Parts,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    let mut request = http.request(parts.method.clone(), format!("{upstream}{path}"));
+    for (name, value) in &parts.headers {
+        if !matches!(
+            name.as_str(),
+            "connection" | "content-length" | "transfer-encoding" | "expect" | "keep-alive"
+        ) {
+            request = request.header(name, value);
+        }
+    }
+    request
+}

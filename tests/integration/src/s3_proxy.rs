@@ -181,18 +181,7 @@ async fn forward(
     if kill == Some(KillMode::BeforeWrite) {
         return die(&shared);
     }
-    let mut upstream = shared
-        .http
-        .request(parts.method.clone(), format!("{}{path}", shared.upstream));
-    for (name, value) in &parts.headers {
-        // Hop-by-hop and framing headers are the client library's to set again.
-        if !matches!(
-            name.as_str(),
-            "connection" | "content-length" | "transfer-encoding" | "expect" | "keep-alive"
-        ) {
-            upstream = upstream.header(name, value);
-        }
-    }
+    let upstream = crate::upstream_request(&shared.http, &shared.upstream, &parts, &path);
     let answer = upstream.body(body).send().await.map_err(|_| Dropped)?;
     let status = answer.status();
     let headers = answer.headers().clone();
