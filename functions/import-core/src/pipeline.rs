@@ -520,12 +520,15 @@ fn check_fully(
         };
         stripped_raw = reshape_in_place(compact, start, flavor, wanted);
     }
-    // Repeats are judged on what is imported: reshaping drops every copy of an export-only
-    // field, as the fast path does, so a repeat there leaves the text as written (found by the
-    // fuzz target: the full path wrote such a record again, `\u00e9` as `é`, the fast path not).
+    // Repeats are judged on what is imported, as the fast path judges them (found by the fuzz
+    // target twice): reshaping drops every copy of an export-only field, so a repeat there leaves
+    // the text as written; and a repeat the rules do not see (inside free-form metadata, read for
+    // its key names) is kept as written, as the fast path keeps it. A repeat the rules do see
+    // (`REPEATED_KEY`) means the text is not the value checked above: written again.
     stripped_raw = stripped_raw
-        && sonic_rs::from_slice::<sonic_rs::Value>(&compact[start..])
-            .is_ok_and(|value| !compact::has_repeated_keys(&value));
+        && sonic_rs::from_slice::<sonic_rs::Value>(&compact[start..]).is_ok_and(|value| {
+            !compact::has_repeated_keys(&value) || check_user(&value).is_empty()
+        });
     if !stripped_raw {
         compact.truncate(start);
     }
@@ -968,6 +971,39 @@ mod tests {
         assert!(
             bytes.contains(r"cep\u00e9@") && !bytes.contains("identities"),
             "{bytes}"
+        );
+    }
+
+    /// Found by the `fast_path` fuzz target after 2.2 M executions: a record whose only repeated
+    /// keys sit inside `user_metadata` was taken by the fast path as written, both copies kept,
+    /// while the full path on its own wrote it again with the last copies (`0e400` as `0.0`).
+    /// Both keep the text now; a repeat the rules read still has it written again.
+    #[test]
+    fn a_repeat_only_in_metadata_is_kept_as_written_by_both_paths() {
+        let text = r#"{"email":"a@example.com","user_metadata":{"email":"b@example.com","n":[0e400],"email":"c@example.com"}}"#;
+        let (taken, full) = paths_agree(text.as_bytes()).unwrap();
+        assert!(taken);
+        assert_eq!(full.0.as_deref(), Some(text.as_bytes()));
+        // The same repeat inside app_metadata, in a record only the full path takes (more
+        // containers than `MAX_FAST_CONTAINERS`), is kept as written too.
+        let text = format!(
+            r#"{{"email":"a@example.com","app_metadata":{{"a":1,"l":[{}[]],"a":2}}}}"#,
+            "[],".repeat(MAX_FAST_CONTAINERS)
+        );
+        let (taken, full) = paths_agree(text.as_bytes()).unwrap();
+        assert!(!taken);
+        assert_eq!(full.0.as_deref(), Some(text.as_bytes()));
+        // A repeat the rules read (`email` at the top) is not the checked value as written: the
+        // record is written again, one `email`, the last.
+        let text =
+            r#"{"email":"b@example","user_metadata":{"n":[0e400],"n":1},"email":"a@example.com"}"#;
+        let (taken, full) = paths_agree(text.as_bytes()).unwrap();
+        assert!(!taken);
+        let written = String::from_utf8(full.0.unwrap()).unwrap();
+        assert_eq!(written.matches("\"email\"").count(), 1, "{written}");
+        assert!(
+            written.contains("a@example.com") && !written.contains("0e400"),
+            "{written}"
         );
     }
 
