@@ -6,7 +6,7 @@
 #![no_main]
 
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use import_core::manifest::{RunManifest, Source};
 use import_core::mapping::{presets, Mapping};
@@ -47,18 +47,26 @@ fuzz_target!(|data: &[u8]| {
     let Some((&config, rest)) = data.split_first() else {
         return;
     };
-    let mappings: Vec<Mapping> = std::iter::once(Mapping::from_toml(EVERY_TYPE).expect("checks"))
-        .chain(
-            presets::PRESETS
-                .iter()
-                .filter_map(|p| presets::mapping(p.name).expect("every preset checks")),
-        )
-        .collect();
-    let mapping = mappings[usize::from(config & 7) % mappings.len()].clone();
+    // Parsed once: reading the presets' TOML at every execution took most of each one.
+    static MAPPINGS: LazyLock<Vec<Arc<Mapping>>> = LazyLock::new(|| {
+        std::iter::once(Mapping::from_toml(EVERY_TYPE).expect("checks"))
+            .chain(
+                presets::PRESETS
+                    .iter()
+                    .filter_map(|p| presets::mapping(p.name).expect("every preset checks")),
+            )
+            .map(Arc::new)
+            .collect()
+    });
+    let mapping = Arc::clone(&MAPPINGS[usize::from(config & 7) % MAPPINGS.len()]);
     let workers = if config & 8 == 0 { 1 } else { 2 };
     let options = SplitOptions {
         max_chunk_bytes: 4096,
-        mapping: Some(Arc::new(mapping)),
+        mapping: Some(mapping),
+        // Spill files on a RAM disk where there is one, as split_stage does.
+        scratch_dir: std::path::Path::new("/dev/shm")
+            .is_dir()
+            .then(|| "/dev/shm".into()),
         ..SplitOptions::default()
     };
     let mut sink = MemorySink::default();
