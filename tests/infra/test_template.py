@@ -293,6 +293,10 @@ def main() -> int:
               for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")],
             ("s3:PutObjectTagging", obj("runs/r-1/chunks/000001.json")),
             ("s3:PutObjectTagging", obj("runs/r-1/failed-users.json")),
+            # Finalisation's outputs are multipart uploads: one found aborted (S3 aborts uploads
+            # left a day) is told by its parts' listing, and the others are aborted.
+            *[(a, obj(k)) for k in ("runs/r-1/report.csv", "runs/r-1/failed-users.json")
+              for a in ("s3:ListMultipartUploadParts", "s3:AbortMultipartUpload")],
             ("s3:ListBucket", bucket_arn),
         ],
     }

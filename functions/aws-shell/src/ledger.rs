@@ -29,6 +29,26 @@ pub fn s3_ledger(client: Client, bucket: &str) -> S3Ledger {
 
 impl S3Store {
     /// The object at `key`, its body not read yet; `None` when there is none.
+    /// Whether an upload is still open, asked after a part or a completion failed: S3 answers
+    /// those with NoSuchUpload (404) once the upload is aborted, but moto with a 500, while
+    /// both answer ListParts with NoSuchUpload.
+    async fn upload_exists(&self, key: &str, upload_id: &str) -> Result<bool, StoreError> {
+        match self
+            .client
+            .list_parts()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .max_parts(1)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(self.failed("listing the parts of", key, describe(&e))),
+        }
+    }
+
     async fn get_object(&self, key: &str) -> Result<Option<GetObjectOutput>, StoreError> {
         match self
             .client
@@ -222,7 +242,7 @@ impl ObjectStore for S3Store {
     ) -> Result<String, StoreError> {
         let number = i32::try_from(number)
             .map_err(|_| self.failed("PUT part", key, "part number out of range"))?;
-        let stored = self
+        let sent = self
             .client
             .upload_part()
             .bucket(&self.bucket)
@@ -231,9 +251,14 @@ impl ObjectStore for S3Store {
             .part_number(number)
             .body(ByteStream::from(bytes))
             .send()
-            .await
-            .map_err(|e| self.failed("PUT part", key, describe(&e)))?;
-        Ok(stored.e_tag.unwrap_or_default())
+            .await;
+        match sent {
+            Ok(stored) => Ok(stored.e_tag.unwrap_or_default()),
+            Err(_) if !self.upload_exists(key, upload_id).await? => Err(StoreError::UploadGone {
+                key: key.to_string(),
+            }),
+            Err(e) => Err(self.failed("PUT part", key, describe(&e))),
+        }
     }
 
     async fn finish_upload(
@@ -271,7 +296,29 @@ impl ObjectStore for S3Store {
             // Finished already by an invocation that died before it could record so: the
             // upload is gone and the object is there.
             Err(e) if status_of(&e) == Some(404) && self.get_object(key).await?.is_some() => Ok(()),
+            // Gone without being completed: aborted.
+            Err(_) if !self.upload_exists(key, upload_id).await? => Err(StoreError::UploadGone {
+                key: key.to_string(),
+            }),
             Err(e) => Err(self.failed("completing the upload of", key, describe(&e))),
+        }
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            // NoSuchUpload: completed or aborted already.
+            Err(e) if status_of(&e) != Some(404) => {
+                Err(self.failed("aborting the upload of", key, describe(&e)))
+            }
+            _ => Ok(()),
         }
     }
 

@@ -477,6 +477,10 @@ impl<S: ObjectStore> Ledger<S> {
         self.store.finish_upload(key, upload_id, parts).await
     }
 
+    pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.store.abort_upload(key, upload_id).await
+    }
+
     pub async fn get<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,

@@ -22,6 +22,11 @@ pub enum StoreError {
     /// The object exists but does not hold what this version writes.
     #[error("{key} is not what this version writes: {reason}")]
     Malformed { key: String, reason: String },
+    /// An upload (`ObjectStore::start_upload`) is no longer there and its object was never
+    /// made: S3 aborts an upload left incomplete for a day (the bucket's lifecycle rule). What
+    /// it held must be written again, in a new upload.
+    #[error("the upload to {key} is gone (aborted before it was completed)")]
+    UploadGone { key: String },
     /// The store could not be read or written (network, permissions, disk).
     #[error("{operation} {key}: {reason}")]
     Io {
@@ -151,13 +156,26 @@ pub trait ObjectStore: Sync {
             match self.get_bytes(&part_key).await? {
                 Some((bytes, _)) => whole.extend_from_slice(&bytes),
                 None if self.get_bytes(key).await?.is_some() => return Ok(()),
-                None => return Err(StoreError::NotFound { key: part_key }),
+                None => {
+                    return Err(StoreError::UploadGone {
+                        key: key.to_string(),
+                    })
+                }
             }
         }
         self.put_bytes(key, whole, "", WriteIf::Always).await?;
         for part in parts {
             self.delete(&format!("{UPLOADS_PREFIX}{upload_id}/{:05}", part.number))
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Drops an upload that will not be completed, with the parts it holds. An upload already
+    /// gone (completed or aborted) is not an error.
+    async fn abort_upload(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
+        for (part, _) in self.list(&format!("{UPLOADS_PREFIX}{upload_id}/")).await? {
+            self.delete(&part).await?;
         }
         Ok(())
     }

@@ -69,6 +69,25 @@ struct Buffers {
     unknown: Vec<u8>,
 }
 
+/// The outputs written in parts, with their content types, in the order of `Buffers::each`
+/// and `outputs`: every loop over them goes through these.
+const OUTPUTS: [(&str, &str); 3] = [
+    (REPORT_CSV, CSV_TYPE),
+    (FAILED_USERS, JSON_TYPE),
+    (UNKNOWN_USERS, JSON_TYPE),
+];
+
+impl Buffers {
+    fn each(&mut self) -> [&mut Vec<u8>; 3] {
+        [&mut self.csv, &mut self.failed, &mut self.unknown]
+    }
+}
+
+/// The checkpoint's record of each of `OUTPUTS`.
+fn outputs(cp: &mut Checkpoint) -> [&mut Output; 3] {
+    [&mut cp.csv, &mut cp.failed, &mut cp.unknown]
+}
+
 struct State {
     cp: Checkpoint,
     /// The checkpoint's ETag; `None` before its first save.
@@ -121,14 +140,29 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                 saved_at: Instant::now(),
             },
         };
+        match self.go(run, manifest, &mut st).await {
+            Err(PollError::Store(StoreError::UploadGone { key })) => {
+                self.start_over(run, manifest, st, &key).await
+            }
+            other => other,
+        }
+    }
+
+    /// The steps from the checkpoint in `st` on, until done or `stop_at`.
+    async fn go(
+        &self,
+        run: &RunPath,
+        manifest: &RunManifest,
+        st: &mut State,
+    ) -> Result<Finalized, PollError> {
         loop {
             let step_done = match st.cp.step.clone() {
-                Step::Totals { next } => self.totals(run, manifest, &mut st, next).await?,
-                Step::Rejects { offset } => self.rejects(run, manifest, &mut st, offset).await?,
-                Step::Users { next } => self.users(run, manifest, &mut st, next).await?,
-                Step::Tags { next } => self.tags(run, manifest, &mut st, next).await?,
+                Step::Totals { next } => self.totals(run, manifest, st, next).await?,
+                Step::Rejects { offset } => self.rejects(run, manifest, st, offset).await?,
+                Step::Users { next } => self.users(run, manifest, st, next).await?,
+                Step::Tags { next } => self.tags(run, manifest, st, next).await?,
                 Step::Publish => {
-                    self.publish(run, &mut st).await?;
+                    self.publish(run, st).await?;
                     true
                 }
                 Step::Told => {
@@ -136,11 +170,48 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                     return Ok(Finalized::Done);
                 }
             };
-            if !self.save(run, &mut st).await? || !step_done || Instant::now() >= self.stop_at {
+            if !self.save(run, st).await? || !step_done || Instant::now() >= self.stop_at {
                 tracing::info!(run_id = run.id(), step = ?st.cp.step, "finalisation paused");
                 return Ok(Finalized::Paused);
             }
         }
+    }
+
+    /// An output's upload was aborted before it was completed (the bucket aborts uploads left
+    /// for a day: a finalisation that stopped that long). What its parts held is gone, and
+    /// every step can be done again (the reports are written whole, tags set again), so the
+    /// checkpoint goes back to the start, by compare-and-swap like any save; the next sweep
+    /// goes on from there. The outputs' other uploads are aborted (their parts can hold
+    /// password hashes); the old scratch objects go when the run is left.
+    async fn start_over(
+        &self,
+        run: &RunPath,
+        manifest: &RunManifest,
+        mut st: State,
+        key: &str,
+    ) -> Result<Finalized, PollError> {
+        tracing::warn!(
+            run_id = run.id(),
+            key,
+            "an upload of the run's reports was aborted before it was completed; finalisation starts over"
+        );
+        let mut fresh = State {
+            cp: Checkpoint::start(RunReport::start(manifest)),
+            etag: st.etag.clone(),
+            buffers: Buffers::default(),
+            rejected: Vec::new(),
+            saved_at: Instant::now(),
+        };
+        if self.save(run, &mut fresh).await? {
+            for ((name, _), output) in OUTPUTS.iter().zip(outputs(&mut st.cp)) {
+                if let (Some(upload_id), false) = (&output.upload_id, output.finished) {
+                    self.ledger
+                        .abort_upload(&run.object(name), upload_id)
+                        .await?;
+                }
+            }
+        }
+        Ok(Finalized::Paused)
     }
 
     /// Counts every chunk report, in manifest order.
@@ -486,16 +557,9 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
     /// saved first.
     async fn save(&self, run: &RunPath, st: &mut State) -> Result<bool, PollError> {
         let token = finalize::save_token();
-        let b = &st.buffers;
-        if [&b.csv, &b.failed, &b.unknown]
-            .iter()
-            .any(|b| !b.is_empty())
-        {
-            for (name, bytes) in [
-                (REPORT_CSV, &b.csv),
-                (FAILED_USERS, &b.failed),
-                (UNKNOWN_USERS, &b.unknown),
-            ] {
+        let buffers = st.buffers.each();
+        if buffers.iter().any(|b| !b.is_empty()) {
+            for ((name, _), bytes) in OUTPUTS.iter().zip(buffers) {
                 if !bytes.is_empty() {
                     let key = run.object(&format!("{FINALIZE_DIR}carry-{token}/{name}"));
                     self.ledger
@@ -546,11 +610,7 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
         let Some(token) = token else {
             return Ok(buffers);
         };
-        for (name, buffer) in [
-            (REPORT_CSV, &mut buffers.csv),
-            (FAILED_USERS, &mut buffers.failed),
-            (UNKNOWN_USERS, &mut buffers.unknown),
-        ] {
+        for ((name, _), buffer) in OUTPUTS.iter().zip(buffers.each()) {
             let key = run.object(&format!("{FINALIZE_DIR}carry-{token}/{name}"));
             if let Some((bytes, _)) = self.ledger.get_bytes(&key).await? {
                 *buffer = bytes;
@@ -584,20 +644,12 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
 
     /// Stores each output's waiting bytes as a part once they reach `part_bytes`.
     async fn store_full_parts(&self, run: &RunPath, st: &mut State) -> Result<(), PollError> {
-        let (cp, b) = (&mut st.cp, &mut st.buffers);
-        for (key, output, buffer, content_type) in [
-            (run.report_csv(), &mut cp.csv, &mut b.csv, CSV_TYPE),
-            (run.failed_users(), &mut cp.failed, &mut b.failed, JSON_TYPE),
-            (
-                run.object(UNKNOWN_USERS),
-                &mut cp.unknown,
-                &mut b.unknown,
-                JSON_TYPE,
-            ),
-        ] {
+        let each = outputs(&mut st.cp).into_iter().zip(st.buffers.each());
+        for ((name, content_type), (output, buffer)) in OUTPUTS.iter().zip(each) {
             if buffer.len() >= self.part_bytes {
                 let bytes = std::mem::take(buffer);
-                self.store_part(&key, output, bytes, content_type).await?;
+                self.store_part(&run.object(name), output, bytes, content_type)
+                    .await?;
             }
         }
         Ok(())
@@ -671,7 +723,7 @@ mod tests {
     use import_core::manifest::{ChunkEntry, RejectEntry, RunStatus, Source, Transformations};
     use import_core::report::Unposted;
     use import_core::run_end::NoNotifier;
-    use import_core::storage::MemoryStore;
+    use import_core::storage::{MemoryStore, UPLOADS_PREFIX};
     use import_core::violation::Violation;
     use serde_json::json;
     use std::collections::BTreeMap;
@@ -1025,5 +1077,66 @@ mod tests {
             .await
             .unwrap());
         assert!(!at(Instant::now()).save(&run, &mut st).await.unwrap());
+    }
+
+    /// S3 aborts an upload left incomplete for a day (the bucket's lifecycle rule). A
+    /// finalisation that stopped that long finds its parts gone when it completes the upload:
+    /// it starts over instead of failing at every sweep, and writes what one pass writes.
+    #[tokio::test]
+    async fn an_upload_aborted_under_a_paused_finalisation_starts_it_over() {
+        let run = RunPath::new("r3");
+        let (whole, manifest) = seeded(&run).await;
+        finalise(&whole, &run, &manifest, Duration::from_secs(3600), 64).await;
+        let expected = outputs(&whole, &run).await;
+
+        let (ledger, manifest) = seeded(&run).await;
+        let config = config();
+        let call = || Finalizer {
+            ledger: &ledger,
+            config: &config,
+            notifier: &NoNotifier,
+            stop_at: Instant::now(),
+            part_bytes: 64,
+        };
+        let step = || async {
+            ledger
+                .get::<Checkpoint>(&run.object(CHECKPOINT))
+                .await
+                .unwrap()
+                .map(|cp| cp.value.step)
+        };
+        // Paused once parts of failed-users.json are stored, then a day passes: the parts go.
+        loop {
+            call().run(&run, &manifest).await.unwrap();
+            let cp = ledger
+                .get::<Checkpoint>(&run.object(CHECKPOINT))
+                .await
+                .unwrap();
+            if cp.is_some_and(|cp| !cp.value.failed.parts.is_empty()) {
+                break;
+            }
+        }
+        let parts = ledger.list(UPLOADS_PREFIX).await.unwrap();
+        assert!(!parts.is_empty());
+        for (key, _) in parts {
+            ledger.delete(&key).await.unwrap();
+        }
+        // Calls go on until one finds the upload gone at Publish and starts over.
+        let mut steps = vec![step().await];
+        while steps.last().unwrap() != &Some(Step::Totals { next: 0 }) {
+            assert!(steps.len() < 500, "never started over: {steps:?}");
+            let finalized = call().run(&run, &manifest).await.unwrap();
+            assert!(matches!(finalized, Finalized::Paused));
+            steps.push(step().await);
+        }
+        assert_eq!(steps[steps.len() - 2], Some(Step::Publish), "{steps:?}");
+        finalise(&ledger, &run, &manifest, Duration::ZERO, 64).await;
+        assert_eq!(outputs(&ledger, &run).await, expected);
+        assert!(ledger
+            .list(&run.object(FINALIZE_DIR))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(ledger.list(UPLOADS_PREFIX).await.unwrap().is_empty());
     }
 }

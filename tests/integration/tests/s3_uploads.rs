@@ -1,6 +1,7 @@
 //! The S3 store's resumable pieces against moto: an upload whose parts are stored one call at a
 //! time and completed later (a run's finalisation spans invocations this way), completing it a
-//! second time (an invocation that died before it could record so), and reads from an offset.
+//! second time (an invocation that died before it could record so), an upload aborted under a
+//! paused finalisation (S3 aborts uploads left for a day), and reads from an offset.
 
 use import_core::ledger::StoreError;
 use import_core::storage::{UploadedPart, MIN_PART_BYTES};
@@ -31,11 +32,13 @@ async fn an_upload_spans_calls_and_reads_go_on_from_an_offset() {
     // Completed already: the object is there, so a second completion is not an error.
     ledger.finish_upload(key, &upload_id, &parts).await.unwrap();
     assert_eq!(ledger.get_bytes(key).await.unwrap().unwrap().0, whole);
-    // An upload that never was, for an object that is not there, is an error.
-    assert!(ledger
-        .finish_upload("runs/r/none.csv", "no-such-upload", &parts)
-        .await
-        .is_err());
+    // An upload that never was, for an object that is not there, is gone.
+    assert!(matches!(
+        ledger
+            .finish_upload("runs/r/none.csv", "no-such-upload", &parts)
+            .await,
+        Err(StoreError::UploadGone { .. })
+    ));
 
     let from = |offset: u64| async move {
         let mut read = Vec::new();
@@ -74,4 +77,30 @@ async fn an_upload_spans_calls_and_reads_go_on_from_an_offset() {
         .await
         .unwrap();
     assert!(!missing);
+}
+
+/// S3 aborts an upload left incomplete for a day: storing a part in it, or completing it, then
+/// says `UploadGone` (finalisation starts over on it), and aborting it again is not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_upload_is_gone() {
+    let w = World::start(quick()).await;
+    let ledger = &w.pipeline.ledger;
+    let key = "runs/r/failed-users.json";
+    let upload_id = ledger.start_upload(key, "application/json").await.unwrap();
+    let etag = ledger
+        .upload_part(key, &upload_id, 1, b"[{}".to_vec())
+        .await
+        .unwrap();
+    ledger.abort_upload(key, &upload_id).await.unwrap();
+    let gone = |r: Result<_, StoreError>| matches!(r, Err(StoreError::UploadGone { .. }));
+    assert!(gone(
+        ledger
+            .upload_part(key, &upload_id, 2, b"]".to_vec())
+            .await
+            .map(drop)
+    ));
+    let parts = [UploadedPart { number: 1, etag }];
+    assert!(gone(ledger.finish_upload(key, &upload_id, &parts).await));
+    assert_eq!(ledger.get_bytes(key).await.unwrap(), None);
+    ledger.abort_upload(key, &upload_id).await.unwrap();
 }
