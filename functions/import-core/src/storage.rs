@@ -113,33 +113,46 @@ pub trait ObjectStore: Sync {
     /// Starts an object written in numbered parts that may span invocations (S3: a multipart
     /// upload): its id, to be kept by the caller with the parts' ETags until `finish_upload`.
     /// Every part but the last must hold at least `MIN_PART_BYTES`. This default keeps the
-    /// parts as objects under `UPLOADS_PREFIX`, for stores without uploads of their own.
+    /// parts as objects under `UPLOADS_PREFIX`, for stores without uploads of their own, with
+    /// an object that says the upload is open (`UPLOAD_OPEN`), so that a part stored in an
+    /// upload completed or aborted meanwhile is refused as S3 refuses it.
     async fn start_upload(&self, key: &str, _content_type: &str) -> Result<String, StoreError> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        Ok(format!(
+        let id = format!(
             "{:032x}",
             xxhash_rust::xxh3::xxh3_128(format!("{key}@{nanos}").as_bytes())
-        ))
+        );
+        let open = format!("{UPLOADS_PREFIX}{id}/{UPLOAD_OPEN}");
+        self.put_bytes(&open, Vec::new(), "", WriteIf::Absent)
+            .await?;
+        Ok(id)
     }
 
     /// Stores part `number` (from 1) of an upload; storing a number again replaces that part.
     /// Returns the part's ETag.
     async fn upload_part(
         &self,
-        _key: &str,
+        key: &str,
         upload_id: &str,
         number: u32,
         bytes: Vec<u8>,
     ) -> Result<String, StoreError> {
-        self.put_bytes(
-            &format!("{UPLOADS_PREFIX}{upload_id}/{number:05}"),
-            bytes,
-            "",
-            WriteIf::Always,
-        )
-        .await
+        let part = format!("{UPLOADS_PREFIX}{upload_id}/{number:05}");
+        let etag = self.put_bytes(&part, bytes, "", WriteIf::Always).await?;
+        // Looked at after the part is stored: an upload closed before this look takes the part
+        // back here, one closed after it finds the part when it removes its parts.
+        if !self
+            .exists_default(&format!("{UPLOADS_PREFIX}{upload_id}/{UPLOAD_OPEN}"))
+            .await?
+        {
+            self.delete(&part).await?;
+            return Err(StoreError::UploadGone {
+                key: key.to_string(),
+            });
+        }
+        Ok(etag)
     }
 
     /// Makes `key` the given parts, in order. Finishing an upload already finished (an
@@ -150,6 +163,15 @@ pub trait ObjectStore: Sync {
         upload_id: &str,
         parts: &[UploadedPart],
     ) -> Result<(), StoreError> {
+        let open = format!("{UPLOADS_PREFIX}{upload_id}/{UPLOAD_OPEN}");
+        if !self.exists_default(&open).await? {
+            return match self.get_bytes(key).await? {
+                Some(_) => Ok(()),
+                None => Err(StoreError::UploadGone {
+                    key: key.to_string(),
+                }),
+            };
+        }
         let mut whole = Vec::new();
         for part in parts {
             let part_key = format!("{UPLOADS_PREFIX}{upload_id}/{:05}", part.number);
@@ -164,25 +186,31 @@ pub trait ObjectStore: Sync {
             }
         }
         self.put_bytes(key, whole, "", WriteIf::Always).await?;
-        for part in parts {
-            self.delete(&format!("{UPLOADS_PREFIX}{upload_id}/{:05}", part.number))
-                .await?;
-        }
-        Ok(())
+        self.abort_upload(key, upload_id).await
     }
 
     /// Drops an upload that will not be completed, with the parts it holds. An upload already
     /// gone (completed or aborted) is not an error.
     async fn abort_upload(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
-        for (part, _) in self.list(&format!("{UPLOADS_PREFIX}{upload_id}/")).await? {
+        // Closed first: a part stored from here on is taken back by its own call.
+        let dir = format!("{UPLOADS_PREFIX}{upload_id}/");
+        self.delete(&format!("{dir}{UPLOAD_OPEN}")).await?;
+        for (part, _) in self.list(&dir).await? {
             self.delete(&part).await?;
         }
         Ok(())
+    }
+
+    /// Whether `key` exists, for the default uploads (a GET: every store has one).
+    async fn exists_default(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.get_bytes(key).await?.is_some())
     }
 }
 
 /// Where `ObjectStore`'s default uploads keep their parts.
 pub const UPLOADS_PREFIX: &str = ".uploads/";
+/// The object in a default upload's folder that says it is open.
+const UPLOAD_OPEN: &str = "open";
 
 /// A stored part of an upload (`ObjectStore::upload_part`), as `finish_upload` needs it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -7,7 +7,9 @@
 //! next invocation goes on where this one stopped. Memory is bounded by the outputs' part
 //! buffers (8 MiB each), a few chunks read ahead, and 8 bytes per rejected user; nothing is
 //! written to local disk. The checkpoint is saved by compare-and-swap: of two invocations
-//! finalising the same run, the one that loses stops.
+//! finalising the same run, the one that loses stops (and aborts the uploads it started, which
+//! no checkpoint names). Once the run is left, the checkpoint stays, saying "told", so that an
+//! invocation that began before then stops instead of finalising the run again.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -95,6 +97,9 @@ struct State {
     buffers: Buffers,
     /// Rejected indexes read since the last save.
     rejected: Vec<u64>,
+    /// Uploads started since the last save (key, upload id): aborted if the save loses, since
+    /// no checkpoint will name them.
+    started: Vec<(String, String)>,
     saved_at: Instant,
 }
 
@@ -122,6 +127,13 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
             .get::<Checkpoint>(&run.object(CHECKPOINT))
             .await?
         {
+            // Left already, by an invocation finalising it at the same time.
+            Some(saved)
+                if saved.value.step == Step::Told
+                    && !self.ledger.exists(&run.active_marker()).await? =>
+            {
+                return Ok(Finalized::Done);
+            }
             Some(saved) => {
                 let buffers = self.load_carry(run, saved.value.carry.as_deref()).await?;
                 State {
@@ -129,6 +141,7 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                     etag: Some(saved.etag),
                     buffers,
                     rejected: Vec::new(),
+                    started: Vec::new(),
                     saved_at: Instant::now(),
                 }
             }
@@ -137,6 +150,7 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                 etag: None,
                 buffers: Buffers::default(),
                 rejected: Vec::new(),
+                started: Vec::new(),
                 saved_at: Instant::now(),
             },
         };
@@ -177,12 +191,15 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
         }
     }
 
-    /// An output's upload was aborted before it was completed (the bucket aborts uploads left
-    /// for a day: a finalisation that stopped that long). What its parts held is gone, and
-    /// every step can be done again (the reports are written whole, tags set again), so the
-    /// checkpoint goes back to the start, by compare-and-swap like any save; the next sweep
-    /// goes on from there. The outputs' other uploads are aborted (their parts can hold
-    /// password hashes); the old scratch objects go when the run is left.
+    /// An output's upload is gone. Completed, its object is there: an invocation finalising the
+    /// run at the same time is ahead, and this one stops. Otherwise it was aborted before it
+    /// was completed (the bucket aborts uploads left for a day: a finalisation that stopped
+    /// that long). What its parts held is gone, and every step can be done again (the reports
+    /// are written whole, tags set again), so the checkpoint goes back to the start, by
+    /// compare-and-swap like any save; the next sweep goes on from there. The outputs' other
+    /// uploads are aborted (their parts can hold password hashes), and outputs completed
+    /// before are removed, so that from here on an output that exists was completed after the
+    /// start; the old scratch objects go when the run is left.
     async fn start_over(
         &self,
         run: &RunPath,
@@ -190,6 +207,18 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
         mut st: State,
         key: &str,
     ) -> Result<Finalized, PollError> {
+        if self.ledger.exists(key).await? {
+            tracing::info!(
+                run_id = run.id(),
+                key,
+                "another invocation completed this output; it goes on"
+            );
+            // No checkpoint names the uploads this invocation started since its last save.
+            for (key, upload_id) in &st.started {
+                self.ledger.abort_upload(key, upload_id).await?;
+            }
+            return Ok(Finalized::Paused);
+        }
         tracing::warn!(
             run_id = run.id(),
             key,
@@ -200,6 +229,8 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
             etag: st.etag.clone(),
             buffers: Buffers::default(),
             rejected: Vec::new(),
+            // Aborted by the save if it loses; if it wins, they are among the uploads below.
+            started: std::mem::take(&mut st.started),
             saved_at: Instant::now(),
         };
         if self.save(run, &mut fresh).await? {
@@ -209,6 +240,7 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                         .abort_upload(&run.object(name), upload_id)
                         .await?;
                 }
+                self.ledger.delete(&run.object(name)).await?;
             }
         }
         Ok(Finalized::Paused)
@@ -428,15 +460,21 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
             st.buffers.csv.extend_from_slice(CSV_HEADER.as_bytes());
         }
         let csv = std::mem::take(&mut st.buffers.csv);
-        self.finish_output(&run.report_csv(), &mut st.cp.csv, csv, CSV_TYPE)
-            .await?;
+        self.finish_output(
+            &run.report_csv(),
+            &mut st.cp.csv,
+            csv,
+            CSV_TYPE,
+            &mut st.started,
+        )
+        .await?;
         if st.cp.failed.records > 0 {
             let mut last = std::mem::take(&mut st.buffers.failed);
             if !st.cp.failed.finished {
                 finalize::close_users(&mut last);
             }
             let key = run.failed_users();
-            self.finish_output(&key, &mut st.cp.failed, last, JSON_TYPE)
+            self.finish_output(&key, &mut st.cp.failed, last, JSON_TYPE, &mut st.started)
                 .await?;
             self.ledger.mark_purgeable(&key).await?;
             st.cp.report.failed_users_key = Some(FAILED_USERS.to_string());
@@ -447,7 +485,7 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                 finalize::close_users(&mut last);
             }
             let key = run.object(UNKNOWN_USERS);
-            self.finish_output(&key, &mut st.cp.unknown, last, JSON_TYPE)
+            self.finish_output(&key, &mut st.cp.unknown, last, JSON_TYPE, &mut st.started)
                 .await?;
             self.ledger.mark_purgeable(&key).await?;
             st.cp.report.unknown_users_key = Some(UNKNOWN_USERS.to_string());
@@ -520,7 +558,9 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                 .await?;
         }
         // The scratch objects go before the run stops being active (a carry may hold password
-        // hashes or emails); the checkpoint, which says "told", goes last.
+        // hashes or emails). The checkpoint, which says "told", stays: an invocation that
+        // started finalising before this one left finds it and stops, where it would otherwise
+        // create a checkpoint of its own and finalise the run again.
         let checkpoint = run.object(CHECKPOINT);
         let scratch: Vec<String> = self
             .ledger
@@ -536,7 +576,6 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
             .try_collect::<()>()
             .await?;
         self.ledger.delete(&run.active_marker()).await?;
-        self.ledger.delete(&checkpoint).await?;
         Ok(())
     }
 
@@ -589,6 +628,7 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
             Some(etag) => self.ledger.replace_versioned(&key, &st.cp, etag).await?,
         };
         st.saved_at = Instant::now();
+        let started = std::mem::take(&mut st.started);
         match written {
             Some(etag) => {
                 st.etag = Some(etag);
@@ -599,6 +639,10 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                     run_id = run.id(),
                     "another invocation is finalising this run; it goes on"
                 );
+                // Only this invocation knows these uploads: no checkpoint names them.
+                for (key, upload_id) in &started {
+                    self.ledger.abort_upload(key, upload_id).await?;
+                }
                 Ok(false)
             }
         }
@@ -648,8 +692,14 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
         for ((name, content_type), (output, buffer)) in OUTPUTS.iter().zip(each) {
             if buffer.len() >= self.part_bytes {
                 let bytes = std::mem::take(buffer);
-                self.store_part(&run.object(name), output, bytes, content_type)
-                    .await?;
+                self.store_part(
+                    &run.object(name),
+                    output,
+                    bytes,
+                    content_type,
+                    &mut st.started,
+                )
+                .await?;
             }
         }
         Ok(())
@@ -661,12 +711,14 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
         output: &mut Output,
         bytes: Vec<u8>,
         content_type: &str,
+        started: &mut Vec<(String, String)>,
     ) -> Result<(), PollError> {
         let upload_id = match &output.upload_id {
             Some(id) => id.clone(),
             None => {
                 let id = self.ledger.start_upload(key, content_type).await?;
                 output.upload_id = Some(id.clone());
+                started.push((key.to_string(), id.clone()));
                 id
             }
         };
@@ -686,6 +738,7 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
         output: &mut Output,
         last: Vec<u8>,
         content_type: &str,
+        started: &mut Vec<(String, String)>,
     ) -> Result<(), PollError> {
         if output.finished {
             return Ok(());
@@ -697,7 +750,8 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                 let listed = self.ledger.list(key).await?;
                 if !listed.iter().any(|(k, _)| k == key) {
                     if !last.is_empty() {
-                        self.store_part(key, output, last, content_type).await?;
+                        self.store_part(key, output, last, content_type, started)
+                            .await?;
                     }
                     self.ledger
                         .finish_upload(key, &upload_id, &output.parts)
@@ -920,7 +974,7 @@ mod tests {
         panic!("not finalised in 500 calls");
     }
 
-    async fn outputs(ledger: &Ledger<MemoryStore>, run: &RunPath) -> [Option<Vec<u8>>; 4] {
+    async fn outputs<S: ObjectStore>(ledger: &Ledger<S>, run: &RunPath) -> [Option<Vec<u8>>; 4] {
         let get =
             |key: String| async move { ledger.get_bytes(&key).await.unwrap().map(|(b, _)| b) };
         [
@@ -1011,18 +1065,21 @@ mod tests {
 
         // Nothing of the stage is left behind, and the run is no longer active.
         for ledger in [&whole, &cut] {
-            assert!(ledger
-                .list(&run.object(FINALIZE_DIR))
-                .await
-                .unwrap()
-                .is_empty());
-            assert!(ledger
-                .list(import_core::storage::UPLOADS_PREFIX)
-                .await
-                .unwrap()
-                .is_empty());
+            assert_eq!(left_behind(ledger, &run).await, Vec::<String>::new());
             assert!(!ledger.exists(&run.active_marker()).await.unwrap());
         }
+    }
+
+    /// What a finished finalisation left besides its checkpoint, which stays and says "told".
+    async fn left_behind<S: ObjectStore>(ledger: &Ledger<S>, run: &RunPath) -> Vec<String> {
+        let cp = ledger.get::<Checkpoint>(&run.object(CHECKPOINT)).await;
+        assert_eq!(cp.unwrap().map(|cp| cp.value.step), Some(Step::Told));
+        let mut left = ledger.list(&run.object(FINALIZE_DIR)).await.unwrap();
+        left.extend(ledger.list(UPLOADS_PREFIX).await.unwrap());
+        left.into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| *key != run.object(CHECKPOINT))
+            .collect()
     }
 
     #[tokio::test]
@@ -1067,6 +1124,7 @@ mod tests {
             etag: Some(cp.etag.clone()),
             buffers: Buffers::default(),
             rejected: Vec::new(),
+            started: Vec::new(),
             saved_at: Instant::now(),
         };
         let mut theirs = cp.value.clone();
@@ -1121,7 +1179,8 @@ mod tests {
         for (key, _) in parts {
             ledger.delete(&key).await.unwrap();
         }
-        // Calls go on until one finds the upload gone at Publish and starts over.
+        // Calls go on until one finds the upload gone (storing its next part, or completing
+        // it) and starts over.
         let mut steps = vec![step().await];
         while steps.last().unwrap() != &Some(Step::Totals { next: 0 }) {
             assert!(steps.len() < 500, "never started over: {steps:?}");
@@ -1129,14 +1188,134 @@ mod tests {
             assert!(matches!(finalized, Finalized::Paused));
             steps.push(step().await);
         }
-        assert_eq!(steps[steps.len() - 2], Some(Step::Publish), "{steps:?}");
+        assert!(
+            steps.len() > 1 && steps[steps.len() - 2] != Some(Step::Totals { next: 0 }),
+            "{steps:?}"
+        );
         finalise(&ledger, &run, &manifest, Duration::ZERO, 64).await;
         assert_eq!(outputs(&ledger, &run).await, expected);
-        assert!(ledger
-            .list(&run.object(FINALIZE_DIR))
-            .await
-            .unwrap()
-            .is_empty());
-        assert!(ledger.list(UPLOADS_PREFIX).await.unwrap().is_empty());
+        assert_eq!(left_behind(&ledger, &run).await, Vec::<String>::new());
+    }
+
+    /// A memory store that lets other tasks run before each request, a varying number of
+    /// times: two finalisations sharing it interleave request by request, differently for each
+    /// seed.
+    struct Interleaved {
+        inner: MemoryStore,
+        state: std::sync::Mutex<u64>,
+    }
+
+    impl Interleaved {
+        async fn pause(&self) {
+            let yields = {
+                let mut x = self.state.lock().unwrap();
+                // xorshift64
+                *x ^= *x << 13;
+                *x ^= *x >> 7;
+                *x ^= *x << 17;
+                *x % 4
+            };
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    impl ObjectStore for Interleaved {
+        async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+            self.pause().await;
+            self.inner.get_bytes(key).await
+        }
+        async fn get_pieces<E: From<StoreError> + Send>(
+            &self,
+            key: &str,
+            piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
+        ) -> Result<bool, E> {
+            self.pause().await;
+            self.inner.get_pieces(key, piece).await
+        }
+        async fn put_bytes(
+            &self,
+            key: &str,
+            bytes: Vec<u8>,
+            content_type: &str,
+            condition: import_core::storage::WriteIf<'_>,
+        ) -> Result<String, StoreError> {
+            self.pause().await;
+            self.inner
+                .put_bytes(key, bytes, content_type, condition)
+                .await
+        }
+        async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), StoreError> {
+            self.pause().await;
+            self.inner.put_file(key, path).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.pause().await;
+            self.inner.delete(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+            self.pause().await;
+            self.inner.list(prefix).await
+        }
+        async fn mark_purgeable(&self, key: &str) -> Result<(), StoreError> {
+            self.pause().await;
+            self.inner.mark_purgeable(key).await
+        }
+    }
+
+    /// Two invocations finalising the same run at once (a sweep that overran its tick, a
+    /// retried invocation), their requests interleaved differently for each seed: the run is
+    /// finalised once, with the bytes one pass writes, and nothing is left behind.
+    #[tokio::test]
+    async fn two_finalisations_interleaved_request_by_request_write_what_one_pass_writes() {
+        let run = RunPath::new("r4");
+        let (whole, manifest) = seeded(&run).await;
+        finalise(&whole, &run, &manifest, Duration::from_secs(3600), 64).await;
+        let expected = outputs(&whole, &run).await;
+        let config = config();
+        for seed in 1..=300u64 {
+            let (memory, manifest) = seeded(&run).await;
+            let ledger = Ledger::new(Interleaved {
+                inner: memory.store,
+                state: std::sync::Mutex::new(seed),
+            });
+            let (l, c, r, m) = (&ledger, &config, &run, &manifest);
+            let finalisation = |stop_after: Duration| async move {
+                let mut errors = Vec::new();
+                for _ in 0..2000 {
+                    if !l.exists(&r.active_marker()).await.unwrap() {
+                        return errors;
+                    }
+                    let call = Finalizer {
+                        ledger: l,
+                        config: c,
+                        notifier: &NoNotifier,
+                        stop_at: Instant::now() + stop_after,
+                        part_bytes: 64,
+                    };
+                    match call.run(r, m).await {
+                        Ok(Finalized::Done) => return errors,
+                        Ok(Finalized::Paused) => {}
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                }
+                panic!("seed {seed}: not finalised in 2000 calls");
+            };
+            // Calls that each do one unit of work, or one that runs to the end.
+            let other = [
+                Duration::ZERO,
+                Duration::from_millis(1),
+                Duration::from_secs(3600),
+            ];
+            let (a, b) = tokio::join!(
+                finalisation(Duration::ZERO),
+                finalisation(other[seed as usize % 3])
+            );
+            assert_eq!(outputs(&ledger, &run).await, expected, "seed {seed}");
+            assert!(a.is_empty() && b.is_empty(), "seed {seed}: {a:?} {b:?}");
+            let left = left_behind(&ledger, &run).await;
+            assert!(left.is_empty(), "seed {seed}: left behind {left:?}");
+        }
     }
 }
