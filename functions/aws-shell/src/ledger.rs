@@ -29,6 +29,34 @@ pub fn s3_ledger(client: Client, bucket: &str) -> S3Ledger {
 
 impl S3Store {
     /// The object at `key`, its body not read yet; `None` when there is none.
+    /// Every key under `prefix` (after `start_after`, when given) with its last-modified time.
+    async fn list_from(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_string))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.failed("LIST", prefix, describe(&e)))?;
+            for o in page.contents() {
+                let modified = o
+                    .last_modified()
+                    .map(|t| t.to_millis().unwrap_or(0))
+                    .unwrap_or(0);
+                out.push((o.key().unwrap_or_default().to_string(), modified));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether an upload is still open, asked after a part or a completion failed: S3 answers
     /// those with NoSuchUpload (404) once the upload is aborted, but moto with a 500, while
     /// both answer ListParts with NoSuchUpload.
@@ -323,25 +351,15 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.failed("LIST", prefix, describe(&e)))?;
-            for o in page.contents() {
-                let modified = o
-                    .last_modified()
-                    .map(|t| t.to_millis().unwrap_or(0))
-                    .unwrap_or(0);
-                out.push((o.key().unwrap_or_default().to_string(), modified));
-            }
-        }
-        Ok(out)
+        self.list_from(prefix, None).await
+    }
+
+    async fn list_after(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.list_from(prefix, Some(start_after)).await
     }
 }
 

@@ -589,6 +589,14 @@ impl<S: ObjectStore> Ledger<S> {
         self.store.list(prefix).await
     }
 
+    pub async fn list_after(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.store.list_after(prefix, start_after).await
+    }
+
     pub async fn mark_purgeable(&self, key: &str) -> Result<(), StoreError> {
         self.store.mark_purgeable(key).await
     }

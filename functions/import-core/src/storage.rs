@@ -86,6 +86,17 @@ pub trait ObjectStore: Sync {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Every key under `prefix` with its last-modified time (ms), in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// `list` of the keys after `start_after` only (S3: `StartAfter`, which skips the keys
+    /// before it on the server). This default lists all and skips them here.
+    async fn list_after(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut all = self.list(prefix).await?;
+        all.retain(|(key, _)| key.as_str() > start_after);
+        Ok(all)
+    }
     /// Marks an object holding password hashes for deletion by the store's retention rule
     /// (`layout::PURGE_TAG`). A store without one (a local folder) does nothing.
     async fn mark_purgeable(&self, key: &str) -> Result<(), StoreError>;

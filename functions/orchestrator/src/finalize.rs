@@ -771,8 +771,9 @@ fn without_errors(mut report: ChunkReport) -> ChunkReport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::testing::Watched;
     use import_core::jobs::{JobEnd, Summary, UserError};
     use import_core::manifest::{ChunkEntry, RejectEntry, RunStatus, Source, Transformations};
     use import_core::report::Unposted;
@@ -794,7 +795,7 @@ mod tests {
 
     /// A run of six chunks: all imported; two users failed by name; failed as a whole; in
     /// doubt; all imported; every user failed by name. Returns the store and the manifest.
-    async fn seeded(run: &RunPath) -> (Ledger<MemoryStore>, RunManifest) {
+    pub(crate) async fn seeded(run: &RunPath) -> (Ledger<MemoryStore>, RunManifest) {
         let ledger = Ledger::new(MemoryStore::default());
         let accepted: Vec<u64> = (0..USERS_IN).filter(|i| !REJECTED.contains(i)).collect();
         let mut chunks = Vec::new();
@@ -940,7 +941,7 @@ mod tests {
         (ledger, manifest)
     }
 
-    fn config() -> PollConfig {
+    pub(crate) fn config() -> PollConfig {
         PollConfig {
             bucket: "b".into(),
             secret_id: "s".into(),
@@ -1197,73 +1198,6 @@ mod tests {
         assert_eq!(left_behind(&ledger, &run).await, Vec::<String>::new());
     }
 
-    /// A memory store that lets other tasks run before each request, a varying number of
-    /// times: two finalisations sharing it interleave request by request, differently for each
-    /// seed.
-    struct Interleaved {
-        inner: MemoryStore,
-        state: std::sync::Mutex<u64>,
-    }
-
-    impl Interleaved {
-        async fn pause(&self) {
-            let yields = {
-                let mut x = self.state.lock().unwrap();
-                // xorshift64
-                *x ^= *x << 13;
-                *x ^= *x >> 7;
-                *x ^= *x << 17;
-                *x % 4
-            };
-            for _ in 0..yields {
-                tokio::task::yield_now().await;
-            }
-        }
-    }
-
-    impl ObjectStore for Interleaved {
-        async fn get_bytes(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
-            self.pause().await;
-            self.inner.get_bytes(key).await
-        }
-        async fn get_pieces<E: From<StoreError> + Send>(
-            &self,
-            key: &str,
-            piece: impl FnMut(&[u8]) -> Result<(), E> + Send,
-        ) -> Result<bool, E> {
-            self.pause().await;
-            self.inner.get_pieces(key, piece).await
-        }
-        async fn put_bytes(
-            &self,
-            key: &str,
-            bytes: Vec<u8>,
-            content_type: &str,
-            condition: import_core::storage::WriteIf<'_>,
-        ) -> Result<String, StoreError> {
-            self.pause().await;
-            self.inner
-                .put_bytes(key, bytes, content_type, condition)
-                .await
-        }
-        async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), StoreError> {
-            self.pause().await;
-            self.inner.put_file(key, path).await
-        }
-        async fn delete(&self, key: &str) -> Result<(), StoreError> {
-            self.pause().await;
-            self.inner.delete(key).await
-        }
-        async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
-            self.pause().await;
-            self.inner.list(prefix).await
-        }
-        async fn mark_purgeable(&self, key: &str) -> Result<(), StoreError> {
-            self.pause().await;
-            self.inner.mark_purgeable(key).await
-        }
-    }
-
     /// Two invocations finalising the same run at once (a sweep that overran its tick, a
     /// retried invocation), their requests interleaved differently for each seed: the run is
     /// finalised once, with the bytes one pass writes, and nothing is left behind.
@@ -1276,10 +1210,7 @@ mod tests {
         let config = config();
         for seed in 1..=300u64 {
             let (memory, manifest) = seeded(&run).await;
-            let ledger = Ledger::new(Interleaved {
-                inner: memory.store,
-                state: std::sync::Mutex::new(seed),
-            });
+            let ledger = Ledger::new(Watched::new(memory.store, Some(seed)));
             let (l, c, r, m) = (&ledger, &config, &run, &manifest);
             let finalisation = |stop_after: Duration| async move {
                 let mut errors = Vec::new();

@@ -5,3 +5,5 @@ pub mod finalize;
 pub mod poll;
 pub mod reconcile;
 pub mod submit;
+#[cfg(test)]
+mod testing;

@@ -116,6 +116,25 @@ impl LookSchedule {
     }
 }
 
+/// What the sweeps of one invocation keep of each active run, so that a sweep every few
+/// seconds does not read a large run whole each time: its manifest (written once, before the
+/// run is listed active), and the `reported_through` seq, up to which every chunk is reported.
+/// Reports are never removed while a run is active, so the keys up to there need not be
+/// listed again; reports land out of seq order, so that mark is where the first gap is.
+#[derive(Default)]
+struct Known {
+    runs: HashMap<String, KnownRun>,
+}
+
+struct KnownRun {
+    manifest: Arc<RunManifest>,
+    reported_through: u32,
+}
+
+/// Seqs are written with 6 digits (`layout::job_key`): listing from a key skips exactly the
+/// lower seqs only while every seq has that width.
+const LISTED_IN_SEQ_ORDER: u32 = 999_999;
+
 /// What one invocation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PollReport {
@@ -139,9 +158,10 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
     /// Sweeps every active run, again and again while jobs are in flight, until the deadline.
     pub async fn run(&self) -> Result<PollReport, PollError> {
         let mut report = PollReport::default();
+        let mut known = Known::default();
         loop {
             report.sweeps += 1;
-            let active = self.sweep(&mut report).await?;
+            let active = self.sweep_knowing(&mut report, &mut known).await?;
             report.active_jobs_left = active;
             if active == 0 || Instant::now() + self.config.interval + SAFETY_MARGIN > self.deadline
             {
@@ -153,19 +173,36 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
 
     /// One pass over the active runs; returns how many jobs are still in flight.
     pub async fn sweep(&self, report: &mut PollReport) -> Result<usize, PollError> {
+        self.sweep_knowing(report, &mut Known::default()).await
+    }
+
+    /// `sweep`, with what earlier sweeps of this invocation read of each run.
+    async fn sweep_knowing(
+        &self,
+        report: &mut PollReport,
+        known: &mut Known,
+    ) -> Result<usize, PollError> {
         let mut active = 0;
         let mut ended = Vec::new();
+        let mut listed = HashMap::new();
         for (key, _) in self.ledger.list(layout::ACTIVE_RUNS_PREFIX).await? {
             let Some(run_id) = layout::run_id_of_active_key(&key) else {
                 continue;
             };
             let run = RunPath::new(run_id);
-            let (in_flight, manifest) = self.poll_run(&run, report).await?;
+            let was = known.runs.remove(run_id);
+            let (in_flight, is_final, now) = match self.poll_run(&run, was, report).await? {
+                Some(polled) => polled,
+                None => continue,
+            };
             active += in_flight;
-            if let Some(manifest) = manifest {
-                ended.push((run, manifest));
+            if is_final {
+                ended.push((run, Arc::clone(&now.manifest)));
             }
+            listed.insert(run_id.to_string(), now);
         }
+        // Runs no longer active are forgotten.
+        known.runs = listed;
         // Runs whose last chunk is reported are finalised after every run's jobs were looked
         // at (and their slots freed): a long finalisation never holds up another run's refill.
         // Kept back for the last unit of work and the checkpoint's save: the sweep's margin, or
@@ -187,7 +224,8 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
                 stop_at,
                 part_bytes: import_core::finalize::PART_BYTES,
             };
-            if let crate::finalize::Finalized::Done = finalizer.run(&run, &manifest).await? {
+            if let crate::finalize::Finalized::Done = finalizer.run(&run, manifest.as_ref()).await?
+            {
                 report.runs_finalized.push(run.id().to_string());
             }
         }
@@ -252,24 +290,46 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
         Ok(())
     }
 
-    /// Follows a run's jobs and writes their chunk reports: (jobs still in flight, the manifest
-    /// when every chunk is reported and the run is to be finalised).
+    /// Follows a run's jobs and writes their chunk reports: (jobs still in flight, whether
+    /// every chunk is reported and the run is to be finalised, what the next sweep knows);
+    /// `None` for a run without a manifest. `known` is what the last sweep knew of the run.
     async fn poll_run(
         &self,
         run: &RunPath,
+        known: Option<KnownRun>,
         report: &mut PollReport,
-    ) -> Result<(usize, Option<RunManifest>), PollError> {
-        let Some(manifest) = self.ledger.get::<RunManifest>(&run.manifest()).await? else {
-            return Ok((0, None));
+    ) -> Result<Option<(usize, bool, KnownRun)>, PollError> {
+        let (manifest, through) = match known {
+            Some(known) => (known.manifest, known.reported_through),
+            None => match self.ledger.get::<RunManifest>(&run.manifest()).await? {
+                Some(manifest) => (Arc::new(manifest.value), 0),
+                None => return Ok(None),
+            },
         };
-        let manifest = manifest.value;
-        let listed_reports = self.ledger.list(&run.reports()).await?;
+        let max_seq = manifest.chunks.iter().map(|c| c.seq).max().unwrap_or(0);
+        // Every seq up to `through` is reported: only the keys after it are listed.
+        let (listed_reports, listed_jobs) = if through > 0 && max_seq <= LISTED_IN_SEQ_ORDER {
+            (
+                self.ledger
+                    .list_after(&run.reports(), &run.report(through))
+                    .await?,
+                self.ledger
+                    .list_after(&run.jobs(), &run.job(through))
+                    .await?,
+            )
+        } else {
+            (
+                self.ledger.list(&run.reports()).await?,
+                self.ledger.list(&run.jobs()).await?,
+            )
+        };
         let reported: BTreeSet<u32> = run
             .seqs(listed_reports.iter().map(|(k, _)| k), seq_of_report_key)
+            .filter(|seq| *seq > through)
             .collect();
-        let listed_jobs = self.ledger.list(&run.jobs()).await?;
         let claimed: BTreeSet<u32> = run
             .seqs(listed_jobs.iter().map(|(k, _)| k), layout::seq_of_job_key)
+            .filter(|seq| *seq > through)
             .collect();
         let mut in_flight = 0;
         let mut new_reports = Vec::new();
@@ -286,7 +346,11 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
         let refused = self.ledger.get_bytes(&run.submit_failed()).await?;
         if let (Some((bytes, _)), 0) = (refused, in_flight) {
             let message = refusal_message(&bytes);
-            for chunk in manifest.chunks.iter().filter(|c| !claimed.contains(&c.seq)) {
+            // Each once: a refused run's finalisation spans sweeps.
+            let unposted = manifest.chunks.iter().filter(|c| {
+                c.seq > through && !claimed.contains(&c.seq) && !reported.contains(&c.seq)
+            });
+            for chunk in unposted {
                 new_reports.push(ChunkReport::unposted(
                     chunk.seq,
                     layout::external_id(run.id(), chunk.seq),
@@ -314,19 +378,41 @@ impl<S: ObjectStore, N: RunNotifier> Poller<'_, S, N> {
                 .chunks_reported
                 .push(format!("{}:{}", run.id(), r.seq));
         }
-        let done = reported.len() + new_reports.len();
+        // Seqs up to `through` count as claimed and reported (a refused run's unposted chunks
+        // among them were never claimed, but are not pending either).
+        let mut after: Vec<u32> = manifest
+            .chunks
+            .iter()
+            .map(|c| c.seq)
+            .filter(|seq| *seq > through)
+            .collect();
+        after.sort_unstable();
+        let through_count = manifest.chunks.len() - after.len();
+        let mut now_reported = reported;
+        now_reported.extend(new_reports.iter().map(|r| r.seq));
+        let done = through_count + now_reported.len();
         let is_final = done >= manifest.chunks.len();
         self.update_status(
             run,
             &manifest,
             &new_reports,
-            claimed.len(),
+            through_count + claimed.len(),
             in_flight,
             done,
             is_final,
         )
         .await?;
-        Ok((in_flight, is_final.then_some(manifest)))
+        // The mark moves over the chunks reported without a gap, in seq order.
+        let reported_through = after
+            .into_iter()
+            .take_while(|seq| now_reported.contains(seq))
+            .last()
+            .unwrap_or(through);
+        let known = KnownRun {
+            manifest,
+            reported_through,
+        };
+        Ok(Some((in_flight, is_final, known)))
     }
 
     /// Follows one claimed chunk. `Some(report)` once it is final; `None` while in flight.
@@ -588,4 +674,85 @@ pub(crate) fn refusal_message(marker: &[u8]) -> String {
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| "Auth0 refused the run".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finalize::tests::{config, seeded};
+    use crate::testing::Watched;
+    use import_core::auth0::Auth0Credentials;
+    use import_core::run_end::NoNotifier;
+
+    /// A sweep every few seconds must not list a large run whole each time (15 LISTs at 10 M
+    /// users): after an invocation's first sweep, only the keys past the chunks reported without
+    /// a gap are listed. Reports land out of order, so that mark waits at the first gap.
+    #[tokio::test]
+    async fn sweeps_list_only_past_the_chunks_reported_without_a_gap() {
+        let run = RunPath::new("r5");
+        let (memory, manifest) = seeded(&run).await;
+        assert_eq!(manifest.chunks.len(), 6);
+        memory.put(&run.manifest(), &manifest).await.unwrap();
+        // Chunks 3 and 5 are not reported yet (nor claimed: nothing to ask Auth0).
+        let mut held = Vec::new();
+        for seq in [3, 5] {
+            let (bytes, _) = memory.get_bytes(&run.report(seq)).await.unwrap().unwrap();
+            memory.delete(&run.report(seq)).await.unwrap();
+            held.push((run.report(seq), bytes));
+        }
+        let ledger = Ledger::new(Watched::new(memory.store, None));
+        // Never called: no chunk is in flight.
+        let api = ManagementApi::new(Auth0Credentials::StaticToken {
+            base_url: "http://127.0.0.1:9".into(),
+            token: "unused".into(),
+        })
+        .unwrap();
+        let config = config();
+        let poller = Poller {
+            ledger: &ledger,
+            api: &api,
+            config: &config,
+            notifier: &NoNotifier,
+            deadline: Instant::now() + Duration::from_secs(600),
+        };
+        let mut known = Known::default();
+        let finalized = std::cell::RefCell::new(Vec::new());
+        let sweep = async |known: &mut Known| {
+            let mut report = PollReport::default();
+            poller.sweep_knowing(&mut report, known).await.unwrap();
+            finalized.borrow_mut().extend(report.runs_finalized);
+            let status: RunProgress = ledger.get(&run.status()).await.unwrap().unwrap().value;
+            let lists: Vec<(String, Option<String>)> = ledger
+                .store
+                .take_lists()
+                .into_iter()
+                .filter(|(prefix, _)| prefix.starts_with(&run.object("")))
+                .collect();
+            (status.chunks_done, status.final_report, lists)
+        };
+        let whole = vec![(run.reports(), None), (run.jobs(), None)];
+        let after = |seq| {
+            vec![
+                (run.reports(), Some(run.report(seq))),
+                (run.jobs(), Some(run.job(seq))),
+            ]
+        };
+        // The invocation's first sweep lists all: 1, 2, 4 and 6 are reported.
+        assert_eq!(sweep(&mut known).await, (4, false, whole.clone()));
+        // 5 lands: listed past 2, the first gap being at 3.
+        let (key, bytes) = held.pop().unwrap();
+        ledger.put_raw(&key, bytes, "").await.unwrap();
+        assert_eq!(sweep(&mut known).await, (5, false, after(2)));
+        // 3 lands, still past 2; every chunk is reported and the run is finalised.
+        let (key, bytes) = held.pop().unwrap();
+        ledger.put_raw(&key, bytes, "").await.unwrap();
+        let (done, is_final, lists) = sweep(&mut known).await;
+        assert_eq!((done, is_final), (6, true));
+        assert_eq!(lists[..2], after(2));
+        assert_eq!(*finalized.borrow(), vec!["r5".to_string()]);
+        assert!(!ledger.exists(&run.active_marker()).await.unwrap());
+        // No longer active: not listed, and forgotten.
+        assert_eq!(sweep(&mut known).await.2, Vec::new());
+        assert!(known.runs.is_empty());
+    }
 }

@@ -1,7 +1,8 @@
 //! The S3 store's resumable pieces against moto: an upload whose parts are stored one call at a
 //! time and completed later (a run's finalisation spans invocations this way), completing it a
 //! second time (an invocation that died before it could record so), an upload aborted under a
-//! paused finalisation (S3 aborts uploads left for a day), and reads from an offset.
+//! paused finalisation (S3 aborts uploads left for a day), reads from an offset, and listings
+//! that start after a key (poll's sweeps).
 
 use import_core::ledger::StoreError;
 use import_core::storage::{UploadedPart, MIN_PART_BYTES};
@@ -103,4 +104,44 @@ async fn an_aborted_upload_is_gone() {
     assert!(gone(ledger.finish_upload(key, &upload_id, &parts).await));
     assert_eq!(ledger.get_bytes(key).await.unwrap(), None);
     ledger.abort_upload(key, &upload_id).await.unwrap();
+}
+
+/// Poll's sweeps list a run's reports and jobs from past the chunks reported without a gap:
+/// S3's StartAfter skips every key up to it, across pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_starts_after_a_key() {
+    let w = World::start(quick()).await;
+    let ledger = &w.pipeline.ledger;
+    let run = import_core::layout::RunPath::new("r");
+    // More than a page (1,000 keys), so the start is kept from one page to the next.
+    let seqs: Vec<u32> = (1..=1_100).collect();
+    let report_keys: Vec<String> = seqs.iter().map(|&seq| run.report(seq)).collect();
+    futures_util::future::try_join_all(
+        report_keys
+            .iter()
+            .map(|key| ledger.put_raw(key, b"{}".to_vec(), "")),
+    )
+    .await
+    .unwrap();
+    ledger
+        .put_raw(&run.job(7), b"{}".to_vec(), "")
+        .await
+        .unwrap();
+    let keys = |listed: Vec<(String, i64)>| -> Vec<String> {
+        listed.into_iter().map(|(key, _)| key).collect()
+    };
+    let after = ledger
+        .list_after(&run.reports(), &run.report(40))
+        .await
+        .unwrap();
+    let expected: Vec<String> = (41..=1_100).map(|seq| run.report(seq)).collect();
+    assert_eq!(keys(after), expected);
+    // Past the last key: nothing; under another prefix: only that prefix.
+    let none = ledger
+        .list_after(&run.reports(), &run.report(1_100))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let jobs = ledger.list_after(&run.jobs(), &run.job(2)).await.unwrap();
+    assert_eq!(keys(jobs), vec![run.job(7)]);
 }
