@@ -1071,6 +1071,13 @@ pub(crate) mod tests {
         }
     }
 
+    /// The outputs of the run finalised in one call.
+    async fn one_pass(run: &RunPath) -> [Option<Vec<u8>>; 4] {
+        let (whole, manifest) = seeded(run).await;
+        finalise(&whole, run, &manifest, Duration::from_secs(3600), 64).await;
+        outputs(&whole, run).await
+    }
+
     /// What a finished finalisation left besides its checkpoint, which stays and says "told".
     async fn left_behind<S: ObjectStore>(ledger: &Ledger<S>, run: &RunPath) -> Vec<String> {
         let cp = ledger.get::<Checkpoint>(&run.object(CHECKPOINT)).await;
@@ -1144,9 +1151,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_upload_aborted_under_a_paused_finalisation_starts_it_over() {
         let run = RunPath::new("r3");
-        let (whole, manifest) = seeded(&run).await;
-        finalise(&whole, &run, &manifest, Duration::from_secs(3600), 64).await;
-        let expected = outputs(&whole, &run).await;
+        let expected = one_pass(&run).await;
 
         let (ledger, manifest) = seeded(&run).await;
         let config = config();
@@ -1204,9 +1209,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn two_finalisations_interleaved_request_by_request_write_what_one_pass_writes() {
         let run = RunPath::new("r4");
-        let (whole, manifest) = seeded(&run).await;
-        finalise(&whole, &run, &manifest, Duration::from_secs(3600), 64).await;
-        let expected = outputs(&whole, &run).await;
+        let expected = one_pass(&run).await;
         let config = config();
         for seed in 1..=300u64 {
             let (memory, manifest) = seeded(&run).await;
