@@ -158,6 +158,15 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
             Err(PollError::Store(StoreError::UploadGone { key })) => {
                 self.start_over(run, manifest, st, &key).await
             }
+            // Another invocation finished the run and removed its scratch objects while this
+            // one read them: nothing is wrong, and nothing is left to do.
+            Err(PollError::Store(e)) if !self.ledger.exists(&run.active_marker()).await? => {
+                tracing::info!(run_id = run.id(), error = %e, "another invocation finished this run");
+                for (key, upload_id) in &st.started {
+                    self.ledger.abort_upload(key, upload_id).await?;
+                }
+                Ok(Finalized::Done)
+            }
             other => other,
         }
     }
@@ -1201,6 +1210,47 @@ pub(crate) mod tests {
         finalise(&ledger, &run, &manifest, Duration::ZERO, 64).await;
         assert_eq!(outputs(&ledger, &run).await, expected);
         assert_eq!(left_behind(&ledger, &run).await, Vec::<String>::new());
+    }
+
+    /// An invocation that loaded the checkpoint before another finished the run (and removed
+    /// its scratch objects) finds them gone: it is done, not failed.
+    #[tokio::test]
+    async fn a_finalisation_finished_by_another_meanwhile_is_done() {
+        let run = RunPath::new("r6");
+        let (ledger, manifest) = seeded(&run).await;
+        let config = config();
+        let call = || Finalizer {
+            ledger: &ledger,
+            config: &config,
+            notifier: &NoNotifier,
+            stop_at: Instant::now(),
+            part_bytes: 64,
+        };
+        // Paused in Users, which reads the rejected indexes saved by Rejects.
+        loop {
+            call().run(&run, &manifest).await.unwrap();
+            let cp = ledger
+                .get::<Checkpoint>(&run.object(CHECKPOINT))
+                .await
+                .unwrap();
+            if matches!(cp.unwrap().value.step, Step::Users { .. }) {
+                break;
+            }
+        }
+        // The other invocation's leaving: its scratch objects and the active marker go.
+        for (key, _) in ledger.list(&run.object(FINALIZE_DIR)).await.unwrap() {
+            if key != run.object(CHECKPOINT) {
+                ledger.delete(&key).await.unwrap();
+            }
+        }
+        ledger.delete(&run.active_marker()).await.unwrap();
+        assert!(matches!(
+            call().run(&run, &manifest).await.unwrap(),
+            Finalized::Done
+        ));
+        // While the run is active, a scratch object missing is an error.
+        ledger.put(&run.active_marker(), &json!({})).await.unwrap();
+        assert!(call().run(&run, &manifest).await.is_err());
     }
 
     /// Two invocations finalising the same run at once (a sweep that overran its tick, a
