@@ -28,7 +28,6 @@ pub fn s3_ledger(client: Client, bucket: &str) -> S3Ledger {
 }
 
 impl S3Store {
-    /// The object at `key`, its body not read yet; `None` when there is none.
     /// Every key under `prefix` (after `start_after`, when given) with its last-modified time.
     async fn list_from(
         &self,
@@ -77,6 +76,7 @@ impl S3Store {
         }
     }
 
+    /// The object at `key`, its body not read yet; `None` when there is none.
     async fn get_object(&self, key: &str) -> Result<Option<GetObjectOutput>, StoreError> {
         match self
             .client

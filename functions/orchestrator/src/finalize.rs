@@ -122,17 +122,49 @@ const JSON_TYPE: &str = "application/json";
 impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
     /// Goes on with the run's finalisation from its checkpoint, until it is done or `stop_at`.
     pub async fn run(&self, run: &RunPath, manifest: &RunManifest) -> Result<Finalized, PollError> {
-        let mut st = match self
+        let (error, started) = match self.load(run, manifest).await {
+            // Left already, by an invocation finalising it at the same time.
+            Ok(None) => return Ok(Finalized::Done),
+            Ok(Some(mut st)) => match self.go(run, manifest, &mut st).await {
+                Err(PollError::Store(StoreError::UploadGone { key })) => {
+                    return self.start_over(run, manifest, st, &key).await
+                }
+                Err(PollError::Store(e)) => (e, st.started),
+                other => return other,
+            },
+            Err(PollError::Store(e)) => (e, Vec::new()),
+            Err(e) => return Err(e),
+        };
+        // Another invocation finished the run and removed its scratch objects (carries,
+        // rejected indexes) while this one read them: nothing is wrong, and nothing is left
+        // to do. While the run is active, the error is one.
+        if self.ledger.exists(&run.active_marker()).await? {
+            return Err(error.into());
+        }
+        tracing::info!(run_id = run.id(), error = %error, "another invocation finished this run");
+        for (key, upload_id) in &started {
+            self.ledger.abort_upload(key, upload_id).await?;
+        }
+        Ok(Finalized::Done)
+    }
+
+    /// The state saved by the last checkpoint (or the start); `None` when the run was left
+    /// already.
+    async fn load(
+        &self,
+        run: &RunPath,
+        manifest: &RunManifest,
+    ) -> Result<Option<State>, PollError> {
+        let st = match self
             .ledger
             .get::<Checkpoint>(&run.object(CHECKPOINT))
             .await?
         {
-            // Left already, by an invocation finalising it at the same time.
             Some(saved)
                 if saved.value.step == Step::Told
                     && !self.ledger.exists(&run.active_marker()).await? =>
             {
-                return Ok(Finalized::Done);
+                return Ok(None);
             }
             Some(saved) => {
                 let buffers = self.load_carry(run, saved.value.carry.as_deref()).await?;
@@ -154,21 +186,7 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
                 saved_at: Instant::now(),
             },
         };
-        match self.go(run, manifest, &mut st).await {
-            Err(PollError::Store(StoreError::UploadGone { key })) => {
-                self.start_over(run, manifest, st, &key).await
-            }
-            // Another invocation finished the run and removed its scratch objects while this
-            // one read them: nothing is wrong, and nothing is left to do.
-            Err(PollError::Store(e)) if !self.ledger.exists(&run.active_marker()).await? => {
-                tracing::info!(run_id = run.id(), error = %e, "another invocation finished this run");
-                for (key, upload_id) in &st.started {
-                    self.ledger.abort_upload(key, upload_id).await?;
-                }
-                Ok(Finalized::Done)
-            }
-            other => other,
-        }
+        Ok(Some(st))
     }
 
     /// The steps from the checkpoint in `st` on, until done or `stop_at`.
@@ -243,13 +261,18 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
             saved_at: Instant::now(),
         };
         if self.save(run, &mut fresh).await? {
+            // Best effort, each on its own: no checkpoint names these any more, so one left
+            // behind by an error is only S3's lifecycle rule's to abort.
             for ((name, _), output) in OUTPUTS.iter().zip(outputs(&mut st.cp)) {
+                let key = run.object(name);
                 if let (Some(upload_id), false) = (&output.upload_id, output.finished) {
-                    self.ledger
-                        .abort_upload(&run.object(name), upload_id)
-                        .await?;
+                    if let Err(e) = self.ledger.abort_upload(&key, upload_id).await {
+                        tracing::warn!(run_id = run.id(), key, error = %e, "an old upload not aborted");
+                    }
                 }
-                self.ledger.delete(&run.object(name)).await?;
+                if let Err(e) = self.ledger.delete(&key).await {
+                    tracing::warn!(run_id = run.id(), key, error = %e, "an old output not removed");
+                }
             }
         }
         Ok(Finalized::Paused)
@@ -607,13 +630,13 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
         let token = finalize::save_token();
         let buffers = st.buffers.each();
         if buffers.iter().any(|b| !b.is_empty()) {
+            // All three, empty ones too: a carry the checkpoint names and cannot be found was
+            // removed (the run was left by another invocation), never taken for empty bytes.
             for ((name, _), bytes) in OUTPUTS.iter().zip(buffers) {
-                if !bytes.is_empty() {
-                    let key = run.object(&format!("{FINALIZE_DIR}carry-{token}/{name}"));
-                    self.ledger
-                        .put_raw(&key, bytes.clone(), "application/octet-stream")
-                        .await?;
-                }
+                let key = run.object(&format!("{FINALIZE_DIR}carry-{token}/{name}"));
+                self.ledger
+                    .put_raw(&key, bytes.clone(), "application/octet-stream")
+                    .await?;
             }
             st.cp.carry = Some(token.clone());
         } else {
@@ -632,10 +655,20 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
             st.rejected.clear();
         }
         let key = run.object(CHECKPOINT);
-        let written = match &st.etag {
+        let mut written = match &st.etag {
             None => self.ledger.create_versioned(&key, &st.cp).await?,
             Some(etag) => self.ledger.replace_versioned(&key, &st.cp, etag).await?,
         };
+        if written.is_none() {
+            // The SDK retries a write whose answer was lost; when the first try had landed, the
+            // retry's condition fails. The checkpoint then holds exactly this state: it won.
+            written = self
+                .ledger
+                .get::<Checkpoint>(&key)
+                .await?
+                .filter(|saved| saved.value == st.cp)
+                .map(|saved| saved.etag);
+        }
         st.saved_at = Instant::now();
         let started = std::mem::take(&mut st.started);
         match written {
@@ -665,9 +698,12 @@ impl<S: ObjectStore, N: RunNotifier> Finalizer<'_, S, N> {
         };
         for ((name, _), buffer) in OUTPUTS.iter().zip(buffers.each()) {
             let key = run.object(&format!("{FINALIZE_DIR}carry-{token}/{name}"));
-            if let Some((bytes, _)) = self.ledger.get_bytes(&key).await? {
-                *buffer = bytes;
-            }
+            let (bytes, _) = self
+                .ledger
+                .get_bytes(&key)
+                .await?
+                .ok_or(StoreError::NotFound { key })?;
+            *buffer = bytes;
         }
         Ok(buffers)
     }
@@ -1251,6 +1287,95 @@ pub(crate) mod tests {
         // While the run is active, a scratch object missing is an error.
         ledger.put(&run.active_marker(), &json!({})).await.unwrap();
         assert!(call().run(&run, &manifest).await.is_err());
+    }
+
+    /// An invocation that read the checkpoint at Publish just before another finished the run
+    /// finds the carries it names removed: it stops, and does not write the reports again from
+    /// empty buffers (found in review: report.csv would have become empty).
+    #[tokio::test]
+    async fn a_late_invocation_at_publish_leaves_the_reports_whole() {
+        let run = RunPath::new("r7");
+        let expected = one_pass(&run).await;
+        let (ledger, manifest) = seeded(&run).await;
+        let config = config();
+        let call = |stop_at| Finalizer {
+            ledger: &ledger,
+            config: &config,
+            notifier: &NoNotifier,
+            stop_at,
+            // A small run's outputs wait whole in the carry until Publish.
+            part_bytes: finalize::PART_BYTES,
+        };
+        let at_publish = loop {
+            call(Instant::now()).run(&run, &manifest).await.unwrap();
+            let cp = ledger
+                .get::<Checkpoint>(&run.object(CHECKPOINT))
+                .await
+                .unwrap();
+            let cp = cp.unwrap().value;
+            if cp.step == Step::Publish {
+                break cp;
+            }
+        };
+        assert!(at_publish.carry.is_some());
+        // One invocation finishes the run; the other read the checkpoint at Publish before.
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert!(matches!(
+            call(far).run(&run, &manifest).await.unwrap(),
+            Finalized::Done
+        ));
+        assert_eq!(outputs(&ledger, &run).await, expected);
+        ledger
+            .put(&run.object(CHECKPOINT), &at_publish)
+            .await
+            .unwrap();
+        assert!(matches!(
+            call(far).run(&run, &manifest).await.unwrap(),
+            Finalized::Done
+        ));
+        assert_eq!(outputs(&ledger, &run).await, expected);
+    }
+
+    /// The SDK retries a write whose answer was lost; when the first try had landed, the retry
+    /// is refused (its condition no longer holds). A checkpoint saved that way was saved: the
+    /// call does not take itself for the loser and abort the uploads it just recorded (found in
+    /// review: the next call then found them gone and started the run over).
+    #[tokio::test]
+    async fn a_save_whose_answer_was_lost_is_a_save() {
+        let run = RunPath::new("r8");
+        let expected = one_pass(&run).await;
+        let (memory, manifest) = seeded(&run).await;
+        let ledger = Ledger::new(Watched::new(memory.store, None));
+        *ledger.store.lose_answers_to.lock().unwrap() = Some(run.object(CHECKPOINT));
+        let config = config();
+        let mut steps = Vec::new();
+        loop {
+            let call = Finalizer {
+                ledger: &ledger,
+                config: &config,
+                notifier: &NoNotifier,
+                stop_at: Instant::now(),
+                part_bytes: 64,
+            };
+            if let Finalized::Done = call.run(&run, &manifest).await.unwrap() {
+                break;
+            }
+            let cp = ledger.get::<Checkpoint>(&run.object(CHECKPOINT)).await;
+            steps.push(cp.unwrap().unwrap().value.step);
+            assert!(
+                steps.len() < 500,
+                "not finalised, steps begin {:?}",
+                &steps[..6]
+            );
+        }
+        // Every call went on from where the last one stopped: never back to the start.
+        let starts = steps
+            .iter()
+            .filter(|step| **step == Step::Totals { next: 0 })
+            .count();
+        assert!(starts <= 1, "started over {starts} times");
+        assert_eq!(outputs(&ledger, &run).await, expected);
+        assert_eq!(left_behind(&ledger, &run).await, Vec::<String>::new());
     }
 
     /// Two invocations finalising the same run at once (a sweep that overran its tick, a

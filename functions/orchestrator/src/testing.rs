@@ -14,6 +14,9 @@ pub(crate) struct Watched {
     seed: Mutex<Option<u64>>,
     /// Each listing: (prefix, start_after), in order.
     lists: Mutex<Vec<(String, Option<String>)>>,
+    /// A key whose writes land but are answered "condition failed", as the retry of a write
+    /// whose first answer was lost is answered.
+    pub(crate) lose_answers_to: Mutex<Option<String>>,
 }
 
 impl Watched {
@@ -22,6 +25,7 @@ impl Watched {
             inner,
             seed: Mutex::new(seed),
             lists: Mutex::new(Vec::new()),
+            lose_answers_to: Mutex::new(None),
         }
     }
 
@@ -67,9 +71,16 @@ impl ObjectStore for Watched {
         condition: WriteIf<'_>,
     ) -> Result<String, StoreError> {
         self.pause().await;
-        self.inner
+        let written = self
+            .inner
             .put_bytes(key, bytes, content_type, condition)
-            .await
+            .await?;
+        if self.lose_answers_to.lock().unwrap().as_deref() == Some(key) {
+            return Err(StoreError::ConditionFailed {
+                key: key.to_string(),
+            });
+        }
+        Ok(written)
     }
     async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), StoreError> {
         self.pause().await;
