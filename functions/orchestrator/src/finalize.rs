@@ -1116,6 +1116,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// A finalisation call on `ledger`, stopping at `stop_at`.
+    fn finalizer<'a, S: ObjectStore>(
+        ledger: &'a Ledger<S>,
+        config: &'a PollConfig,
+        stop_at: Instant,
+        part_bytes: usize,
+    ) -> Finalizer<'a, S, NoNotifier> {
+        Finalizer {
+            ledger,
+            config,
+            notifier: &NoNotifier,
+            stop_at,
+            part_bytes,
+        }
+    }
+
     /// The outputs of the run finalised in one call.
     async fn one_pass(run: &RunPath) -> [Option<Vec<u8>>; 4] {
         let (whole, manifest) = seeded(run).await;
@@ -1140,13 +1156,7 @@ pub(crate) mod tests {
         let run = RunPath::new("r2");
         let (ledger, manifest) = seeded(&run).await;
         let config = config();
-        let at = |stop_at| Finalizer {
-            ledger: &ledger,
-            config: &config,
-            notifier: &NoNotifier,
-            stop_at,
-            part_bytes: 64,
-        };
+        let at = |stop_at| finalizer(&ledger, &config, stop_at, 64);
         // A call finds the checkpoint a step further each time.
         let mut steps = Vec::new();
         for _ in 0..4 {
@@ -1200,13 +1210,7 @@ pub(crate) mod tests {
 
         let (ledger, manifest) = seeded(&run).await;
         let config = config();
-        let call = || Finalizer {
-            ledger: &ledger,
-            config: &config,
-            notifier: &NoNotifier,
-            stop_at: Instant::now(),
-            part_bytes: 64,
-        };
+        let call = || finalizer(&ledger, &config, Instant::now(), 64);
         let step = || async {
             ledger
                 .get::<Checkpoint>(&run.object(CHECKPOINT))
@@ -1255,13 +1259,7 @@ pub(crate) mod tests {
         let run = RunPath::new("r6");
         let (ledger, manifest) = seeded(&run).await;
         let config = config();
-        let call = || Finalizer {
-            ledger: &ledger,
-            config: &config,
-            notifier: &NoNotifier,
-            stop_at: Instant::now(),
-            part_bytes: 64,
-        };
+        let call = || finalizer(&ledger, &config, Instant::now(), 64);
         // Paused in Users, which reads the rejected indexes saved by Rejects.
         loop {
             call().run(&run, &manifest).await.unwrap();
@@ -1298,14 +1296,8 @@ pub(crate) mod tests {
         let expected = one_pass(&run).await;
         let (ledger, manifest) = seeded(&run).await;
         let config = config();
-        let call = |stop_at| Finalizer {
-            ledger: &ledger,
-            config: &config,
-            notifier: &NoNotifier,
-            stop_at,
-            // A small run's outputs wait whole in the carry until Publish.
-            part_bytes: finalize::PART_BYTES,
-        };
+        // A small run's outputs wait whole in the carry until Publish.
+        let call = |stop_at| finalizer(&ledger, &config, stop_at, finalize::PART_BYTES);
         let at_publish = loop {
             call(Instant::now()).run(&run, &manifest).await.unwrap();
             let cp = ledger
