@@ -1139,10 +1139,15 @@ pub(crate) mod tests {
         outputs(&whole, run).await
     }
 
+    /// The run's saved checkpoint, if any.
+    async fn saved<S: ObjectStore>(ledger: &Ledger<S>, run: &RunPath) -> Option<Checkpoint> {
+        let cp = ledger.get::<Checkpoint>(&run.object(CHECKPOINT)).await;
+        cp.unwrap().map(|cp| cp.value)
+    }
+
     /// What a finished finalisation left besides its checkpoint, which stays and says "told".
     async fn left_behind<S: ObjectStore>(ledger: &Ledger<S>, run: &RunPath) -> Vec<String> {
-        let cp = ledger.get::<Checkpoint>(&run.object(CHECKPOINT)).await;
-        assert_eq!(cp.unwrap().map(|cp| cp.value.step), Some(Step::Told));
+        assert_eq!(saved(ledger, run).await.map(|cp| cp.step), Some(Step::Told));
         let mut left = ledger.list(&run.object(FINALIZE_DIR)).await.unwrap();
         left.extend(ledger.list(UPLOADS_PREFIX).await.unwrap());
         left.into_iter()
@@ -1164,13 +1169,7 @@ pub(crate) mod tests {
                 at(Instant::now()).run(&run, &manifest).await.unwrap(),
                 Finalized::Paused
             ));
-            let cp = ledger
-                .get::<Checkpoint>(&run.object(CHECKPOINT))
-                .await
-                .unwrap()
-                .unwrap()
-                .value;
-            steps.push(cp.step);
+            steps.push(saved(&ledger, &run).await.unwrap().step);
         }
         for (i, step) in steps.iter().enumerate() {
             assert!(!steps[..i].contains(step), "no progress: {steps:?}");
@@ -1211,21 +1210,12 @@ pub(crate) mod tests {
         let (ledger, manifest) = seeded(&run).await;
         let config = config();
         let call = || finalizer(&ledger, &config, Instant::now(), 64);
-        let step = || async {
-            ledger
-                .get::<Checkpoint>(&run.object(CHECKPOINT))
-                .await
-                .unwrap()
-                .map(|cp| cp.value.step)
-        };
+        let step = || async { saved(&ledger, &run).await.map(|cp| cp.step) };
         // Paused once parts of failed-users.json are stored, then a day passes: the parts go.
         loop {
             call().run(&run, &manifest).await.unwrap();
-            let cp = ledger
-                .get::<Checkpoint>(&run.object(CHECKPOINT))
-                .await
-                .unwrap();
-            if cp.is_some_and(|cp| !cp.value.failed.parts.is_empty()) {
+            let cp = saved(&ledger, &run).await;
+            if cp.is_some_and(|cp| !cp.failed.parts.is_empty()) {
                 break;
             }
         }
@@ -1263,11 +1253,7 @@ pub(crate) mod tests {
         // Paused in Users, which reads the rejected indexes saved by Rejects.
         loop {
             call().run(&run, &manifest).await.unwrap();
-            let cp = ledger
-                .get::<Checkpoint>(&run.object(CHECKPOINT))
-                .await
-                .unwrap();
-            if matches!(cp.unwrap().value.step, Step::Users { .. }) {
+            if matches!(saved(&ledger, &run).await.unwrap().step, Step::Users { .. }) {
                 break;
             }
         }
@@ -1300,11 +1286,7 @@ pub(crate) mod tests {
         let call = |stop_at| finalizer(&ledger, &config, stop_at, finalize::PART_BYTES);
         let at_publish = loop {
             call(Instant::now()).run(&run, &manifest).await.unwrap();
-            let cp = ledger
-                .get::<Checkpoint>(&run.object(CHECKPOINT))
-                .await
-                .unwrap();
-            let cp = cp.unwrap().value;
+            let cp = saved(&ledger, &run).await.unwrap();
             if cp.step == Step::Publish {
                 break cp;
             }
@@ -1352,8 +1334,7 @@ pub(crate) mod tests {
             if let Finalized::Done = call.run(&run, &manifest).await.unwrap() {
                 break;
             }
-            let cp = ledger.get::<Checkpoint>(&run.object(CHECKPOINT)).await;
-            steps.push(cp.unwrap().unwrap().value.step);
+            steps.push(saved(&ledger, &run).await.unwrap().step);
             assert!(
                 steps.len() < 500,
                 "not finalised, steps begin {:?}",
